@@ -1,0 +1,113 @@
+"""The VAE of the demo (784-400-20 MLP) and its class-conditional sibling, the CVAE."""
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.loss import elbo_loss
+
+MODEL_KINDS = ("vae", "cvae")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of a model; stored in every checkpoint so it can be rebuilt exactly."""
+
+    kind: str = "vae"  # "vae", or "cvae": encoder and decoder also see the class, one-hot
+    input_dim: int = 784  # 28x28 pixels, flattened
+    hidden_dim: int = 400  # the demo's width: one hidden layer on each side
+    latent_dim: int = 20  # the demo's z size
+    num_classes: int = 10  # size of the CVAE's condition; the VAE ignores it
+
+    def __post_init__(self) -> None:
+        assert self.kind in MODEL_KINDS, f"model kind must be one of {MODEL_KINDS}, not {self.kind!r}"
+        for name in ("input_dim", "hidden_dim", "latent_dim", "num_classes"):
+            assert getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}"
+
+    def to_dict(self) -> dict:
+        """The config as plain JSON-able values."""
+        return asdict(self)
+
+
+class VAE(nn.Module):
+    """Gaussian encoder, standard normal prior, Bernoulli decoder (Kingma & Welling, 2014)."""
+
+    conditional = False
+
+    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        assert config.kind == ("cvae" if self.conditional else "vae"), f"{type(self).__name__} got {config.kind!r}"
+        self.config = config
+        condition_dim = config.num_classes if self.conditional else 0
+        self.encoder_hidden = nn.Linear(config.input_dim + condition_dim, config.hidden_dim)
+        self.to_mu = nn.Linear(config.hidden_dim, config.latent_dim)
+        self.to_logvar = nn.Linear(config.hidden_dim, config.latent_dim)
+        self.decoder_hidden = nn.Linear(config.latent_dim + condition_dim, config.hidden_dim)
+        self.to_logits = nn.Linear(config.hidden_dim, config.input_dim)
+
+    def _condition(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Append the one-hot class to h for the CVAE; the VAE returns h unchanged."""
+        if not self.conditional:
+            return h
+        assert y is not None, "the CVAE needs class labels y"
+        return torch.cat([h, F.one_hot(y, self.config.num_classes).to(h.dtype)], dim=1)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, input_dim) in [0, 1] -> mu, logvar, each (B, latent_dim)."""
+        h = F.relu(self.encoder_hidden(self._condition(x, y)))  # (B, hidden_dim)
+        return self.to_mu(h), self.to_logvar(h)
+
+    @staticmethod
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I), differentiable in mu and logvar."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, latent_dim) -> pixel logits (B, input_dim); sigmoid gives probabilities."""
+        h = F.relu(self.decoder_hidden(self._condition(z, y)))  # (B, hidden_dim)
+        return self.to_logits(h)
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return x_logits, mu, logvar for a batch x (B, input_dim)."""
+        mu, logvar = self.encode(x, y)
+        z = self.reparameterize(mu, logvar, generator)
+        return self.decode(z, y), mu, logvar
+
+    def loss(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (total, reconstruction, kl) summed over the batch, and mu (B, latent_dim)."""
+        x_logits, mu, logvar = self(x, y, generator)
+        return (*elbo_loss(x_logits, x, mu, logvar), mu)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Decode n draws from the prior into pixel probabilities (n, input_dim).
+
+        For the CVAE, labels (n,) picks each image's class; by default classes cycle 0, 1, 2 ...
+        """
+        device = self.to_logits.weight.device
+        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
+        if self.conditional and labels is None:
+            labels = torch.arange(n, device=device) % self.config.num_classes
+        return torch.sigmoid(self.decode(z, labels if self.conditional else None))
+
+
+class CVAE(VAE):
+    """The VAE with the class, one-hot, as an extra input to encoder and decoder (Sohn et al., 2015)."""
+
+    conditional = True
+
+
+def build_model(config: ModelConfig) -> VAE:
+    """A fresh VAE or CVAE for config.kind."""
+    return CVAE(config) if config.kind == "cvae" else VAE(config)

@@ -1,0 +1,203 @@
+"""Checkpoint format: round trip, resume state, and every way a file can be bad."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+from safetensors import safe_open
+
+from models import Checkpoint, CheckpointError, ModelConfig, ResumeState, build_model, load_checkpoint, save_checkpoint
+from models.checkpoint import FORMAT_VERSION, METADATA_KEY, _data_offset
+from tests.conftest import TINY
+
+
+def make_checkpoint(kind: str = "vae", resume: bool = False) -> Checkpoint:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind=kind, hidden_dim=TINY.hidden_dim, latent_dim=TINY.latent_dim))
+    state = None
+    if resume:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model.loss(torch.rand(8, 784), torch.arange(8))[0].backward()
+        optimizer.step()
+        state = ResumeState(optimizer.state_dict(), {"rng_now.cpu": torch.get_rng_state()}, {"epoch": 2, "step": 5})
+    return Checkpoint(
+        model=model,
+        dataset="mnist",
+        class_names=[str(i) for i in range(10)],
+        epoch=1,
+        class_centroids=torch.randn(10, TINY.latent_dim),
+        metrics={"test_loss": 123.5},
+        training={"lr": 1e-3, "batch_size": 64},
+        resume=state,
+    )
+
+
+def rewrite(path: Path, edit_info=None, edit_tensors=None) -> None:
+    """Change a checkpoint's metadata or tensors and sign it again, as a buggy writer would."""
+    tensors = safetensors.torch.load_file(path)
+    with safe_open(path, "pt") as f:
+        info = json.loads(f.metadata()[METADATA_KEY])
+    if edit_info:
+        edit_info(info)
+    if edit_tensors:
+        edit_tensors(tensors)
+    unsigned = safetensors.torch.save(tensors)
+    info["sha256"] = hashlib.sha256(unsigned[_data_offset(unsigned) :]).hexdigest()
+    path.write_bytes(safetensors.torch.save(tensors, metadata={METADATA_KEY: json.dumps(info)}))
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    return save_checkpoint(tmp_path / "model.safetensors", make_checkpoint())
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_round_trip(tmp_path: Path, kind: str) -> None:
+    original = make_checkpoint(kind)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "c.safetensors", original), expect_kind=kind)
+    for (name, a), (_, b) in zip(original.model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert torch.equal(loaded.class_centroids, original.class_centroids)
+    assert (loaded.dataset, loaded.class_names, loaded.epoch) == ("mnist", original.class_names, 1)
+    assert loaded.metrics == {"test_loss": 123.5} and loaded.training["batch_size"] == 64
+    assert loaded.config == original.config and loaded.resume is None
+
+
+def test_resume_state_round_trip(tmp_path: Path) -> None:
+    original = make_checkpoint(resume=True)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "last.safetensors", original), with_resume=True)
+    assert loaded.resume.progress == {"epoch": 2, "step": 5}
+    assert torch.equal(loaded.resume.tensors["rng_now.cpu"], original.resume.tensors["rng_now.cpu"])
+    want, got = original.resume.optimizer, loaded.resume.optimizer
+    assert got["param_groups"] == want["param_groups"]
+    for index, state in want["state"].items():
+        for key, value in state.items():
+            assert torch.equal(got["state"][index][key], value), (index, key)
+    optimizer = torch.optim.Adam(loaded.model.parameters(), lr=1e-3)
+    optimizer.load_state_dict(got)
+
+
+def test_weights_only_checkpoint_cannot_resume(saved: Path) -> None:
+    with pytest.raises(CheckpointError, match="no training state"):
+        load_checkpoint(saved, with_resume=True)
+
+
+def test_write_is_atomic(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = saved.read_bytes()
+
+    def disk_full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError):
+        save_checkpoint(saved, make_checkpoint("cvae"))
+    assert saved.read_bytes() == before
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temp file left behind
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+
+
+@pytest.mark.parametrize("keep", [0, 5, 8, 100, 1000, -1000, -1])
+def test_truncated(saved: Path, keep: int) -> None:
+    saved.write_bytes(saved.read_bytes()[:keep])
+    with pytest.raises(CheckpointError, match="empty|truncated"):
+        load_checkpoint(saved)
+
+
+def test_random_bytes(saved: Path) -> None:
+    saved.write_bytes(
+        torch.randint(0, 256, (5000,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).numpy().tobytes()
+    )
+    with pytest.raises(CheckpointError):
+        load_checkpoint(saved)
+
+
+def test_flipped_weight_byte_is_caught(saved: Path) -> None:
+    blob = bytearray(saved.read_bytes())
+    blob[-100] ^= 0xFF
+    saved.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(saved)
+
+
+def test_foreign_safetensors_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.safetensors"
+    safetensors.torch.save_file({"weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match="not a vae-tui checkpoint"):
+        load_checkpoint(path)
+
+
+def test_pickle_is_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.safetensors"
+    torch.save({"model": Exploit()}, path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_newer_format_version(saved: Path) -> None:
+    rewrite(saved, edit_info=lambda info: info.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(CheckpointError, match="newer than this vae-tui reads"):
+        load_checkpoint(saved)
+
+
+def test_wrong_kind(saved: Path) -> None:
+    with pytest.raises(CheckpointError, match="holds a VAE, but a CVAE was expected"):
+        load_checkpoint(saved, expect_kind="cvae")
+
+
+def test_nan_weights(saved: Path) -> None:
+    rewrite(saved, edit_tensors=lambda t: t["model.to_mu.weight"].__setitem__((0, 0), float("nan")))
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_checkpoint(saved)
+
+
+def test_sizes_disagree_with_weights(saved: Path) -> None:
+    rewrite(saved, edit_info=lambda info: info["model"].update(hidden_dim=TINY.hidden_dim + 1))
+    with pytest.raises(CheckpointError, match="has shape"):
+        load_checkpoint(saved)
+
+
+def test_missing_weight(saved: Path) -> None:
+    rewrite(saved, edit_tensors=lambda t: t.pop("model.to_logits.bias"))
+    with pytest.raises(CheckpointError, match="missing the tensor to_logits.bias"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda info: info.pop("model"),
+        lambda info: info["model"].update(kind="gan"),
+        lambda info: info["model"].update(latent_dim=-1),
+        lambda info: info.update(class_names=["only one"]),
+        lambda info: info.update(epoch="one"),
+        lambda info: info.update(format_version="1"),
+    ],
+)
+def test_malformed_metadata(saved: Path, edit) -> None:
+    rewrite(saved, edit_info=edit)
+    with pytest.raises(CheckpointError, match="malformed metadata"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_checkpoint_saved_on_gpu_opens_on_cpu(tmp_path: Path) -> None:
+    checkpoint = make_checkpoint()
+    checkpoint.model.cuda()
+    checkpoint.class_centroids = checkpoint.class_centroids.cuda()
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "gpu.safetensors", checkpoint))
+    assert loaded.model.to_mu.weight.device.type == "cpu"

@@ -1,0 +1,146 @@
+"""Finding, verifying and reading the datasets: tiny IDX files written here, and the real FashionMNIST."""
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision import datasets
+from torchvision.datasets import mnist as torchvision_mnist
+
+from models import DataError
+from tests.conftest import needs_fashion_mnist, write_dataset
+from train import data as data_module
+from train.data import load_dataset, locate
+
+
+@pytest.fixture
+def no_debian(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(data_module, "DEBIAN_DIRS", {"fashion-mnist": tmp_path / "not-installed"})
+
+
+def test_raw_idx_files(mnist_dir: Path) -> None:
+    dataset = load_dataset("mnist", data_dir=mnist_dir)
+    assert dataset.train.images.shape == (512, 28, 28) and dataset.train.images.dtype == torch.uint8
+    assert dataset.test.labels.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert dataset.class_names == [str(i) for i in range(10)]
+    assert "--data-dir" in dataset.source
+
+
+def test_gzipped_files_verified_by_torchvision_md5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written = write_dataset(tmp_path / "MNIST" / "raw", gz=True)
+    monkeypatch.setattr(datasets.MNIST, "resources", [(n, hashlib.md5(b).hexdigest()) for n, b in written.items()])
+    dataset = load_dataset("mnist", data_dir=tmp_path)  # torchvision's layout: <root>/MNIST/raw
+    raw = gzip.decompress(written["t10k-images-idx3-ubyte.gz"])
+    assert bytes(dataset.test.images.flatten().tolist()) == raw[16:]
+
+
+def test_md5_mismatch(tmp_path: Path) -> None:
+    write_dataset(tmp_path, gz=True)  # these are not the real MNIST files torchvision's MD5s describe
+    with pytest.raises(DataError, match="fails its MD5 check"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_dataset(tmp_path / "flag" / "mnist")
+    write_dataset(tmp_path / "env")
+    monkeypatch.setenv("VAE_TUI_DATA", str(tmp_path / "env"))
+    assert locate("mnist", tmp_path / "flag")[1].endswith("(--data-dir)")
+    assert locate("mnist", None)[1].endswith("($VAE_TUI_DATA)")
+    assert locate("mnist", tmp_path / "empty")[1].endswith("($VAE_TUI_DATA)")
+
+
+def test_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    write_dataset(tmp_path / "vae-tui" / "MNIST" / "raw")
+    assert locate("mnist")[1].endswith("(user cache)")
+
+
+def test_nothing_found_names_every_option(no_debian: None) -> None:
+    with pytest.raises(DataError) as caught:
+        locate("fashion-mnist")
+    message = str(caught.value)
+    for option in ("--data-dir", "$VAE_TUI_DATA", "dataset-fashion-mnist", "vae-tui", "--download"):
+        assert option in message
+    assert "\n" not in message
+
+
+def test_download_goes_through_torchvision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "mirror"
+    written = write_dataset(source, gz=True)
+    fetched = []
+
+    def fake_fetch(url: str, download_root: str, filename: str, md5: str) -> None:
+        # stands in for the network only: torchvision still picks the files, folder and MD5s
+        fetched.append((url, md5))
+        (Path(download_root) / filename).write_bytes((source / filename).read_bytes())
+        torchvision_mnist.extract_archive(str(Path(download_root) / filename))
+
+    monkeypatch.setattr(torchvision_mnist, "download_and_extract_archive", fake_fetch)
+    monkeypatch.setattr(datasets.MNIST, "resources", [(n, hashlib.md5(b).hexdigest()) for n, b in written.items()])
+    dataset = load_dataset("mnist", data_dir=tmp_path / "target", download=True)
+    assert len(fetched) == 4 and fetched[0][0].startswith(datasets.MNIST.mirrors[0])
+    assert (tmp_path / "target" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
+    assert len(dataset.train.images) == 512
+
+
+def test_download_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(url: str, **kwargs: object) -> None:
+        raise torchvision_mnist.URLError("no network")
+
+    monkeypatch.setattr(torchvision_mnist, "download_and_extract_archive", offline)
+    with pytest.raises(DataError, match="downloading mnist into .* failed"):
+        load_dataset("mnist", data_dir=tmp_path, download=True)
+
+
+def test_incomplete(mnist_dir: Path) -> None:
+    (mnist_dir / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="incomplete: missing t10k-labels-idx1-ubyte"):
+        load_dataset("mnist", data_dir=mnist_dir)
+
+
+def test_truncated_gzip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written = write_dataset(tmp_path, gz=True)
+    monkeypatch.setattr(datasets.MNIST, "resources", [])  # no checksum known: the gzip itself must fail
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(written["train-images-idx3-ubyte.gz"][:500])
+    with pytest.raises(DataError, match="not a valid gzip file"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_wrong_magic(mnist_dir: Path) -> None:
+    path = mnist_dir / "train-labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x0d\x01" + path.read_bytes()[4:])
+    with pytest.raises(DataError, match="bad magic number"):
+        load_dataset("mnist", data_dir=mnist_dir)
+
+
+def test_truncated_raw(mnist_dir: Path) -> None:
+    path = mnist_dir / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataError, match="truncated or corrupted"):
+        load_dataset("mnist", data_dir=mnist_dir)
+
+
+def test_counts_disagree(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    other = tmp_path / "other"
+    write_dataset(other, n_train=100)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes((other / "train-labels-idx1-ubyte").read_bytes())
+    with pytest.raises(DataError, match="512 images but 100 labels"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_content_md5_protects_fashion_mnist(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "fashion-mnist")
+    with pytest.raises(DataError, match="not the real fashion-mnist"):
+        load_dataset("fashion-mnist", data_dir=tmp_path)
+
+
+@needs_fashion_mnist
+def test_real_fashion_mnist() -> None:
+    dataset = load_dataset("fashion-mnist")
+    assert dataset.train.images.shape == (60000, 28, 28) and dataset.test.images.shape == (10000, 28, 28)
+    assert torch.bincount(dataset.train.labels).tolist() == [6000] * 10
+    assert torch.bincount(dataset.test.labels).tolist() == [1000] * 10
+    assert dataset.class_names[9] == "Ankle boot" and "Debian" in dataset.source

@@ -1,0 +1,140 @@
+"""The training loop on tiny data: it learns, writes every artifact, resumes bit for bit, stops cleanly."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import load_checkpoint
+from train.data import load_dataset
+from train.loop import StopFlag, Trainer, TrainingDiverged, TrainingInterrupted, TrainSettings, evaluate
+from train.progress import PlainProgress
+
+SETTINGS = TrainSettings(dataset="mnist", epochs=2, batch_size=32, lr=1e-2, latent_dim=4, hidden_dim=32, seed=3)
+
+
+class QuietProgress(PlainProgress):
+    def __init__(self) -> None:
+        self.total_epochs, self.lines = 0, []
+
+    def epoch_done(self, result) -> None:
+        self.lines.append(result)
+
+    def message(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def train(
+    mnist_dir: Path, out: Path, settings: TrainSettings = SETTINGS, resume_from: Path | None = None, stop=None
+) -> Trainer:
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    resume = load_checkpoint(resume_from, with_resume=True) if resume_from else None
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(settings, data, out, torch.device("cpu"), QuietProgress(), resume)
+    trainer.run(stop or StopFlag())
+    return trainer
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path).model.state_dict()
+
+
+def test_one_epoch_lowers_the_loss_and_writes_every_artifact(mnist_dir: Path, tmp_path: Path) -> None:
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    x = data.test.images.reshape(len(data.test.images), -1).float() / 255
+    torch.manual_seed(SETTINGS.seed)
+    from models import build_model
+
+    untrained = evaluate(build_model(SETTINGS.model_config(10)), x, data.test.labels, seed=0)[0]
+    out = tmp_path / "run"
+    trainer = train(mnist_dir, out, replace(SETTINGS, epochs=1))
+    result = trainer.progress.lines[0]
+    assert result.test_loss < untrained - 50
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["best.safetensors", "last.safetensors", "metrics.jsonl", "reconst-1.png", "sample-1.png"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["epoch"] == 1 and rows[0]["test_loss"] == pytest.approx(result.test_loss)
+    best = load_checkpoint(out / "best.safetensors")
+    assert best.epoch == 1 and best.metrics["test_loss"] == pytest.approx(result.test_loss)
+    assert best.training["batch_size"] == 32 and best.class_names[3] == "3"
+    from PIL import Image
+
+    assert Image.open(out / "reconst-1.png").size == (2 * (8 * 58 + 2), 2 * (8 * 30 + 2))
+
+
+def test_centroids_are_class_means_of_mu(mnist_dir: Path, tmp_path: Path) -> None:
+    train(mnist_dir, tmp_path / "run", replace(SETTINGS, epochs=1))
+    best = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    x = data.train.images.reshape(len(data.train.images), -1).float() / 255
+    mu, _ = best.model.encode(x)
+    expected = torch.stack([mu[data.train.labels == c].mean(0) for c in range(10)])
+    torch.testing.assert_close(best.class_centroids, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_cvae_sample_grid_has_a_row_per_class(mnist_dir: Path, tmp_path: Path) -> None:
+    train(mnist_dir, tmp_path / "run", replace(SETTINGS, model="cvae", epochs=1))
+    from PIL import Image
+
+    assert Image.open(tmp_path / "run" / "sample-1.png").size == (2 * (8 * 30 + 2), 2 * (10 * 30 + 2))
+    assert load_checkpoint(tmp_path / "run" / "best.safetensors", expect_kind="cvae").config.kind == "cvae"
+
+
+def test_resume_at_an_epoch_boundary_is_bitwise(mnist_dir: Path, tmp_path: Path) -> None:
+    train(mnist_dir, tmp_path / "straight")
+    train(mnist_dir, tmp_path / "split", replace(SETTINGS, epochs=1))
+    train(mnist_dir, tmp_path / "split", resume_from=tmp_path / "split" / "last.safetensors")
+    straight, split = (
+        weights(tmp_path / "straight" / "last.safetensors"),
+        weights(tmp_path / "split" / "last.safetensors"),
+    )
+    assert all(torch.equal(straight[k], split[k]) for k in straight)
+    rows = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
+
+
+@pytest.mark.parametrize("model", ["vae", "cvae"])
+def test_resume_mid_epoch_is_bitwise(mnist_dir: Path, tmp_path: Path, model: str) -> None:
+    settings = replace(SETTINGS, model=model)
+    train(mnist_dir, tmp_path / "straight", settings)
+    stop = StopFlag()
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    (tmp_path / "split").mkdir()
+    trainer = Trainer(settings, data, tmp_path / "split", torch.device("cpu"), QuietProgress())
+    steps_seen = []
+    original = trainer.optimizer.step
+
+    def step_then_maybe_stop(*args, **kwargs):
+        original(*args, **kwargs)
+        steps_seen.append(1)
+        if trainer.epoch == 2 and len(steps_seen) == trainer.steps_per_epoch + 3:
+            stop.signal_name = "SIGINT"
+
+    trainer.optimizer.step = step_then_maybe_stop
+    with pytest.raises(TrainingInterrupted):
+        trainer.run(stop)
+    state = load_checkpoint(tmp_path / "split" / "last.safetensors", with_resume=True).resume.progress
+    assert (state["epoch"], state["step"]) == (2, 3)
+    train(mnist_dir, tmp_path / "split", settings, resume_from=tmp_path / "split" / "last.safetensors")
+    straight, split = (
+        weights(tmp_path / "straight" / "last.safetensors"),
+        weights(tmp_path / "split" / "last.safetensors"),
+    )
+    assert all(torch.equal(straight[k], split[k]) for k in straight)
+    a = json.loads((tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()[-1])
+    b = json.loads((tmp_path / "split" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert (a["train_loss"], a["test_loss"]) == (b["train_loss"], b["test_loss"])
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(mnist_dir: Path, tmp_path: Path) -> None:
+    trainer = train(mnist_dir, tmp_path / "run", replace(SETTINGS, epochs=1))
+    last = tmp_path / "run" / "last.safetensors"
+    before = last.read_bytes()
+    trainer.settings = replace(SETTINGS, epochs=2)
+    with torch.no_grad():
+        trainer.model.to_logits.bias.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"epoch 2.*still holds epoch 1"):
+        trainer.run(StopFlag())
+    assert last.read_bytes() == before

@@ -1,0 +1,43 @@
+"""PNG grids of images: reconstructions, samples, traversals; written atomically."""
+
+import io
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from models.atomic import write_atomic
+
+PAD_VALUE = 0.25  # dark grey between cells: FashionMNIST backgrounds are black
+
+
+def grid(images: torch.Tensor, ncol: int, padding: int = 2) -> torch.Tensor:
+    """Tile images (N, H, W) in [0, 1] into one (rows*(H+p)+p, ncol*(W+p)+p) image, row by row."""
+    n, h, w = images.shape
+    nrow = -(-n // ncol)
+    out = torch.full((nrow * (h + padding) + padding, ncol * (w + padding) + padding), PAD_VALUE)
+    for i, image in enumerate(images.detach().float().cpu()):
+        top, left = padding + (i // ncol) * (h + padding), padding + (i % ncol) * (w + padding)
+        out[top : top + h, left : left + w] = image
+    return out
+
+
+def side_by_side(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Pair images (N, H, W) as (N, H, 2W): left[i] beside right[i], as the demo showed reconstructions."""
+    return torch.cat([left, right], dim=2)
+
+
+def to_image(pixels: torch.Tensor, scale: int = 1) -> Image.Image:
+    """A (H, W) tensor in [0, 1] as an 8-bit greyscale PIL image, upscaled by nearest neighbour."""
+    data = (pixels.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
+    image = Image.frombytes("L", (data.shape[1], data.shape[0]), data.numpy().tobytes())
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    return image
+
+
+def save_png(path: str | Path, pixels: torch.Tensor, scale: int = 1) -> Path:
+    """Write a (H, W) tensor in [0, 1] as a PNG, atomically."""
+    buffer = io.BytesIO()
+    to_image(pixels, scale).save(buffer, format="PNG")
+    return write_atomic(path, buffer.getvalue())

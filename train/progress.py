@@ -1,0 +1,115 @@
+"""Training progress: rich bars on a terminal, plain lines in logs."""
+
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+@dataclass
+class EpochResult:
+    """What one epoch produced, as shown in the summary line and the metrics file."""
+
+    epoch: int
+    train_loss: float
+    test_loss: float
+    test_reconstruction: float
+    test_kl: float
+    seconds: float
+    images_per_s: float
+    is_best: bool
+
+    def summary(self, total_epochs: int) -> str:
+        """One line: epoch, losses and time."""
+        best = "  best" if self.is_best else ""
+        return (
+            f"epoch {self.epoch:>{len(str(total_epochs))}}/{total_epochs}  train {self.train_loss:.2f}  "
+            f"test {self.test_loss:.2f} (recon {self.test_reconstruction:.2f} + kl {self.test_kl:.2f})  "
+            f"{self.seconds:.2f} s  {self.images_per_s / 1000:.1f}k img/s{best}"
+        )
+
+
+class PlainProgress:
+    """A line per epoch and per message: for CI logs, nohup and pipes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.total_epochs = 0
+
+    def start(self, total_epochs: int, first_epoch: int, steps_per_epoch: int) -> None:
+        """Training is about to run epochs first_epoch..total_epochs."""
+        self.total_epochs = total_epochs
+
+    def epoch_started(self, epoch: int, first_step: int) -> None:
+        """An epoch begins (at first_step when resumed mid-epoch)."""
+
+    def batch(self, step: int, loss: float, images_per_s: float) -> None:
+        """Live numbers after `step` batches of the current epoch."""
+
+    def epoch_done(self, result: EpochResult) -> None:
+        """Print the epoch's summary line."""
+        self.console.print(result.summary(self.total_epochs), highlight=False, soft_wrap=True)
+
+    def message(self, text: str) -> None:
+        """Print a line that stays."""
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        """Training ended."""
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RichProgress(PlainProgress):
+    """A bar over epochs and one over batches with live loss, images/s and ETA."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console)
+        self.bars = Progress(
+            TextColumn("[bold]{task.description:<7}"),
+            BarColumn(bar_width=None),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            refresh_per_second=8,
+        )
+        self.epochs_task = self.batches_task = None
+
+    def start(self, total_epochs: int, first_epoch: int, steps_per_epoch: int) -> None:
+        super().start(total_epochs, first_epoch, steps_per_epoch)
+        self.bars.start()
+        self.epochs_task = self.bars.add_task("epochs", total=total_epochs, completed=first_epoch - 1, status="")
+        self.batches_task = self.bars.add_task("batches", total=steps_per_epoch, status="")
+
+    def epoch_started(self, epoch: int, first_step: int) -> None:
+        self.bars.reset(self.batches_task, completed=first_step, status=f"epoch {epoch}", start=True)
+        self._epoch_started_at = time.perf_counter()
+
+    def batch(self, step: int, loss: float, images_per_s: float) -> None:
+        self.bars.update(self.batches_task, completed=step, status=f"loss {loss:7.2f}  {images_per_s:>7,.0f} img/s")
+
+    def epoch_done(self, result: EpochResult) -> None:
+        self.bars.console.print(result.summary(self.total_epochs), highlight=False, soft_wrap=True)
+        self.bars.update(self.epochs_task, completed=result.epoch)
+        if result.is_best:
+            self.bars.update(self.epochs_task, status=f"best test {result.test_loss:.2f}")
+
+    def message(self, text: str) -> None:
+        self.bars.console.print(text, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        self.bars.stop()
+
+
+def make_progress(console: Console | None = None) -> PlainProgress:
+    """Rich bars when the console is a terminal, plain lines otherwise."""
+    console = console or Console()
+    return RichProgress(console) if console.is_terminal else PlainProgress(console)

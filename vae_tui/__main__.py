@@ -1,0 +1,7 @@
+"""`python -m vae_tui` runs the CLI."""
+
+import sys
+
+from vae_tui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Textual widgets of the explorer, one per file."""
