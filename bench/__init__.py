@@ -1,0 +1,1 @@
+"""Benchmarks: speed and latency as ratios against a reference in one run."""

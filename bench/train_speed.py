@@ -1,0 +1,145 @@
+"""Training speed: the demo's loop, vae-tui's loop and the floor, in one process.
+
+Rows (same data, model 784-400-20, Adam 1e-3 and batch size):
+  demo     torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True), loss.item() per step
+  vae-tui  train.loop.Trainer exactly as `vae-tui train` runs it (eval, PNGs, checkpoints)
+  floor    forward, backward and fused Adam on one batch already in place: no data handling
+
+Prints images/s and seconds per epoch (median of the epochs after the first), the ratios
+and the peak RSS, and writes the same as JSON.
+Usage: python bench/train_speed.py [--device cpu] [--batch-size 128] [--epochs 5]
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.demo_loop import run_demo, torchvision_root  # noqa: E402
+from models import ModelConfig, build_model  # noqa: E402
+from train.data import load_dataset  # noqa: E402
+from train.loop import StopFlag, Trainer, TrainSettings, resolve_device  # noqa: E402
+from train.progress import PlainProgress  # noqa: E402
+
+TRAIN_IMAGES = 60000
+
+
+class EpochClock(PlainProgress):
+    """Records the wall time between epoch ends, writes included."""
+
+    def __init__(self) -> None:
+        self.total_epochs, self.seconds = 0, []
+
+    def epoch_started(self, epoch: int, first_step: int) -> None:
+        self.started = time.perf_counter()
+
+    def epoch_done(self, result: object) -> None:
+        self.seconds.append(time.perf_counter() - self.started)
+
+    def message(self, text: str) -> None:
+        pass
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_demo(epochs: int, batch_size: int, device: torch.device) -> list[float]:
+    seconds: list[float] = []
+    run_demo(epochs, batch_size, str(device), torchvision_root(), on_epoch=lambda e, s: seconds.append(s))
+    return seconds
+
+
+def bench_vae_tui(epochs: int, batch_size: int, device: torch.device) -> list[float]:
+    data = load_dataset("fashion-mnist")
+    clock = EpochClock()
+    with tempfile.TemporaryDirectory() as out:
+        Trainer(TrainSettings(epochs=epochs, batch_size=batch_size), data, Path(out), device, clock).run(StopFlag())
+    return clock.seconds
+
+
+def bench_floor(epochs: int, batch_size: int, device: torch.device) -> list[float]:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=device.type in ("cpu", "cuda"))
+    x = torch.rand(batch_size, 784, device=device)
+    steps = -(-TRAIN_IMAGES // batch_size)
+    seconds = []
+    for _ in range(epochs):
+        sync(device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            total = model.loss(x)[0]
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+        sync(device)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=5, help="per row; the first is a warm-up")
+    parser.add_argument("--rows", default="demo,vae-tui,floor")
+    parser.add_argument("--json", default="bench/results/train_speed.json")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    benches = {"demo": bench_demo, "vae-tui": bench_vae_tui, "floor": bench_floor}
+    results = {}
+    print(
+        f"device {device}, batch {args.batch_size}, {args.epochs} epochs per row, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    for row in args.rows.split(","):
+        seconds = benches[row](args.epochs, args.batch_size, device)
+        median = statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
+        results[row] = {
+            "seconds_per_epoch": median,
+            "images_per_s": TRAIN_IMAGES / median,
+            "epochs": seconds,
+            "peak_rss_mb_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+        print(
+            f"{row:8} {median:7.3f} s/epoch  {TRAIN_IMAGES / median:10,.0f} img/s  "
+            f"(epochs: {', '.join(f'{s:.2f}' for s in seconds)})",
+            flush=True,
+        )
+    ratios = {}
+    if "vae-tui" in results:
+        for other in ("demo", "floor"):
+            if other in results:
+                ratio = results["vae-tui"]["seconds_per_epoch"] / results[other]["seconds_per_epoch"]
+                ratios[f"vae-tui/{other}"] = ratio
+                print(f"vae-tui/{other}: {ratio:.3f} (time per epoch)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {peak:.0f} MB")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(
+        json.dumps(
+            {
+                "device": str(device),
+                "batch_size": args.batch_size,
+                "rows": results,
+                "ratios": ratios,
+                "peak_rss_mb": peak,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
