@@ -54,6 +54,19 @@ def build_parser() -> Parser:
     )
     train.add_argument("--resume", metavar="CKPT", help="continue from a last.safetensors written by an earlier run")
     train.set_defaults(handler="vae_tui.commands.train:run")
+
+    explore = commands.add_parser(
+        "explore",
+        help="open the latent explorer (Textual app) on a checkpoint",
+        description="Pick a class, nudge latent dimensions and watch the decoded image. With no CHECKPOINT: "
+        "the newest runs/*/best.safetensors, else the pretrained CVAE that ships with vae-tui.",
+    )
+    explore.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT", help="a .safetensors file or a run folder")
+    explore.add_argument("--pretrained", choices=MODELS, help="open the bundled pretrained VAE or CVAE")
+    explore.add_argument(
+        "--exports", metavar="DIR", default="exports", help="where s and g save PNGs (default: exports)"
+    )
+    explore.set_defaults(handler="vae_tui.commands.explore:run")
     return parser
 
 

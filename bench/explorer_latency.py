@@ -1,0 +1,129 @@
+"""Explorer latency: key press to refreshed frame, and launch to first image next to `import torch`.
+
+Key latency is measured from posting the key event to the `call_after_refresh` callback that
+follows the frame it produced, with the strip on, over a few hundred presses (no Pilot pause
+loops). Launch is the wall time of a fresh process that opens the bundled CVAE headless and
+exits on its first decoded frame, beside that of `python -c "import torch"`, both medians.
+Usage: python bench/explorer_latency.py [--presses 300] [--kind cvae] [--size 100x32]
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+LAUNCH_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+import argparse, asyncio, torch
+from pathlib import Path
+from vae_tui.commands.explore import resolve
+torch.set_num_threads(1)
+checkpoint, source = resolve(argparse.Namespace(checkpoint=None, pretrained="{kind}"))
+from vae_tui.app import create_app
+app = create_app(checkpoint, source, Path("exports"))
+async def first_frame(pilot):
+    while app.explorer.frame is None:
+        await asyncio.sleep(0.001)
+    app.exit()
+app.run(headless=True, size=(100, 32), auto_pilot=first_frame)
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def key_latencies(kind: str, presses: int, size: tuple[int, int]) -> list[float]:
+    import torch
+    from textual import events
+
+    from models import load_checkpoint
+    from vae_tui.app import create_app
+    from vae_tui.commands.explore import pretrained_path
+
+    torch.set_num_threads(1)  # as `vae-tui explore` runs
+    app = create_app(load_checkpoint(pretrained_path(kind)), "bench", Path("exports"))
+    latencies: list[float] = []
+    async with app.run_test(size=size) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.explorer
+        shown = asyncio.Event()
+        screen.frame_listeners.append(lambda frame: shown.set())
+        keys = ["l", "l", "h", "h", "j"]  # every press changes the picture; z stays bounded
+        for i in range(presses):
+            key = keys[i % len(keys)]
+            if key == "j" and screen.state.selected == screen.state.latent_dim - 1:
+                keys[-1] = key = "k"
+            elif key == "k" and screen.state.selected == 0:
+                keys[-1] = key = "j"
+            shown.clear()
+            started = time.perf_counter()
+            app.post_message(events.Key(key, key))
+            try:
+                await asyncio.wait_for(shown.wait(), timeout=5)
+            except TimeoutError:
+                raise SystemExit(f"no frame within 5 s after press {i} ({key})") from None
+            latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def wall(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presses", type=int, default=300)
+    parser.add_argument("--kind", default="cvae", choices=["vae", "cvae"])
+    parser.add_argument("--size", default="100x32")
+    parser.add_argument("--launches", type=int, default=5)
+    parser.add_argument("--json", default="bench/results/explorer_latency.json")
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+    latencies = asyncio.run(key_latencies(args.kind, args.presses, (width, height)))[10:]  # skip warm-up
+    ms = [1000 * s for s in latencies]
+    print(
+        f"key -> refreshed frame ({args.kind}, {args.size}, strip on, {len(ms)} presses): "
+        f"median {statistics.median(ms):.2f} ms, p95 {percentile(ms, 0.95):.2f} ms, max {max(ms):.2f} ms"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    launch_code = LAUNCH_SCRIPT.format(root=root, kind=args.kind)
+    torch_times, launch_times = [], []
+    for _ in range(args.launches):  # interleaved, so both see the same machine load
+        torch_times.append(wall([sys.executable, "-c", "import torch"]))
+        launch_times.append(wall([sys.executable, "-c", launch_code]))
+    torch_median, launch_median = statistics.median(torch_times), statistics.median(launch_times)
+    print(f"python -c 'import torch': median {torch_median:.2f} s over {args.launches}")
+    over = launch_median - torch_median
+    print(f"launch to first image:    median {launch_median:.2f} s ({over:+.2f} s over import torch)")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(
+        json.dumps(
+            {
+                "key_latency_ms": {
+                    "median": statistics.median(ms),
+                    "p95": percentile(ms, 0.95),
+                    "max": max(ms),
+                    "n": len(ms),
+                },
+                "import_torch_s": torch_times,
+                "launch_to_first_image_s": launch_times,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The explorer through Pilot: every key changes the state and what is drawn."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from models import load_checkpoint
+from train.grids import to_image
+from vae_tui.app import ExplorerApp, create_app
+from vae_tui.commands.explore import pretrained_path
+from vae_tui.screens.explorer import truecolor_hint
+from vae_tui.screens.help import HelpScreen
+from vae_tui.screens.value import ValueScreen
+from vae_tui.widgets.image_view import ImageView
+from vae_tui.widgets.latent_panel import LatentPanel
+from vae_tui.widgets.strip_view import StripView
+
+
+@pytest.fixture(autouse=True)
+def truecolor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLORTERM", "truecolor")
+
+
+def make_app(kind: str, tmp_path: Path) -> ExplorerApp:
+    return create_app(
+        load_checkpoint(pretrained_path(kind)), f"bundled pretrained {kind.upper()}", tmp_path / "exports"
+    )
+
+
+async def settle(app: ExplorerApp, pilot) -> None:
+    """Wait until the newest decode is on screen."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def drawn_image(app: ExplorerApp) -> list:
+    """The preview's cells as (text, style) pairs: what the terminal shows."""
+    view = app.explorer.query_one(ImageView)
+    return [(seg.text, seg.style) for y in range(view.size.height) for seg in view.render_line(y)]
+
+
+def drawn_strip(app: ExplorerApp) -> list:
+    view = app.explorer.query_one(StripView)
+    return [(seg.text, seg.style) for y in range(view.size.height) for seg in view.render_line(y)]
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_bundled_weights_load(kind: str) -> None:
+    checkpoint = load_checkpoint(pretrained_path(kind), expect_kind=kind)
+    assert checkpoint.dataset == "fashion-mnist" and checkpoint.epoch in (19, 20)
+    assert checkpoint.config.latent_dim == 20 and checkpoint.metrics["test_loss"] < 243
+    assert pretrained_path(kind).stat().st_size < 3_000_000
+
+
+async def test_nudge_keys(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        state = app.explorer.state
+        d = state.selected
+        before = drawn_image(app)
+        assert any(style.color.triplet != style.bgcolor.triplet for _, style in before if style)
+        for key, expected in [
+            ("l", 0.25),
+            ("right", 0.5),
+            ("h", 0.25),
+            ("left", 0.0),
+            ("L", 1.25),
+            ("shift+right", 2.5),
+            ("H", 1.25),
+            ("shift+left", 0.0),
+        ]:
+            await pilot.press(key)
+            assert state.z[d] == pytest.approx(expected), key
+        await pilot.press("L")
+        await settle(app, pilot)
+        assert drawn_image(app) != before
+        assert "+1.25" in app.explorer.query_one(LatentPanel).line_text(d)
+
+
+async def test_selection_keys_and_scrolling(tmp_path: Path) -> None:
+    app = make_app("vae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        state = app.explorer.state
+        await pilot.press(*["up"] * 20)
+        strip_before = drawn_strip(app)
+        for key, expected in [("j", 1), ("down", 2), ("k", 1), ("up", 0), ("up", 0)]:
+            await pilot.press(key)
+            assert state.selected == expected, key
+        await pilot.press("j")
+        await settle(app, pilot)
+        assert drawn_strip(app) != strip_before  # the traversal follows the selected dimension
+        for _ in range(25):
+            await pilot.press("j")
+        assert state.selected == 19
+        panel = app.explorer.query_one(LatentPanel)
+        assert panel.scroll_offset.y > 0
+        assert any(seg.text.startswith("> z19") for y in range(panel.size.height) for seg in panel.render_line(y))
+
+
+async def test_step_zero_value_keys(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        state = app.explorer.state
+        d = state.selected
+        await pilot.press("left_square_bracket")
+        assert state.step == 0.125
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert state.step == 0.5
+        await pilot.press("l")
+        assert state.z[d] == 0.5
+        await pilot.press("x")
+        assert state.z[d] == 0.0
+        await pilot.press("equals_sign")
+        assert isinstance(app.screen, ValueScreen)
+        await pilot.press(*"-1.75", "enter")
+        assert not isinstance(app.screen, ValueScreen)
+        assert state.z[d] == -1.75
+        await settle(app, pilot)
+        assert "step 0.5" in str(app.explorer.query_one("#latent-title").render())
+
+
+async def test_class_keys_cvae_keep_z(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        state = app.explorer.state
+        d = state.selected
+        await pilot.press("L")
+        before = drawn_image(app)
+        await pilot.press("7")
+        await settle(app, pilot)
+        assert state.label == 7 and state.z[d] == 1.25
+        assert drawn_image(app) != before
+        assert "7 Sneaker" in str(app.explorer.query_one("#preview-title").render())
+
+
+async def test_class_keys_vae_jump_to_centroid(tmp_path: Path) -> None:
+    app = make_app("vae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        state = app.explorer.state
+        centroids = app.checkpoint.class_centroids
+        assert state.z == pytest.approx(centroids[0].tolist())
+        await pilot.press("1")
+        assert state.label == 1 and state.z == pytest.approx(centroids[1].tolist())
+        await pilot.press("l", "backspace")
+        assert state.z == pytest.approx(centroids[1].tolist())  # the class's centroid is the new start
+
+
+async def test_random_reset_undo(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        state = app.explorer.state
+        d = state.selected
+        await pilot.press("r")
+        drawn = list(state.z)
+        assert any(v != 0 for v in drawn)
+        await pilot.press("l", "l", "3")
+        await pilot.press("backspace")
+        assert state.z == [0.0] * 20 and state.label == 3
+        for expected_label, expected_z0 in [
+            (3, drawn[d] + 0.5),
+            (0, drawn[d] + 0.5),
+            (0, drawn[d] + 0.25),
+            (0, drawn[d]),
+        ]:
+            await pilot.press("u")
+            assert (state.label, state.z[d]) == (expected_label, pytest.approx(expected_z0))
+        await pilot.press("u")
+        assert state.z == [0.0] * 20
+
+
+async def test_save_image_png_matches_the_decode(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("L", "4", "s")
+        await settle(app, pilot)
+        (path,) = (tmp_path / "exports").glob("*.png")
+        assert "class4" in path.name
+        saved = Image.open(path)
+        assert saved.size == (280, 280)
+        expected = to_image(app.explorer.decoder.image(app.explorer.state.z, 4), scale=10)
+        assert saved.tobytes() == expected.tobytes()
+        assert any(str(path) in n.message for n in app._notifications)
+
+
+async def test_save_strip_grid(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("g")
+        (path,) = (tmp_path / "exports").glob("*strip*.png")
+        assert Image.open(path).size == (4 * (10 * 30 + 2), 4 * (2 * 30 + 2))  # traversal row and class row
+
+
+async def test_save_into_unwritable_folder_says_why(tmp_path: Path) -> None:
+    (tmp_path / "exports").write_text("a file where the folder should be")
+    app = make_app("vae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        assert any("Could not save" in n.message for n in app._notifications)
+
+
+async def test_help_strip_toggle_quit(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("l")  # keys of the main screen do nothing under the help
+        assert app.explorer.state.z == [0.0] * 20
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        before = drawn_strip(app)
+        await pilot.press("t")
+        await pilot.pause()
+        assert drawn_strip(app) != before
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_command_palette_runs_actions(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Double the step")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.explorer.state.step == 0.5
+
+
+async def test_too_small_terminal(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settle(app, pilot)
+        assert app.explorer.has_class("too-small")
+        assert "needs at least 60x20" in str(app.explorer.query_one("#too-small").render())
+        await pilot.resize_terminal(100, 32)
+        await pilot.pause()
+        assert not app.explorer.has_class("too-small")
+
+
+async def test_truecolor_hint_is_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLORTERM")
+    app = make_app("vae", tmp_path)
+    async with app.run_test(size=(80, 24)):
+        assert any("COLORTERM=truecolor" in n.message for n in app._notifications)
+    assert truecolor_hint({"COLORTERM": "24bit"}) is None
+    assert "tmux" in truecolor_hint({"TMUX": "/tmp/tmux-0/default,1,0"})
+
+
+def test_key_repeat_is_absorbed(tmp_path: Path) -> None:
+    import asyncio
+
+    async def run() -> None:
+        app = make_app("cvae", tmp_path)
+        shown = []
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.explorer.frame_listeners.append(lambda frame: shown.append(frame.version))
+            await pilot.press(*["l"] * 60)
+            await settle(app, pilot)
+            assert max(app.explorer.state.z) == pytest.approx(10.0)  # 60 steps of 0.25, clamped at the limit
+            assert shown[-1] == app.explorer.state.version
+            assert app.explorer.frame.version == app.explorer.state.version
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [(None, "no checkpoint at"), (b"", "empty or truncated"), (b"\x10\x00\x00\x00\x00\x00\x00\x00{}", "truncated")],
+)
+def test_bad_checkpoint_on_the_command_line(tmp_path: Path, content: bytes | None, fragment: str) -> None:
+    path = tmp_path / "model.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "vae_tui", "explore", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and fragment in result.stderr
+
+
+def test_default_checkpoint_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from vae_tui.commands.explore import resolve
+
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(checkpoint=None, pretrained=None)
+    assert resolve(args)[1] == "bundled pretrained CVAE"
+    assert resolve(argparse.Namespace(checkpoint=None, pretrained="vae"))[1] == "bundled pretrained VAE"
+    run = tmp_path / "runs" / "vae-mnist-1"
+    run.mkdir(parents=True)
+    (run / "best.safetensors").write_bytes(pretrained_path("vae").read_bytes())
+    checkpoint, source = resolve(args)
+    assert source == str(Path("runs") / "vae-mnist-1" / "best.safetensors") and checkpoint.config.kind == "vae"
+    assert resolve(argparse.Namespace(checkpoint=str(run), pretrained=None))[0].config.kind == "vae"
+    assert torch.equal(checkpoint.class_centroids, load_checkpoint(pretrained_path("vae")).class_centroids)

@@ -1,0 +1,102 @@
+"""The half-block renderer and the explorer's state, as pure functions."""
+
+import torch
+
+from models import ModelConfig, build_model
+from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
+from vae_tui.render import UPPER_HALF, fit_scale, half_block_strips, image_row, to_levels
+from vae_tui.state import STEP_RANGE, ExplorerState
+from vae_tui.widgets.latent_panel import bar
+
+
+def cells(strip) -> list[tuple[str, tuple[int, int, int], tuple[int, int, int]]]:
+    """Each cell of a strip as (character, foreground rgb, background rgb)."""
+    out = []
+    for segment in strip:
+        for char in segment.text:
+            style = segment.style
+            out.append(
+                (char, *((style.color.get_truecolor(), style.bgcolor.get_truecolor()) if style else (None, None)))
+            )
+    return out
+
+
+def grey(level: int) -> tuple[int, int, int]:
+    return (level, level, level)
+
+
+def test_half_blocks_put_the_upper_pixel_in_front() -> None:
+    pixels = torch.tensor([[0.0, 1.0], [0.5, 0.2]])
+    (strip,) = half_block_strips(to_levels(pixels))
+    assert cells(strip) == [(UPPER_HALF, grey(0), grey(128)), (UPPER_HALF, grey(255), grey(51))]
+
+
+def test_scale_repeats_pixels_and_odd_heights_pad_black() -> None:
+    pixels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.2, 0.2]])
+    strips = half_block_strips(to_levels(pixels), scale=2)
+    assert len(strips) == 3 and all(s.cell_length == 4 for s in strips)
+    assert cells(strips[0]) == [(UPPER_HALF, grey(255), grey(255))] * 2 + [(UPPER_HALF, grey(0), grey(0))] * 2
+    assert cells(strips[1])[0][1:] == (grey(0), grey(0)) and cells(strips[1])[2][1:] == (grey(255), grey(255))
+    assert cells(strips[2])[0][1:] == (grey(51), grey(51))
+    (odd,) = half_block_strips(to_levels(torch.tensor([[0.2]])))
+    assert cells(odd) == [(UPPER_HALF, grey(51), grey(0))]
+
+
+def test_fit_scale() -> None:
+    assert fit_scale(28, 28, rows=14, columns=28) == 1
+    assert fit_scale(28, 28, rows=28, columns=60) == 2
+    assert fit_scale(28, 28, rows=40, columns=60) == 2
+    assert fit_scale(28, 28, rows=13, columns=80) == 0
+
+
+def test_image_row_lays_thumbnails_side_by_side() -> None:
+    images = torch.stack([torch.zeros(28, 28), torch.ones(28, 28)])
+    lines = image_row(images, size=8, gap=1)
+    assert len(lines) == 4 and lines[0].cell_length == 17
+    row = cells(lines[0])
+    assert row[0][1:] == (grey(0), grey(0)) and row[9][1:] == (grey(255), grey(255)) and row[8] == (" ", None, None)
+
+
+def test_bar() -> None:
+    assert bar(0.0) == "------|------"
+    assert bar(1.5) == "------|===---"
+    assert bar(-3.0) == "======|------"
+    assert bar(99.0) == "------|======"
+
+
+def test_state_transitions() -> None:
+    centroids = torch.arange(30, dtype=torch.float32).view(10, 3)
+    vae = ExplorerState(centroids, conditional=False)
+    assert vae.z == [0.0, 1.0, 2.0]
+    vae.nudge(2)
+    assert vae.z[0] == 0.5
+    vae.select(1)
+    vae.nudge(-5)
+    assert vae.z == [0.5, -0.25, 2.0]
+    vae.pick_class(3)
+    assert vae.z == [9.0, 10.0, 11.0] and vae.label == 3
+    vae.undo()
+    vae.undo()
+    assert (vae.z, vae.label) == ([0.5, 1.0, 2.0], 0)
+    for _ in range(20):
+        vae.scale_step(0.5)
+    assert vae.step == STEP_RANGE[0]
+    cvae = ExplorerState(centroids, conditional=True)
+    cvae.set_value(1.5)
+    cvae.pick_class(7)
+    assert cvae.z == [1.5, 0.0, 0.0] and cvae.label == 7
+    cvae.reset()
+    assert cvae.z == [0.0, 0.0, 0.0]
+    assert cvae.undo() and cvae.z == [1.5, 0.0, 0.0]
+
+
+def test_decoder_frame_matches_single_decodes() -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="cvae", hidden_dim=32, latent_dim=4))
+    frame = Decoder(model).frame(5, [0.5, -1.0, 0.0, 2.0], label=3, dim=1)
+    assert frame.version == 5 and frame.image.shape == (28, 28)
+    assert frame.traversal.shape == (7, 28, 28) and frame.classes.shape == (10, 28, 28)
+    decoder = Decoder(model)
+    torch.testing.assert_close(frame.image, decoder.image([0.5, -1.0, 0.0, 2.0], 3))
+    torch.testing.assert_close(frame.traversal[0], decoder.image([0.5, TRAVERSAL_VALUES[0], 0.0, 2.0], 3))
+    torch.testing.assert_close(frame.classes[8], decoder.image([0.5, -1.0, 0.0, 2.0], 8))

@@ -1,0 +1,58 @@
+"""The explorer app: one factory shared by the CLI, the tests and the benchmarks."""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from models import Checkpoint
+from vae_tui.keys import APP_KEYS, EXPLORER_KEYS, bindings
+from vae_tui.screens.explorer import ExplorerScreen
+from vae_tui.screens.help import HelpScreen
+
+
+class ExplorerApp(App):
+    """Pick classes, nudge latent dimensions, watch the decoded image."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "vae-tui"
+    BINDINGS = [b for b in bindings(APP_KEYS) if b.action != "command_palette"]
+
+    def __init__(self, checkpoint: Checkpoint, source: str, exports_dir: Path = Path("exports")) -> None:
+        super().__init__()
+        self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
+
+    def get_default_screen(self) -> Screen:
+        return ExplorerScreen(self.checkpoint, self.source, self.exports_dir)
+
+    @property
+    def explorer(self) -> ExplorerScreen:
+        """The main screen (also while a dialog is on top)."""
+        return self.screen_stack[0]  # type: ignore[return-value]
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        names = self.checkpoint.class_names
+        for key in EXPLORER_KEYS:
+            if key.action.startswith("pick_class("):
+                label = int(key.action.removeprefix("pick_class(").rstrip(")"))
+                if label >= len(names):
+                    continue
+                title = f"Pick class {label}: {names[label]}"
+            else:
+                title = key.description
+            yield SystemCommand(title, f"key: {key.display}", lambda action=key.action: self._run_on_explorer(action))
+        yield SystemCommand("Show every key", "key: ?", self.action_help)
+
+    def _run_on_explorer(self, action: str) -> None:
+        self.call_later(self.explorer.run_action, action)
+
+
+def create_app(checkpoint: Checkpoint, source: str, exports_dir: Path = Path("exports")) -> ExplorerApp:
+    """The app for a loaded checkpoint; source says where it came from (shown in the header)."""
+    return ExplorerApp(checkpoint, source, exports_dir)

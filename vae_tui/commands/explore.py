@@ -1,0 +1,44 @@
+"""`vae-tui explore`: find the checkpoint, load it, open the explorer."""
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from models import Checkpoint, load_checkpoint
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def pretrained_path(kind: str) -> Path:
+    """The bundled FashionMNIST checkpoint of that kind."""
+    return PRETRAINED_DIR / f"{kind}.safetensors"
+
+
+def newest_run_checkpoint(runs: Path = Path("runs")) -> Path | None:
+    """The most recently written best.safetensors under runs/, if any."""
+    candidates = [p for p in runs.glob("*/best.safetensors") if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def resolve(args: argparse.Namespace) -> tuple[Checkpoint, str]:
+    """The checkpoint to open and how to name its source in the header."""
+    if args.checkpoint:
+        path = Path(args.checkpoint)
+        if path.is_dir():  # a run folder: open its best checkpoint
+            path = path / "best.safetensors"
+        return load_checkpoint(path), str(path)
+    if not args.pretrained and (newest := newest_run_checkpoint()):
+        return load_checkpoint(newest), str(newest)
+    kind = args.pretrained or "cvae"
+    return load_checkpoint(pretrained_path(kind), expect_kind=kind), f"bundled pretrained {kind.upper()}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the explorer; return the exit status."""
+    torch.set_num_threads(1)  # decoding one small batch: threads cost more than they give
+    checkpoint, source = resolve(args)
+    from vae_tui.app import create_app
+
+    create_app(checkpoint, source, Path(args.exports)).run()
+    return 0

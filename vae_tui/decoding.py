@@ -1,0 +1,52 @@
+"""Decoding for the explorer: the current image, the traversal strip and the class strip in one batch."""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from models import VAE
+
+TRAVERSAL_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # in units of the prior's sigma
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What one state of the explorer shows; pixel probabilities in [0, 1]."""
+
+    version: int
+    image: torch.Tensor  # (H, W)
+    traversal: torch.Tensor  # (7, H, W): the selected dimension at TRAVERSAL_VALUES
+    classes: torch.Tensor | None  # (num_classes, H, W): the current z under every class (CVAE only)
+
+
+class Decoder:
+    """Turns (z, class, selected dimension) into a Frame with one decoder call."""
+
+    def __init__(self, model: VAE) -> None:
+        self.model = model.eval()
+        side = math.isqrt(model.config.input_dim)
+        assert side * side == model.config.input_dim, "images must be square"
+        self.image_shape = (side, side)
+
+    @torch.inference_mode()
+    def frame(self, version: int, z: list[float], label: int, dim: int) -> Frame:
+        """Decode the state's image and both strips."""
+        z0 = torch.tensor(z, dtype=torch.float32)  # (latent_dim,)
+        traversal = z0.repeat(len(TRAVERSAL_VALUES), 1)
+        traversal[:, dim] = torch.tensor(TRAVERSAL_VALUES)
+        batch = [z0[None], traversal]
+        labels = None
+        if self.model.conditional:
+            num_classes = self.model.config.num_classes
+            batch.append(z0.repeat(num_classes, 1))
+            labels = torch.cat([torch.full((1 + len(TRAVERSAL_VALUES),), label), torch.arange(num_classes)])
+        pixels = torch.sigmoid(self.model.decode(torch.cat(batch), labels)).view(-1, *self.image_shape)
+        n = 1 + len(TRAVERSAL_VALUES)
+        return Frame(version, pixels[0], pixels[1:n], pixels[n:] if self.model.conditional else None)
+
+    @torch.inference_mode()
+    def image(self, z: list[float], label: int) -> torch.Tensor:
+        """Decode one image (H, W)."""
+        labels = torch.tensor([label]) if self.model.conditional else None
+        return torch.sigmoid(self.model.decode(torch.tensor([z], dtype=torch.float32), labels)).view(self.image_shape)

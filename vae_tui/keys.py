@@ -1,0 +1,53 @@
+"""Every key of the explorer, in one table: bindings, footer, help screen and command palette use it."""
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Key:
+    """One action and the keys that run it."""
+
+    keys: str  # Textual key names, comma-separated
+    action: str  # screen action, with arguments
+    description: str  # for the help screen and the command palette
+    display: str  # how the help screen writes the keys
+    footer: str = ""  # short label in the footer; empty: not in the footer
+
+
+EXPLORER_KEYS = [
+    Key("up,k", "select(-1)", "Select the previous latent dimension", "up / k", "dim"),
+    Key("down,j", "select(1)", "Select the next latent dimension", "down / j"),
+    Key("left,h", "nudge(-1)", "Nudge the selected dimension down by one step", "left / h", "nudge"),
+    Key("right,l", "nudge(1)", "Nudge the selected dimension up by one step", "right / l"),
+    Key("shift+left,H", "nudge(-5)", "Nudge down by five steps", "shift+left / H"),
+    Key("shift+right,L", "nudge(5)", "Nudge up by five steps", "shift+right / L"),
+    Key("left_square_bracket", "scale_step(0.5)", "Halve the step", "[", "step"),
+    Key("right_square_bracket", "scale_step(2)", "Double the step", "]"),
+    Key("equals_sign", "enter_value", "Type a value for the selected dimension", "="),
+    Key("x", "zero", "Set the selected dimension to 0", "x"),
+    *[Key(str(i), f"pick_class({i})", f"Pick class {i}", str(i)) for i in range(10)],
+    Key("r", "randomize", "Sample z from the prior", "r", "random"),
+    Key("backspace", "reset", "Reset z to the start point", "backspace"),
+    Key("u", "undo", "Undo the last change", "u", "undo"),
+    Key("t", "toggle_strip", "Show the other strip when only one fits", "t"),
+    Key("s", "save_image", "Save the image as PNG", "s", "save"),
+    Key("g", "save_strip", "Save the strip as a grid PNG", "g"),
+]
+APP_KEYS = [
+    Key("question_mark", "help", "Show every key", "?", "help"),
+    Key("ctrl+p", "command_palette", "Open the command palette", "ctrl+p"),
+    Key("q", "quit", "Quit", "q", "quit"),
+]
+FOOTER_DISPLAY = {"up,k": "\u2191\u2193", "left,h": "\u2190\u2192", "left_square_bracket": "[ ]"}
+
+
+def bindings(keys: list[Key]) -> list[Binding]:
+    """Textual bindings for keys; those with a footer label show in the footer."""
+    return [
+        Binding(
+            k.keys, k.action, k.footer or k.description, show=bool(k.footer), key_display=FOOTER_DISPLAY.get(k.keys)
+        )
+        for k in keys
+    ]

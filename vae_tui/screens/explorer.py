@@ -1,0 +1,224 @@
+"""The explorer's main screen: classes, latent panel, preview and strip, driven by the keyboard."""
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Label, OptionList, Static
+
+from models import Checkpoint
+from train.grids import PAD_VALUE, grid, save_png
+from vae_tui.decoding import Decoder, Frame
+from vae_tui.keys import EXPLORER_KEYS, bindings
+from vae_tui.screens.value import ValueScreen
+from vae_tui.state import ExplorerState
+from vae_tui.widgets.class_list import ClassList
+from vae_tui.widgets.image_view import ImageView
+from vae_tui.widgets.latent_panel import LatentPanel
+from vae_tui.widgets.strip_view import StripView
+
+MIN_SIZE = (60, 20)
+IMAGE_PNG_SCALE = 10  # 28 px -> 280 px
+STRIP_PNG_SCALE = 4
+
+
+def truecolor_hint(environ: dict[str, str]) -> str | None:
+    """A hint on turning truecolor on, when the environment says it is off."""
+    if environ.get("COLORTERM", "").lower() in ("truecolor", "24bit"):
+        return None
+    inside_tmux = " In tmux, also: set -as terminal-features ',*:RGB'." if environ.get("TMUX") else ""
+    return (
+        "Truecolor is off (COLORTERM is not set), so images use the 256-colour grey ramp. "
+        f"If your terminal supports it, start with COLORTERM=truecolor.{inside_tmux}"
+    )
+
+
+class ExplorerScreen(Screen):
+    """Every explorer key acts here; decoding runs in a worker thread."""
+
+    BINDINGS = bindings(EXPLORER_KEYS)
+
+    class Decoded(Message):
+        """A worker finished decoding a frame."""
+
+        def __init__(self, frame: Frame) -> None:
+            super().__init__()
+            self.frame = frame
+
+    def __init__(self, checkpoint: Checkpoint, source: str, exports_dir: Path) -> None:
+        super().__init__()
+        self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
+        self.state = ExplorerState(checkpoint.class_centroids, checkpoint.model.conditional)
+        self.decoder = Decoder(checkpoint.model)
+        self.generator = torch.Generator().manual_seed(0)
+        self.frame: Frame | None = None
+        self.frame_listeners: list[Callable[[Frame], None]] = []  # called once a frame is on screen
+
+    def compose(self) -> ComposeResult:
+        checkpoint = self.checkpoint
+        loss = checkpoint.metrics.get("test_loss")
+        loss_text = f" · test loss {loss:.1f}" if isinstance(loss, float) else ""
+        yield Static(
+            f"[b]vae-tui[/]  {checkpoint.config.kind.upper()} · {checkpoint.dataset} · epoch {checkpoint.epoch}"
+            f"{loss_text} · {self.source}",
+            id="title",
+            markup=True,
+        )
+        with Horizontal(id="main"):
+            with Vertical(id="classes"):
+                yield Label("Class", classes="section")
+                yield ClassList(checkpoint.class_names)
+            with Vertical(id="latent"):
+                yield Label("", id="latent-title", classes="section")
+                yield LatentPanel(self.state)
+            with Vertical(id="preview"):
+                yield Label("Preview", id="preview-title", classes="section")
+                yield ImageView()
+        yield StripView(checkpoint.class_names, checkpoint.model.conditional)
+        yield Static("", id="too-small")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_state()
+        if hint := truecolor_hint(dict(os.environ)):
+            self.notify(hint, title="256 colours", severity="warning", timeout=10)
+
+    def on_resize(self, event: Resize) -> None:
+        too_small = event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1]
+        self.set_class(too_small, "too-small")
+        if too_small:
+            self.query_one("#too-small", Static).update(
+                f"The terminal is {event.size.width}x{event.size.height}; the explorer needs at least "
+                f"{MIN_SIZE[0]}x{MIN_SIZE[1]}. Enlarge it, or press q to quit."
+            )
+
+    def _show_state(self) -> None:
+        """Ask for a new picture; the text parts are redrawn with it, so one screen update shows both."""
+        state = self.state
+        if self.frame is not None and self.frame.version == state.version:
+            self._show_text()  # nothing to decode (the step changed)
+        else:
+            self.decode(state.version, list(state.z), state.label, state.selected)
+
+    def _show_text(self) -> None:
+        state = self.state
+        self._set_label("#latent-title", f"Latent z · step {state.step:g}")
+        self._set_label("#preview-title", f"Preview · {state.label} {self.checkpoint.class_names[state.label]}")
+        self.query_one(LatentPanel).update_state()
+        class_list = self.query_one(ClassList)
+        if class_list.highlighted != state.label:
+            class_list.highlighted = state.label
+
+    def _set_label(self, selector: str, text: str) -> None:
+        """Update a section label without a layout pass (their width is fixed by the CSS)."""
+        label = self.query_one(selector, Label)
+        if str(label.content) != text:
+            label.update(text, layout=False)
+
+    @work(thread=True, exclusive=True, group="decode")
+    def decode(self, version: int, z: list[float], label: int, dim: int) -> None:
+        """Decode off the UI thread; only the newest frame is shown."""
+        self.post_message(self.Decoded(self.decoder.frame(version, z, label, dim)))
+
+    def on_explorer_screen_decoded(self, message: Decoded) -> None:
+        frame = message.frame
+        if frame.version != self.state.version:
+            return  # a newer state is being decoded: key repeat is absorbed here
+        self.frame = frame
+        self._show_text()
+        self.query_one(ImageView).show(frame.image)
+        self.query_one(StripView).show(frame, self.state.selected)
+        self.call_after_refresh(self._frame_shown, frame)
+
+    def _frame_shown(self, frame: Frame) -> None:
+        for listener in self.frame_listeners:
+            listener(frame)
+
+    def action_select(self, delta: int) -> None:
+        self.state.select(delta)
+        self._show_state()
+
+    def action_nudge(self, steps: int) -> None:
+        self.state.nudge(steps)
+        self._show_state()
+
+    def action_scale_step(self, factor: float) -> None:
+        self.state.scale_step(factor)
+        self._show_state()
+
+    def action_zero(self) -> None:
+        self.state.set_value(0.0)
+        self._show_state()
+
+    def action_enter_value(self) -> None:
+        def apply(value: float | None) -> None:
+            if value is not None:
+                self.state.set_value(value)
+                self._show_state()
+
+        self.app.push_screen(ValueScreen(self.state.selected, self.state.z[self.state.selected]), apply)
+
+    def action_pick_class(self, label: int) -> None:
+        if label < self.state.num_classes:
+            self.state.pick_class(label)
+            self._show_state()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.action_pick_class(event.option_index)
+
+    def action_randomize(self) -> None:
+        self.state.randomize(self.generator)
+        self._show_state()
+
+    def action_reset(self) -> None:
+        self.state.reset()
+        self._show_state()
+
+    def action_undo(self) -> None:
+        if not self.state.undo():
+            self.notify("Nothing to undo")
+        self._show_state()
+
+    def action_toggle_strip(self) -> None:
+        self.query_one(StripView).toggle()
+
+    def _export_path(self, what: str) -> Path:
+        stem = f"{self.checkpoint.config.kind}-{self.checkpoint.dataset}-class{self.state.label}-{what}"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = self.exports_dir / f"{stem}-{stamp}.png"
+        counter = 1
+        while path.exists():
+            counter += 1
+            path = self.exports_dir / f"{stem}-{stamp}-{counter}.png"
+        return path
+
+    def _save(self, what: str, pixels: torch.Tensor, scale: int) -> Path | None:
+        try:
+            self.exports_dir.mkdir(parents=True, exist_ok=True)
+            path = save_png(self._export_path(what), pixels, scale)
+        except OSError as e:
+            self.notify(f"Could not save into {self.exports_dir}: {e.strerror or e}", severity="error")
+            return None
+        self.notify(f"Saved {path}", title="PNG")
+        return path
+
+    def action_save_image(self) -> Path | None:
+        """Save the current image, upscaled by nearest neighbour."""
+        return self._save("z", self.decoder.image(self.state.z, self.state.label), IMAGE_PNG_SCALE)
+
+    def action_save_strip(self) -> Path | None:
+        """Save the strip (traversal, and for the CVAE every class) as one grid."""
+        frame = self.decoder.frame(self.state.version, self.state.z, self.state.label, self.state.selected)
+        rows = [frame.traversal] + ([frame.classes] if frame.classes is not None else [])
+        columns = max(len(row) for row in rows)
+        blank = torch.full(frame.image.shape, PAD_VALUE)
+        cells = [torch.cat([row, blank.expand(columns - len(row), *blank.shape)]) for row in rows]
+        return self._save(f"z{self.state.selected}-strip", grid(torch.cat(cells), columns), STRIP_PNG_SCALE)

@@ -1,0 +1,52 @@
+"""The preview: the decoded image at the largest integer scale that fits, in half-block cells."""
+
+import torch
+from textual.strip import Strip
+from textual.widget import Widget
+
+from vae_tui.render import fit_scale, half_block_strips, thumbnail, to_levels
+
+
+class ImageView(Widget, can_focus=False):
+    """Shows one greyscale image, centred."""
+
+    DEFAULT_CSS = "ImageView { width: 1fr; height: 1fr; }"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.pixels: torch.Tensor | None = None
+        self._cache: tuple[tuple[int, int], list[Strip]] | None = None
+
+    def show(self, pixels: torch.Tensor) -> None:
+        """Display pixels (H, W) in [0, 1]."""
+        if self.pixels is not None and torch.equal(self.pixels, pixels):
+            return
+        self.pixels = pixels
+        self._cache = None
+        self.refresh()
+
+    def strips(self) -> list[Strip]:
+        """The image's lines for the current size, cached until the image or size changes."""
+        size = (self.size.width, self.size.height)
+        if self.pixels is None:
+            return []
+        if self._cache is None or self._cache[0] != size:
+            height, width = self.pixels.shape
+            scale = fit_scale(height, width, self.size.height, self.size.width)
+            if scale:
+                lines = half_block_strips(to_levels(self.pixels), scale)
+            else:  # smaller than one cell per pixel: shrink to what fits
+                side = max(2, min(self.size.width, 2 * self.size.height))
+                lines = half_block_strips(to_levels(thumbnail(self.pixels, side)))
+            self._cache = (size, lines)
+        return self._cache[1]
+
+    def render_line(self, y: int) -> Strip:
+        lines = self.strips()
+        top = (self.size.height - len(lines)) // 2
+        if not lines or not 0 <= y - top < len(lines):
+            return Strip.blank(self.size.width, self.rich_style)
+        line = lines[y - top]
+        left = max(0, (self.size.width - line.cell_length) // 2)
+        padded = Strip.join([Strip.blank(left, self.rich_style), line])
+        return padded.extend_cell_length(self.size.width, self.rich_style).crop(0, self.size.width)
