@@ -98,5 +98,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--root", type=Path, help="a folder in torchvision's layout (default: made from vae-tui's data)"
+    )
     args = parser.parse_args()
-    run_demo(args.epochs, device=args.device, on_epoch=lambda e, s: print(f"epoch {e}: {s:.2f} s", flush=True))
+    on_epoch = lambda e, s: print(f"epoch {e}: {s:.2f} s", flush=True)  # noqa: E731
+    run_demo(args.epochs, device=args.device, root=args.root, on_epoch=on_epoch)

@@ -5,6 +5,10 @@ Rows (same data, model 784-400-20, Adam 1e-3 and batch size):
   vae-tui  train.loop.Trainer exactly as `vae-tui train` runs it (eval, PNGs, checkpoints)
   floor    forward, backward and fused Adam on one batch already in place: no data handling
 
+Every row runs with denormals flushed to zero (train.loop sets it on import, before the
+thread pool starts, and a thread pool started without it cannot get it later): the demo
+gets that speed-up too, so the ratio is not inflated by it. Alone, in its default mode,
+the demo is slower: `python bench/demo_loop.py`.
 Prints images/s and seconds per epoch (median of the epochs after the first), the ratios
 and the peak RSS, and writes the same as JSON.
 Usage: python bench/train_speed.py [--device cpu] [--batch-size 128] [--epochs 5]
@@ -26,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.demo_loop import run_demo, torchvision_root  # noqa: E402
 from models import ModelConfig, build_model  # noqa: E402
 from train.data import load_dataset  # noqa: E402
-from train.loop import StopFlag, Trainer, TrainSettings, resolve_device  # noqa: E402
+from train.device import resolve_device  # noqa: E402
+from train.loop import StopFlag, Trainer, TrainSettings  # noqa: E402
 from train.progress import PlainProgress  # noqa: E402
 
 TRAIN_IMAGES = 60000

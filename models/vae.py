@@ -81,11 +81,15 @@ class VAE(nn.Module):
         return self.decode(z, y), mu, logvar
 
     def loss(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (total, reconstruction, kl) summed over the batch, and mu (B, latent_dim)."""
+        """Return (total, reconstruction, kl) summed over the batch (weighted per image if given), and mu."""
         x_logits, mu, logvar = self(x, y, generator)
-        return (*elbo_loss(x_logits, x, mu, logvar), mu)
+        return (*elbo_loss(x_logits, x, mu, logvar, weights), mu)
 
     @torch.no_grad()
     def sample(

@@ -9,7 +9,8 @@ import torch
 
 from models import load_checkpoint
 from train.data import load_dataset
-from train.loop import StopFlag, Trainer, TrainingDiverged, TrainingInterrupted, TrainSettings, evaluate
+from train.evaluate import evaluate
+from train.loop import StopFlag, Trainer, TrainingDiverged, TrainingInterrupted, TrainSettings
 from train.progress import PlainProgress
 
 SETTINGS = TrainSettings(dataset="mnist", epochs=2, batch_size=32, lr=1e-2, latent_dim=4, hidden_dim=32, seed=3)

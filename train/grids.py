@@ -39,5 +39,5 @@ def to_image(pixels: torch.Tensor, scale: int = 1) -> Image.Image:
 def save_png(path: str | Path, pixels: torch.Tensor, scale: int = 1) -> Path:
     """Write a (H, W) tensor in [0, 1] as a PNG, atomically."""
     buffer = io.BytesIO()
-    to_image(pixels, scale).save(buffer, format="PNG")
+    to_image(pixels, scale).save(buffer, format="PNG", compress_level=1)  # fast: written every epoch
     return write_atomic(path, buffer.getvalue())

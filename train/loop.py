@@ -1,14 +1,15 @@
 """The training loop: the dataset resident on the device, shuffled there, few host syncs.
 
-Measured on a 2-core CPU (784-400-20, batch 128): about 1.3 s of forward, backward and
-fused Adam per epoch; the demo's DataLoader loop takes about 5 s (bench/train_speed.py).
+Measured on a 2-core CPU (784-400-20, batch 128, bench/train_speed.py): about 1.6 s per
+epoch, within a few percent of forward, backward and fused Adam alone; the demo's
+DataLoader loop takes about 4.5 s.
 """
 
-import fcntl
 import json
 import math
-import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -17,11 +18,21 @@ import torch
 from models import Checkpoint, ModelConfig, ResumeState, UserError, build_model, load_checkpoint, save_checkpoint
 from models.atomic import write_atomic
 from train.data import Dataset
+from train.device import rng_states, set_rng_states, to_device_images
+from train.evaluate import class_centroids, evaluate
 from train.grids import grid, save_png, side_by_side
 from train.progress import EpochResult, PlainProgress
+from train.steps import EagerStep, GraphedStep
 
-REPORT_EVERY = 25  # batches between live progress updates (each one reads the loss: a host sync)
-EVAL_BATCH = 2000  # test-set batch: large, since no gradients are kept
+# Flush denormal floats to zero on the CPU. Adam's first moments of weights that never get a
+# gradient (FashionMNIST's always-black border pixels) decay by 0.9 a step into denormals within
+# two epochs, and arithmetic on them made epochs 40% slower by epoch 4 (bench/train_speed.py).
+# The mode is per thread and the intra-op thread pool inherits it when created, so it is set
+# here, on import, before any parallel tensor operation starts that pool.
+torch.set_flush_denormal(True)
+
+REPORT_SECONDS = 0.25  # between live progress updates (each one reads the loss: a host sync)
+
 GRID_COLUMNS = 8
 
 
@@ -78,91 +89,6 @@ class StopFlag:
         self.signal_name: str | None = None
 
 
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda, then mps, then cpu; an explicit device that is not there is a UserError."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available here (try --device cpu)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: Apple's MPS is not available here (try --device cpu)")
-    if name not in ("cpu", "cuda", "mps"):
-        raise UserError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
-    return torch.device(name)
-
-
-def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
-    """The generator states that training draws from."""
-    states = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    elif device.type == "mps":
-        states["mps"] = torch.mps.get_rng_state()
-    return states
-
-
-def _set_rng_states(states: dict[str, torch.Tensor], device: torch.device) -> None:
-    torch.set_rng_state(states["cpu"])
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(states["cuda"], device)
-    elif device.type == "mps":
-        torch.mps.set_rng_state(states["mps"])
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[float, float, float]:
-    """Negative ELBO per image (z sampled with a fixed seed), and its reconstruction and KL parts."""
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    sums = torch.zeros(3, device=x.device)
-    for start in range(0, len(x), EVAL_BATCH):
-        total, reconstruction, kl, _ = model.loss(
-            x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH], generator
-        )
-        sums += torch.stack([total, reconstruction, kl])
-    total, reconstruction, kl = (sums / len(x)).tolist()
-    return total, reconstruction, kl
-
-
-@torch.no_grad()
-def class_centroids(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Mean of mu over each class's images: (num_classes, latent_dim)."""
-    sums = torch.zeros(num_classes, model.config.latent_dim, device=x.device)
-    for start in range(0, len(x), EVAL_BATCH):
-        mu, _ = model.encode(x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH])
-        sums.index_add_(0, y[start : start + EVAL_BATCH], mu)
-    return sums / torch.bincount(y, minlength=num_classes).clamp(min=1).unsqueeze(1)
-
-
-def _flat(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 784) in [0, 1] on device."""
-    return images.to(device).reshape(len(images), -1).float().div_(255)
-
-
-class OutputLock:
-    """An exclusive lock on the output folder, so two trainings never write the same files."""
-
-    def __init__(self, out_dir: Path) -> None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            self.file = open(out_dir / ".lock", "a+")  # noqa: SIM115 (held open: closing releases the lock)
-        except OSError as e:
-            raise UserError(f"cannot write to --out {out_dir}: {e.strerror}") from None
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "another process"
-            self.file.close()
-            raise UserError(f"another training ({holder}) is writing to {out_dir}: choose another --out") from None
-        self.file.truncate(0)
-        self.file.write(f"pid {os.getpid()}")
-        self.file.flush()
-
-    def release(self) -> None:
-        """Unlock (closing the file releases the lock)."""
-        self.file.close()
-
-
 class Trainer:
     """Fits one model on one dataset, writing checkpoints, grids and metrics into out_dir."""
 
@@ -174,17 +100,19 @@ class Trainer:
         device: torch.device,
         progress: PlainProgress,
         resume: Checkpoint | None = None,
+        cuda_graphs: bool = True,
     ) -> None:
         self.settings, self.data, self.out_dir, self.device, self.progress = settings, data, out_dir, device, progress
         self.num_classes = len(data.class_names)
         torch.manual_seed(settings.seed)
         self.model = build_model(settings.model_config(self.num_classes)).to(device)
         fused = device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=settings.lr, fused=fused, foreach=None if fused else True
-        )
-        self.train_x, self.train_y = _flat(data.train.images, device), data.train.labels.to(device)
-        self.test_x, self.test_y = _flat(data.test.images, device), data.test.labels.to(device)
+        self.graphed = cuda_graphs and device.type == "cuda"
+        # capturable keeps Adam's step count on the GPU, as a CUDA graph needs
+        self.adam_flags = {"fused": fused, "foreach": None if fused else True, "capturable": self.graphed}
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, **self.adam_flags)
+        self.train_x, self.train_y = to_device_images(data.train.images, device), data.train.labels.to(device)
+        self.test_x, self.test_y = to_device_images(data.test.images, device), data.test.labels.to(device)
         self.class_counts = torch.bincount(self.train_y, minlength=self.num_classes).clamp(min=1).unsqueeze(1)
         self.steps_per_epoch = -(-len(self.train_x) // settings.batch_size)
         # The same prior draws every epoch, so sample grids are comparable across epochs.
@@ -198,23 +126,33 @@ class Trainer:
         self.carry: dict[str, torch.Tensor] = {}
         if resume is not None:
             self._restore(resume)
+        self.loss_sum = torch.zeros((), device=device)  # the epoch's summed training loss
+        self.centroid_sums = torch.zeros(self.num_classes, settings.latent_dim, device=device)
+        step_args = (self.model, self.optimizer, self.train_x, self.train_y, self.loss_sum, self.centroid_sums)
+        self.train_step = (
+            GraphedStep(*step_args, batch_size=settings.batch_size) if self.graphed else EagerStep(*step_args)
+        )
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         """Continue from a resumable checkpoint exactly where it stopped."""
         assert checkpoint.resume is not None
         self.model.load_state_dict(checkpoint.model.state_dict())
         self.optimizer.load_state_dict(checkpoint.resume.optimizer)
+        for group in self.optimizer.param_groups:  # the implementation follows this device, not the saved one
+            group.update(self.adam_flags)
         progress = checkpoint.resume.progress
         self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
         self.best_test_loss, self.best_epoch = float(progress["best_test_loss"]), int(progress["best_epoch"])
         self.carry = dict(checkpoint.resume.tensors)
-        _set_rng_states(
-            {k.removeprefix("rng_now."): v for k, v in self.carry.items() if k.startswith("rng_now.")}, self.device
-        )
+        set_rng_states(self._carried("rng_now."), self.device)
         metrics_path = self.out_dir / "metrics.jsonl"
         if metrics_path.is_file():
             rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
             self.metrics_rows = [row for row in rows if row.get("epoch", 0) < self.epoch]
+
+    def _carried(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The resume tensors under prefix, with the prefix removed."""
+        return {k.removeprefix(prefix): v for k, v in self.carry.items() if k.startswith(prefix)}
 
     def run(self, stop: StopFlag) -> list[EpochResult]:
         """Train up to settings.epochs; raise TrainingInterrupted or TrainingDiverged when it cannot finish."""
@@ -223,48 +161,43 @@ class Trainer:
         while self.epoch <= self.settings.epochs:
             results.append(self._run_epoch(stop))
             self.epoch, self.step = self.epoch + 1, 0
-        self._finalize_centroids()
+        with self._writing():
+            self._finalize_centroids()
         return results
 
     def _run_epoch(self, stop: StopFlag) -> EpochResult:
         started = time.perf_counter()
         first_step = self.step
+        loss_sum, centroid_sums = self.loss_sum, self.centroid_sums
         if first_step == 0:
-            rng_epoch_start = _rng_states(self.device)
-            sums = torch.zeros(3, device=self.device)  # total, reconstruction, kl over the epoch
-            centroid_sums = torch.zeros(self.num_classes, self.settings.latent_dim, device=self.device)
+            rng_epoch_start = rng_states(self.device)
+            loss_sum.zero_()
+            centroid_sums.zero_()
         else:
-            rng_epoch_start = {
-                k.removeprefix("rng_epoch_start."): v for k, v in self.carry.items() if k.startswith("rng_epoch_start.")
-            }
-            _set_rng_states(rng_epoch_start, self.device)
-            sums, centroid_sums = self.carry["sums"].to(self.device), self.carry["centroid_sums"].to(self.device)
+            rng_epoch_start = self._carried("rng_epoch_start.")
+            set_rng_states(rng_epoch_start, self.device)
+            loss_sum.copy_(self.carry["loss_sum"])
+            centroid_sums.copy_(self.carry["centroid_sums"])
         permutation = torch.randperm(len(self.train_x), device=self.device)
         if first_step:
-            _set_rng_states(
-                {k.removeprefix("rng_now."): v for k, v in self.carry.items() if k.startswith("rng_now.")}, self.device
-            )
+            set_rng_states(self._carried("rng_now."), self.device)
         self.progress.epoch_started(self.epoch, first_step)
-        batch_size, model, optimizer = self.settings.batch_size, self.model.train(), self.optimizer
+        batch_size, model, train_step = self.settings.batch_size, self.model.train(), self.train_step
+        last_report = started
         for step in range(first_step, self.steps_per_epoch):
             if stop.signal_name:
-                self._save_interrupted(step, rng_epoch_start, sums, centroid_sums)
+                with self._writing():
+                    self._save_interrupted(step, rng_epoch_start, loss_sum, centroid_sums)
                 raise TrainingInterrupted(stop.signal_name, self.out_dir / "last.safetensors")
-            index = permutation[step * batch_size : (step + 1) * batch_size]
-            x, y = self.train_x[index], self.train_y[index]
-            total, reconstruction, kl, mu = model.loss(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            sums += torch.stack([total.detach(), reconstruction.detach(), kl.detach()])
-            centroid_sums.index_add_(0, y, mu.detach())
-            if (step + 1) % REPORT_EVERY == 0:
+            train_step(permutation[step * batch_size : (step + 1) * batch_size])
+            if (now := time.perf_counter()) - last_report >= REPORT_SECONDS:
+                last_report = now
                 seen = min((step + 1) * batch_size, len(self.train_x))
-                loss = sums[0].item() / seen
+                loss = loss_sum.item() / seen
                 self._check_finite(loss)
                 elapsed = time.perf_counter() - started
                 self.progress.batch(step + 1, loss, (step + 1 - first_step) * batch_size / max(elapsed, 1e-9))
-        train_loss = sums[0].item() / len(self.train_x)
+        train_loss = loss_sum.item() / len(self.train_x)
         self._check_finite(train_loss)
         train_seconds = time.perf_counter() - started
         test_loss, test_reconstruction, test_kl = evaluate(model, self.test_x, self.test_y, self.settings.seed + 1)
@@ -280,12 +213,25 @@ class Trainer:
             test_reconstruction=test_reconstruction,
             test_kl=test_kl,
             seconds=seconds,
+            train_seconds=train_seconds,
             images_per_s=(self.steps_per_epoch - first_step) * batch_size / train_seconds,
             is_best=is_best,
         )
-        self._write_epoch(result, centroid_sums / self.class_counts)
+        with self._writing():
+            self._write_epoch(result, centroid_sums / self.class_counts)
         self.progress.epoch_done(result)
         return result
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a failed write (disk full, folder removed) into a one-line UserError."""
+        try:
+            yield
+        except OSError as e:
+            raise UserError(
+                f"could not write {e.filename or self.out_dir}: {e.strerror or e}; training stopped, and the files "
+                "already written stay as they were (each is replaced whole or not at all)"
+            ) from None
 
     def _check_finite(self, loss: float) -> None:
         if math.isfinite(loss):
@@ -312,7 +258,7 @@ class Trainer:
         self, epoch: int, step: int, rng_epoch_start: dict, extra: dict[str, torch.Tensor]
     ) -> ResumeState:
         """Where to continue: at batch `step` of `epoch`, with the RNG as it is now."""
-        tensors = {f"rng_now.{k}": v for k, v in _rng_states(self.device).items()}
+        tensors = {f"rng_now.{k}": v for k, v in rng_states(self.device).items()}
         tensors.update({f"rng_epoch_start.{k}": v for k, v in rng_epoch_start.items()})
         tensors.update(extra)
         progress = {"epoch": epoch, "step": step, "best_test_loss": self.best_test_loss, "best_epoch": self.best_epoch}
@@ -325,13 +271,13 @@ class Trainer:
         self.metrics_rows.append(row)
         write_atomic(self.out_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.metrics_rows).encode())
         metrics = {k: row[k] for k in ("train_loss", "test_loss", "test_reconstruction", "test_kl")}
-        resume = self._resume_state(result.epoch + 1, 0, _rng_states(self.device), {})
+        resume = self._resume_state(result.epoch + 1, 0, rng_states(self.device), {})
         save_checkpoint(self.out_dir / "last.safetensors", self._checkpoint(result.epoch, centroids, metrics, resume))
         if result.is_best:
             save_checkpoint(self.out_dir / "best.safetensors", self._checkpoint(result.epoch, centroids, metrics, None))
 
     def _save_interrupted(
-        self, step: int, rng_epoch_start: dict, sums: torch.Tensor, centroid_sums: torch.Tensor
+        self, step: int, rng_epoch_start: dict, loss_sum: torch.Tensor, centroid_sums: torch.Tensor
     ) -> None:
         """Save the state mid-epoch so that --resume continues with the very next batch."""
         metrics = (
@@ -340,7 +286,9 @@ class Trainer:
             else {}
         )
         centroids = centroid_sums / self.class_counts
-        resume = self._resume_state(self.epoch, step, rng_epoch_start, {"sums": sums, "centroid_sums": centroid_sums})
+        resume = self._resume_state(
+            self.epoch, step, rng_epoch_start, {"loss_sum": loss_sum, "centroid_sums": centroid_sums}
+        )
         save_checkpoint(self.out_dir / "last.safetensors", self._checkpoint(self.epoch - 1, centroids, metrics, resume))
 
     @torch.no_grad()

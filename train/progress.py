@@ -16,7 +16,8 @@ class EpochResult:
     test_loss: float
     test_reconstruction: float
     test_kl: float
-    seconds: float
+    seconds: float  # the whole epoch: training, test-set evaluation
+    train_seconds: float  # the training steps alone
     images_per_s: float
     is_best: bool
 

@@ -11,7 +11,9 @@ from rich.console import Console
 
 from models import UserError, load_checkpoint
 from train.data import load_dataset
-from train.loop import OutputLock, StopFlag, Trainer, TrainingInterrupted, TrainSettings, resolve_device
+from train.device import resolve_device
+from train.loop import StopFlag, Trainer, TrainingInterrupted, TrainSettings
+from train.output import OutputLock
 from train.progress import make_progress
 
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for sig in previous_handlers:
             signal.signal(sig, request_stop)
-        trainer = Trainer(settings, data, out_dir, device, progress, resume)
+        trainer = Trainer(settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs)
         where = f"from epoch {trainer.epoch}, batch {trainer.step} " if resume else ""
         progress.message(
             f"Training {settings.model.upper()} on {data.name} {where}({data.source}) on {device}, writing to {out_dir}"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# GPU check, for a task that has a GPU lent (under 3 minutes): the tests that need CUDA,
+# the training benchmark on the GPU, and 20 epochs of `vae-tui train` with and without
+# CUDA graphs, timed. Run from the repository root: bash bench/gpu_check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+python - <<'PY'
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))
+PY
+echo "== tests that need CUDA"
+python -m pytest -q -rs tests/test_steps.py tests/test_checkpoint.py -k "gpu or graphed" 2>&1 | tail -5
+echo "== training benchmark on cuda, batch 128"
+python bench/train_speed.py --device cuda --epochs 5 --rows vae-tui,floor --json "$OUT/train_speed_cuda.json"
+for graphs in "" "--no-cuda-graphs"; do
+  echo "== vae-tui train --device cuda --epochs 20 $graphs"
+  rm -rf "$OUT/run"
+  TIMEFORMAT="wall time of the whole command: %R s"
+  time (python -m vae_tui train --device cuda --epochs 20 $graphs --out "$OUT/run" | grep -E "epoch (1|2|19|20)/20|Done")
+  python - "$OUT/run/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+train = sum(r["train_seconds"] for r in rows)
+print(f"training time (epoch loops, no eval or writes): {train:.2f} s over {len(rows)} epochs;"
+      f" all epochs with eval and writes: {sum(r['seconds'] for r in rows):.2f} s; test loss {rows[-1]['test_loss']:.2f}")
+PY
+done

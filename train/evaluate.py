@@ -1,0 +1,135 @@
+"""Test-set evaluation: ELBO with z sampled and z = mu, an importance-weighted bound, active units."""
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from models import VAE
+
+EVAL_BATCH = 2000  # test-set batch: large, since no gradients are kept
+ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a unit is active if Var_x[E_q(z|x) z_d] > 0.01
+
+
+@dataclass
+class Evaluation:
+    """Everything `vae-tui eval` reports; losses are nats per image."""
+
+    images: int
+    elbo_sampled: dict[str, float]  # total, reconstruction, kl with z ~ q(z|x)
+    elbo_mean: dict[str, float]  # the same with z = mu
+    iwae_nll: float  # -log p(x) bounded with K importance samples (Burda et al., 2016)
+    iwae_samples: int
+    per_class: list[dict]  # class, name, images, loss (sampled z)
+    active_units: int
+    dimensions: list[dict]  # dim, variance of mu, mean KL, active
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def _bernoulli_log_likelihood(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) per image: minus the BCE summed over pixels, (B,)."""
+    return -F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").sum(-1)
+
+
+@torch.no_grad()
+def iwae_log_likelihood(
+    model: VAE, x: torch.Tensor, y: torch.Tensor, samples: int, generator: torch.Generator, chunk: int = 64
+) -> torch.Tensor:
+    """log p(x) >= log mean_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): per image, (B,)."""
+    mu, logvar = model.encode(x, y)  # (B, D)
+    std = torch.exp(0.5 * logvar)
+    log_weights = []
+    for start in range(0, samples, chunk):
+        k = min(chunk, samples - start)
+        eps = torch.randn((k, *mu.shape), generator=generator, device=x.device)  # (k, B, D)
+        z = mu + eps * std
+        x_logits = model.decode(z.reshape(-1, mu.shape[1]), y.repeat(k) if model.conditional else None)
+        log_px_z = _bernoulli_log_likelihood(x_logits.view(k, *x.shape), x.expand(k, *x.shape))
+        log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
+        log_qz_x = -0.5 * (eps.pow(2) + logvar + math.log(2 * math.pi)).sum(-1)
+        log_weights.append(log_px_z + log_pz - log_qz_x)  # (k, B)
+    return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(samples)
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: VAE,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    class_names: list[str],
+    samples: int,
+    seed: int = 0,
+    batch_size: int = 500,
+) -> Evaluation:
+    """Evaluate model on images x (N, input_dim) in [0, 1] with labels y (N,)."""
+    model.eval()
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    sampled, mean, mus, kl_dims, iwae, per_image = [], [], [], [], [], []
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        mu, logvar = model.encode(xb, yb)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)  # (B, D), Kingma & Welling Appendix B
+        z = model.reparameterize(mu, logvar, generator)
+        reconstruction = -_bernoulli_log_likelihood(model.decode(z, yb), xb)
+        reconstruction_mean = -_bernoulli_log_likelihood(model.decode(mu, yb), xb)
+        sampled.append(torch.stack([reconstruction, kl.sum(1)]))
+        mean.append(torch.stack([reconstruction_mean, kl.sum(1)]))
+        per_image.append(reconstruction + kl.sum(1))
+        mus.append(mu)
+        kl_dims.append(kl)
+        iwae.append(iwae_log_likelihood(model, xb, yb, samples, generator))
+    sampled, mean = torch.cat(sampled, 1).mean(1), torch.cat(mean, 1).mean(1)
+    per_image, mus, kl_dims = torch.cat(per_image), torch.cat(mus), torch.cat(kl_dims)
+    variances = mus.var(0)
+    per_class = [
+        {"class": c, "name": name, "images": int((y == c).sum()), "loss": per_image[y == c].mean().item()}
+        for c, name in enumerate(class_names)
+        if (y == c).any()
+    ]
+    dimensions = [
+        {
+            "dim": d,
+            "variance": variances[d].item(),
+            "kl": kl_dims[:, d].mean().item(),
+            "active": bool(variances[d] > ACTIVE_VARIANCE),
+        }
+        for d in range(mus.shape[1])
+    ]
+    return Evaluation(
+        images=len(x),
+        elbo_sampled={"total": (sampled.sum()).item(), "reconstruction": sampled[0].item(), "kl": sampled[1].item()},
+        elbo_mean={"total": (mean.sum()).item(), "reconstruction": mean[0].item(), "kl": mean[1].item()},
+        iwae_nll=-torch.cat(iwae).mean().item(),
+        iwae_samples=samples,
+        per_class=per_class,
+        active_units=sum(d["active"] for d in dimensions),
+        dimensions=dimensions,
+    )
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[float, float, float]:
+    """Negative ELBO per image (z sampled with a fixed seed), and its reconstruction and KL parts."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    sums = torch.zeros(3, device=x.device)
+    for start in range(0, len(x), EVAL_BATCH):
+        total, reconstruction, kl, _ = model.loss(
+            x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH], generator
+        )
+        sums += torch.stack([total, reconstruction, kl])
+    total, reconstruction, kl = (sums / len(x)).tolist()
+    return total, reconstruction, kl
+
+
+@torch.no_grad()
+def class_centroids(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean of mu over each class's images: (num_classes, latent_dim)."""
+    sums = torch.zeros(num_classes, model.config.latent_dim, device=x.device)
+    for start in range(0, len(x), EVAL_BATCH):
+        mu, _ = model.encode(x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH])
+        sums.index_add_(0, y[start : start + EVAL_BATCH], mu)
+    return sums / torch.bincount(y, minlength=num_classes).clamp(min=1).unsqueeze(1)
