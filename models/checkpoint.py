@@ -115,8 +115,11 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
     config = _config_from(info, path)
     if expect_kind is not None and config.kind != expect_kind:
         raise CheckpointError(f"{path} holds a {config.kind.upper()}, but a {expect_kind.upper()} was expected")
+    with torch.device("meta"):  # shapes only: sizes from a damaged header must not allocate gigabytes
+        expected = build_model(config).state_dict()
+    state = _model_state(tensors, expected, path)
     model = build_model(config)
-    model.load_state_dict(_model_state(tensors, model, path))
+    model.load_state_dict(state)
     class_names = info.get("class_names")
     if not (
         isinstance(class_names, list)
@@ -210,9 +213,8 @@ def _tensor(tensors: dict, name: str, shape: tuple[int, ...], path: Path) -> tor
     return t
 
 
-def _model_state(tensors: dict, model: VAE, path: Path) -> dict[str, torch.Tensor]:
-    """The model's weights from tensors, each checked against the freshly built model."""
-    expected = model.state_dict()
+def _model_state(tensors: dict, expected: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """The model's weights from tensors, each checked against the shapes the config implies."""
     stored = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     unexpected = sorted(set(stored) - set(expected))
     if unexpected:

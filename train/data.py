@@ -6,7 +6,6 @@ in a folder named after the dataset, or flat; gzipped or not. Downloads happen o
 asked, through torchvision's own dataset class (its mirrors and MD5 checks).
 """
 
-import gzip
 import hashlib
 import math
 import os
@@ -53,6 +52,7 @@ CONTENT_MD5 = {
     "mnist": {},
 }
 IDX_UBYTE = 0x08
+MAX_IDX_BYTES = 256 << 20  # the largest real file, 60000 images of 28x28, is 47 MB
 
 
 @dataclass
@@ -165,15 +165,28 @@ def read_idx_bytes(path: Path, dataset: str) -> bytes:
     if gz_md5 is not None and hashlib.md5(raw).hexdigest() != gz_md5:
         raise DataError(_md5_mismatch(path, dataset))
     if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-            raise DataError(
-                f"{path} is not a valid gzip file ({e or 'truncated'}): delete it and fetch it again"
-            ) from None
+        raw = _gunzip(raw, path)
     if content_md5 is not None and hashlib.md5(raw).hexdigest() != content_md5:
         raise DataError(_md5_mismatch(path, dataset))
     return raw
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
+    """Decompress a gzip file (all its members), refusing one that would grow past MAX_IDX_BYTES."""
+    out, size, rest = [], 0, raw
+    try:
+        while rest:
+            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out.append(decompressor.decompress(rest, MAX_IDX_BYTES - size + 1))
+            size += len(out[-1])
+            if decompressor.unconsumed_tail or size > MAX_IDX_BYTES:
+                raise DataError(f"{path} unpacks to more than {MAX_IDX_BYTES >> 20} MB: not an MNIST-style file")
+            if not decompressor.eof:
+                raise DataError(f"{path} is not a valid gzip file (truncated): delete it and fetch it again")
+            rest = decompressor.unused_data
+    except zlib.error as e:
+        raise DataError(f"{path} is not a valid gzip file ({e}): delete it and fetch it again") from None
+    return b"".join(out)
 
 
 def _md5_mismatch(path: Path, dataset: str) -> str:

@@ -3,6 +3,7 @@
 import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 MODELS = ("vae", "cvae")
 DATASETS = ("fashion-mnist", "mnist")
@@ -53,6 +54,12 @@ def build_parser() -> Parser:
         "--download", action="store_true", help="download the dataset through torchvision if it is not found"
     )
     train.add_argument("--resume", metavar="CKPT", help="continue from a last.safetensors written by an earlier run")
+    train.add_argument(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        help="on CUDA, launch each step's kernels eagerly instead of replaying one captured CUDA graph",
+    )
     train.set_defaults(handler="vae_tui.commands.train:run")
 
     explore = commands.add_parser(
@@ -67,6 +74,42 @@ def build_parser() -> Parser:
         "--exports", metavar="DIR", default="exports", help="where s and g save PNGs (default: exports)"
     )
     explore.set_defaults(handler="vae_tui.commands.explore:run")
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="test-set losses, an importance-weighted NLL bound and the active latent dimensions",
+        description="Evaluate a checkpoint on its dataset's test set: negative ELBO with z sampled and with z = mu, "
+        "an importance-weighted bound on -log p(x) (Burda et al., 2016), per-class losses and active units.",
+    )
+    evaluate.add_argument("checkpoint", metavar="CKPT", help="a .safetensors checkpoint")
+    evaluate.add_argument("--samples", type=int, default=1000, help="importance samples K (default: 1000)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the sampled z (default: 0)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    evaluate.add_argument("--device", choices=DEVICES, default="auto", help="where to compute (default: auto)")
+    evaluate.add_argument("--data-dir", metavar="DIR", help="folder with the dataset files (searched first)")
+    evaluate.add_argument("--download", action="store_true", help="download the dataset if it is not found")
+    evaluate.set_defaults(handler="vae_tui.commands.eval:run")
+
+    sample = commands.add_parser(
+        "sample",
+        help="write a grid PNG of decoded samples, traversals or interpolations",
+        description="Decode images from a checkpoint into one grid PNG. The same arguments and seed give the same "
+        "file, byte for byte.",
+    )
+    sample.add_argument("checkpoint", metavar="CKPT", help="a .safetensors checkpoint")
+    sample.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="where to write the PNG")
+    sample.add_argument("--n", type=int, default=8, help="images per row (default: 8)")
+    sample.add_argument(
+        "--class", dest="classes", action="append", metavar="C", help="CVAE class (index or name); repeat for more rows"
+    )
+    sample.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
+    sample.add_argument("--traverse", type=int, metavar="DIM", help="a row per value of z[DIM] from -3 to +3 sigma")
+    sample.add_argument(
+        "--interpolate", nargs=2, metavar=("A", "B"), help="a row from A to B: two classes (VAE) or seed:N seed:M"
+    )
+    sample.add_argument("--steps", type=int, default=8, help="images in an interpolation (default: 8)")
+    sample.add_argument("--scale", type=int, default=4, help="pixels per image pixel (default: 4)")
+    sample.set_defaults(handler="vae_tui.commands.sample:run")
     return parser
 
 

@@ -46,6 +46,12 @@ class Decoder:
         return Frame(version, pixels[0], pixels[1:n], pixels[n:] if self.model.conditional else None)
 
     @torch.inference_mode()
+    def images(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Decode a batch z (N, latent_dim) with classes labels (N,) into images (N, H, W)."""
+        condition = labels.long() if self.model.conditional else None
+        return torch.sigmoid(self.model.decode(z.float(), condition)).view(-1, *self.image_shape)
+
+    @torch.inference_mode()
     def image(self, z: list[float], label: int) -> torch.Tensor:
         """Decode one image (H, W)."""
         labels = torch.tensor([label]) if self.model.conditional else None

@@ -1,0 +1,140 @@
+"""`vae-tui eval` and `vae-tui sample`: the numbers add up, the bound is a bound, PNGs are reproducible."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch.distributions import Normal
+
+from models import load_checkpoint
+from tests.test_cli import TINY_FLAGS, assert_one_line_error, vae_tui
+from train.evaluate import evaluate_model, iwae_log_likelihood
+from vae_tui.commands.explore import pretrained_path
+from vae_tui.decoding import Decoder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny VAE trained for two epochs on tiny MNIST-shaped data: (checkpoint, data folder)."""
+    from tests.conftest import write_dataset
+
+    root = tmp_path_factory.mktemp("trained")
+    write_dataset(root / "data")
+    result = subprocess.run(
+        [sys.executable, "-m", "vae_tui", "train", *TINY_FLAGS, "--lr", "1e-2", "--epochs", "2",
+         "--data-dir", str(root / "data"), "--out", str(root / "run")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return root / "run" / "best.safetensors", root / "data"
+
+
+def test_iwae_log_weight_matches_the_densities() -> None:
+    torch.manual_seed(0)
+    model = load_checkpoint(pretrained_path("vae")).model
+    x = torch.rand(3, 784).round()
+    y = torch.zeros(3, dtype=torch.long)
+    log_px = iwae_log_likelihood(model, x, y, samples=1, generator=torch.Generator().manual_seed(5))
+    mu, logvar = model.encode(x, y)
+    eps = torch.randn((1, *mu.shape), generator=torch.Generator().manual_seed(5))[0]
+    z = mu + eps * torch.exp(0.5 * logvar)
+    probs = torch.sigmoid(model.decode(z, y))
+    log_px_z = torch.distributions.Bernoulli(probs=probs).log_prob(x).sum(1)
+    expected = log_px_z + Normal(0, 1).log_prob(z).sum(1) - Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(1)
+    torch.testing.assert_close(log_px, expected.detach(), rtol=1e-4, atol=1e-2)
+
+
+def test_evaluation_numbers_add_up(trained: tuple[Path, Path]) -> None:
+    from train.data import load_dataset
+
+    checkpoint = load_checkpoint(trained[0])
+    data = load_dataset("mnist", data_dir=trained[1])
+    x, y = data.test.images.reshape(-1, 784).float() / 255, data.test.labels
+    evaluation = evaluate_model(checkpoint.model, x, y, checkpoint.class_names, samples=64)
+    for part in (evaluation.elbo_sampled, evaluation.elbo_mean):
+        assert part["total"] == pytest.approx(part["reconstruction"] + part["kl"], rel=1e-5)
+    assert evaluation.elbo_sampled["kl"] == pytest.approx(evaluation.elbo_mean["kl"])
+    assert evaluation.iwae_nll < evaluation.elbo_sampled["total"]  # K=64 tightens the bound
+    assert sum(c["images"] for c in evaluation.per_class) == len(x) == evaluation.images
+    weighted = sum(c["loss"] * c["images"] for c in evaluation.per_class) / len(x)
+    assert weighted == pytest.approx(evaluation.elbo_sampled["total"], rel=1e-4)
+    assert evaluation.active_units == sum(d["variance"] > 0.01 for d in evaluation.dimensions)
+    assert sum(d["kl"] for d in evaluation.dimensions) == pytest.approx(evaluation.elbo_sampled["kl"], rel=1e-4)
+
+
+def test_eval_command_json_and_table(trained: tuple[Path, Path]) -> None:
+    result = vae_tui("eval", str(trained[0]), "--samples", "8", "--json", "--data-dir", str(trained[1]))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["iwae_samples"] == 8 and report["images"] == 128 and math.isfinite(report["iwae_nll"])
+    table = vae_tui("eval", str(trained[0]), "--samples", "8", "--data-dir", str(trained[1]))
+    assert "IWAE bound, K=8" in table.stdout and "active" in table.stdout
+
+
+def test_eval_errors(tmp_path: Path) -> None:
+    assert_one_line_error(vae_tui("eval", str(tmp_path / "missing.safetensors")), "no checkpoint at")
+    assert_one_line_error(vae_tui("eval", str(pretrained_path("vae")), "--samples", "0"), "--samples must be")
+
+
+def sample(tmp_path: Path, name: str, *args: str, checkpoint: Path | None = None) -> Path:
+    out = tmp_path / name
+    result = vae_tui("sample", str(checkpoint or pretrained_path("cvae")), "-o", str(out), *args)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_sample_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    first = sample(tmp_path, "a.png", "--seed", "3").read_bytes()
+    again = sample(tmp_path, "b.png", "--seed", "3").read_bytes()
+    other = sample(tmp_path, "c.png", "--seed", "4").read_bytes()
+    assert first == again and first != other
+
+
+def test_sample_grids(tmp_path: Path) -> None:
+    cell = 4 * 30  # 28 px and 2 px of padding, at scale 4
+    assert Image.open(sample(tmp_path, "classes.png")).size == (8 * cell + 8, 10 * cell + 8)
+    two = sample(tmp_path, "two.png", "--class", "Bag", "--class", "7", "--n", "5")
+    assert Image.open(two).size == (5 * cell + 8, 2 * cell + 8)
+    traverse = sample(tmp_path, "t.png", "--traverse", "4", "--n", "3", "--scale", "1")
+    assert Image.open(traverse).size == (3 * 30 + 2, 7 * 30 + 2)
+    between = sample(tmp_path, "i.png", "--interpolate", "seed:1", "seed:2", "--steps", "6", "--scale", "1")
+    assert Image.open(between).size == (6 * 30 + 2, 30 + 2)
+    vae = sample(
+        tmp_path, "v.png", "--interpolate", "Trouser", "Bag", "--scale", "1", checkpoint=pretrained_path("vae")
+    )
+    assert Image.open(vae).size == (8 * 30 + 2, 30 + 2)
+
+
+def test_sample_pixels_are_the_decoders(tmp_path: Path) -> None:
+    path = sample(tmp_path, "one.png", "--n", "1", "--scale", "1", "--seed", "9", checkpoint=pretrained_path("vae"))
+    checkpoint = load_checkpoint(pretrained_path("vae"))
+    z = torch.randn(1, 20, generator=torch.Generator().manual_seed(9))
+    expected = Decoder(checkpoint.model).images(z, torch.zeros(1, dtype=torch.long))[0]
+    image = Image.open(path)
+    crop = image.crop((2, 2, 30, 30))
+    assert list(crop.tobytes()) == (expected * 255).round().to(torch.uint8).flatten().tolist()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--class", "Spaceship"], "unknown class 'Spaceship'"),
+        (["--traverse", "20"], "--traverse 20: the model has dimensions 0-19"),
+        (["--interpolate", "seed:x", "seed:2"], "is not seed:N"),
+        (["--interpolate", "0", "1"], "needs a VAE"),
+        (["--n", "0"], "must be positive"),
+    ],
+)
+def test_sample_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
+    result = vae_tui("sample", str(pretrained_path("cvae")), "-o", str(tmp_path / "x.png"), *args)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_sample_refuses_non_png(tmp_path: Path) -> None:
+    assert_one_line_error(vae_tui("sample", str(pretrained_path("vae")), "-o", str(tmp_path / "x.jpg")), ".png")
