@@ -110,8 +110,10 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
     info = _read_info(blob, path)
     try:
         tensors = safetensors.torch.load(blob)
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path} is corrupted: {e}") from None
+    except (SafetensorError, ValueError, RuntimeError, TypeError, KeyError, OverflowError) as e:
+        raise CheckpointError(
+            f"{path} is corrupted: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
     config = _config_from(info, path)
     if expect_kind is not None and config.kind != expect_kind:
         raise CheckpointError(f"{path} holds a {config.kind.upper()}, but a {expect_kind.upper()} was expected")
@@ -154,17 +156,19 @@ def _read_info(blob: bytes, path: Path) -> dict:
     if len(blob) < 8:
         raise CheckpointError(f"{path} is empty or truncated ({len(blob)} bytes): not a vae-tui checkpoint")
     header_len = struct.unpack("<Q", blob[:8])[0]
-    if header_len > MAX_HEADER_BYTES or 8 + header_len > len(blob):
+    if 8 + header_len > len(blob):
         raise CheckpointError(f"{path} is truncated or not a safetensors file")
+    if header_len > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{path} has a {header_len}-byte header, larger than any vae-tui checkpoint's")
     try:
         header = json.loads(blob[8 : 8 + header_len].decode("utf-8"))
         raw_info = header["__metadata__"][METADATA_KEY]
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError):
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError, RecursionError):
         raise CheckpointError(f"{path} is not a vae-tui checkpoint (no vae-tui metadata in its header)") from None
     try:
         info = json.loads(raw_info)
         assert isinstance(info, dict)
-    except (json.JSONDecodeError, TypeError, AssertionError):
+    except (json.JSONDecodeError, TypeError, AssertionError, RecursionError):
         raise CheckpointError(f"{path} has corrupted metadata") from None
     file_version = info.get("format_version")
     if not isinstance(file_version, int) or file_version < 1:
@@ -260,4 +264,12 @@ def _resume_state(info: dict, tensors: dict, path: Path) -> ResumeState:
     except (KeyError, ValueError, TypeError, AttributeError):
         raise CheckpointError(f"{path} has malformed optimizer state") from None
     extra = {k.removeprefix("resume."): v for k, v in tensors.items() if k.startswith("resume.")}
-    return ResumeState(optimizer=optimizer, tensors=extra, progress=_typed(info, "resume", dict, path))
+    progress = _typed(info, "resume", dict, path)
+    kinds = {"epoch": int, "step": int, "best_epoch": int, "best_test_loss": (int, float)}
+    if any(not isinstance(progress.get(k), t) or isinstance(progress.get(k), bool) for k, t in kinds.items()):
+        raise CheckpointError(f"{path} has malformed resume metadata: {progress}")
+    if progress["epoch"] < 1 or progress["step"] < 0:
+        raise CheckpointError(
+            f"{path} has malformed resume metadata: epoch {progress['epoch']}, step {progress['step']}"
+        )
+    return ResumeState(optimizer=optimizer, tensors=extra, progress=progress)

@@ -1,5 +1,6 @@
 """The explorer through Pilot: every key changes the state and what is drawn."""
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +33,15 @@ def make_app(kind: str, tmp_path: Path) -> ExplorerApp:
 
 
 async def settle(app: ExplorerApp, pilot) -> None:
-    """Wait until the newest decode is on screen."""
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+    """Wait until the frame of the newest state is on screen (decoding runs in a worker thread)."""
+    for _ in range(500):
+        await pilot.pause()
+        screen = app.explorer
+        if screen.frame is not None and screen.frame.version == screen.state.version:
+            await pilot.pause()
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no frame for the newest state within 5 s")
 
 
 def drawn_image(app: ExplorerApp) -> list:
@@ -256,21 +261,16 @@ async def test_truecolor_hint_is_shown(tmp_path: Path, monkeypatch: pytest.Monke
     assert "tmux" in truecolor_hint({"TMUX": "/tmp/tmux-0/default,1,0"})
 
 
-def test_key_repeat_is_absorbed(tmp_path: Path) -> None:
-    import asyncio
-
-    async def run() -> None:
-        app = make_app("cvae", tmp_path)
-        shown = []
-        async with app.run_test(size=(80, 24)) as pilot:
-            app.explorer.frame_listeners.append(lambda frame: shown.append(frame.version))
-            await pilot.press(*["l"] * 60)
-            await settle(app, pilot)
-            assert max(app.explorer.state.z) == pytest.approx(10.0)  # 60 steps of 0.25, clamped at the limit
-            assert shown[-1] == app.explorer.state.version
-            assert app.explorer.frame.version == app.explorer.state.version
-
-    asyncio.run(run())
+async def test_key_repeat_is_absorbed(tmp_path: Path) -> None:
+    app = make_app("cvae", tmp_path)
+    shown = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.explorer.frame_listeners.append(lambda frame: shown.append(frame.version))
+        await pilot.press(*["l"] * 60)
+        await settle(app, pilot)
+        assert max(app.explorer.state.z) == pytest.approx(10.0)  # 60 steps of 0.25, clamped at the limit
+        assert shown[-1] == app.explorer.state.version
+        assert app.explorer.frame.version == app.explorer.state.version
 
 
 @pytest.mark.parametrize(

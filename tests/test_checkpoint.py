@@ -14,6 +14,8 @@ from models import Checkpoint, CheckpointError, ModelConfig, ResumeState, build_
 from models.checkpoint import FORMAT_VERSION, METADATA_KEY, _data_offset
 from tests.conftest import TINY
 
+PROGRESS = {"epoch": 2, "step": 5, "best_test_loss": 250.5, "best_epoch": 1}
+
 
 def make_checkpoint(kind: str = "vae", resume: bool = False) -> Checkpoint:
     torch.manual_seed(0)
@@ -23,7 +25,7 @@ def make_checkpoint(kind: str = "vae", resume: bool = False) -> Checkpoint:
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         model.loss(torch.rand(8, 784), torch.arange(8))[0].backward()
         optimizer.step()
-        state = ResumeState(optimizer.state_dict(), {"rng_now.cpu": torch.get_rng_state()}, {"epoch": 2, "step": 5})
+        state = ResumeState(optimizer.state_dict(), {"rng_now.cpu": torch.get_rng_state()}, PROGRESS)
     return Checkpoint(
         model=model,
         dataset="mnist",
@@ -70,7 +72,7 @@ def test_round_trip(tmp_path: Path, kind: str) -> None:
 def test_resume_state_round_trip(tmp_path: Path) -> None:
     original = make_checkpoint(resume=True)
     loaded = load_checkpoint(save_checkpoint(tmp_path / "last.safetensors", original), with_resume=True)
-    assert loaded.resume.progress == {"epoch": 2, "step": 5}
+    assert loaded.resume.progress == PROGRESS
     assert torch.equal(loaded.resume.tensors["rng_now.cpu"], original.resume.tensors["rng_now.cpu"])
     want, got = original.resume.optimizer, loaded.resume.optimizer
     assert got["param_groups"] == want["param_groups"]

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from models import load_checkpoint
+from tests.test_app import settle
 from vae_tui.app import create_app
 from vae_tui.commands.explore import pretrained_path
 
@@ -23,9 +24,7 @@ def keys_then_frame(*keys: str):
 
     async def run_before(pilot) -> None:
         await pilot.press(*keys)
-        for _ in range(2):
-            await pilot.app.workers.wait_for_complete()
-            await pilot.pause()
+        await settle(pilot.app, pilot)
 
     return run_before
 

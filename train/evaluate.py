@@ -37,7 +37,7 @@ def _bernoulli_log_likelihood(x_logits: torch.Tensor, x: torch.Tensor) -> torch.
 
 @torch.no_grad()
 def iwae_log_likelihood(
-    model: VAE, x: torch.Tensor, y: torch.Tensor, samples: int, generator: torch.Generator, chunk: int = 64
+    model: VAE, x: torch.Tensor, y: torch.Tensor, samples: int, generator: torch.Generator, chunk: int = 8
 ) -> torch.Tensor:
     """log p(x) >= log mean_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): per image, (B,)."""
     mu, logvar = model.encode(x, y)  # (B, D)

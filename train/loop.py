@@ -15,7 +15,16 @@ from pathlib import Path
 
 import torch
 
-from models import Checkpoint, ModelConfig, ResumeState, UserError, build_model, load_checkpoint, save_checkpoint
+from models import (
+    Checkpoint,
+    CheckpointError,
+    ModelConfig,
+    ResumeState,
+    UserError,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from models.atomic import write_atomic
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
@@ -137,7 +146,11 @@ class Trainer:
         """Continue from a resumable checkpoint exactly where it stopped."""
         assert checkpoint.resume is not None
         self.model.load_state_dict(checkpoint.model.state_dict())
-        self.optimizer.load_state_dict(checkpoint.resume.optimizer)
+        try:
+            self.optimizer.load_state_dict(checkpoint.resume.optimizer)
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"{checkpoint.path}: its optimizer state does not fit this model ({e})") from None
+        self._check_carry(checkpoint)
         for group in self.optimizer.param_groups:  # the implementation follows this device, not the saved one
             group.update(self.adam_flags)
         progress = checkpoint.resume.progress
@@ -149,6 +162,24 @@ class Trainer:
         if metrics_path.is_file():
             rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
             self.metrics_rows = [row for row in rows if row.get("epoch", 0) < self.epoch]
+
+    def _check_carry(self, checkpoint: Checkpoint) -> None:
+        """The resume tensors a checkpoint must hold to continue where it stopped."""
+        tensors, mid_epoch = checkpoint.resume.tensors, checkpoint.resume.progress["step"] > 0
+        shapes = {"rng_now.cpu": None}
+        if mid_epoch:
+            shapes.update(
+                {
+                    "rng_epoch_start.cpu": None,
+                    "loss_sum": (),
+                    "centroid_sums": (self.num_classes, self.settings.latent_dim),
+                }
+            )
+        for name, shape in shapes.items():
+            t = tensors.get(name)
+            ok = t is not None and (t.dtype == torch.uint8 if shape is None else tuple(t.shape) == shape)
+            if not ok:
+                raise CheckpointError(f"{checkpoint.path} lacks a usable resume state ({name})")
 
     def _carried(self, prefix: str) -> dict[str, torch.Tensor]:
         """The resume tensors under prefix, with the prefix removed."""

@@ -26,6 +26,8 @@ class OutputLock:
         self.file.truncate(0)
         self.file.write(f"pid {os.getpid()}")
         self.file.flush()
+        for stale in out_dir.glob(".*.tmp"):  # left by a process killed mid-write; we hold the lock now
+            stale.unlink(missing_ok=True)
 
     def release(self) -> None:
         """Unlock (closing the file releases the lock)."""

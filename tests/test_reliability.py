@@ -1,0 +1,240 @@
+"""Fault injection: each case of docs/reliability.md that no other test file covers."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+from models import CheckpointError, DataError, UserError, load_checkpoint, save_checkpoint
+from models.checkpoint import MAX_HEADER_BYTES, METADATA_KEY
+from tests.conftest import write_dataset
+from tests.test_checkpoint import make_checkpoint, rewrite
+from tests.test_cli import TINY_FLAGS, assert_one_line_error, vae_tui
+from tests.test_train import SETTINGS, train
+from train import data as data_module
+from train.data import load_dataset
+from train.output import OutputLock
+from vae_tui.commands.explore import pretrained_path
+
+# --- checkpoints -------------------------------------------------------------------------
+
+
+def test_oversized_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "big.safetensors"
+    metadata = {METADATA_KEY: json.dumps({"format_version": 1, "padding": "x" * (MAX_HEADER_BYTES + 10)})}
+    safetensors.torch.save_file({"w": torch.zeros(1)}, path, metadata=metadata)
+    with pytest.raises(CheckpointError, match="larger than any vae-tui checkpoint"):
+        load_checkpoint(path)
+
+
+def test_huge_sizes_in_metadata_are_refused_without_allocating(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "c.safetensors", make_checkpoint())
+    rewrite(path, edit_info=lambda info: info["model"].update(hidden_dim=60000, input_dim=60000))
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match="has shape"):
+        load_checkpoint(path)
+    assert time.perf_counter() - started < 5  # 60000 x 60000 floats would be 14 GB
+
+
+def test_cvae_where_a_vae_is_expected(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "c.safetensors", make_checkpoint("cvae"))
+    with pytest.raises(CheckpointError, match="holds a CVAE, but a VAE was expected"):
+        load_checkpoint(path, expect_kind="vae")
+
+
+def test_malformed_resume_state(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "last.safetensors", make_checkpoint(resume=True))
+    rewrite(path, edit_info=lambda info: info["resume"].pop("best_epoch"))
+    with pytest.raises(CheckpointError, match="malformed resume metadata"):
+        load_checkpoint(path, with_resume=True)
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def test_empty_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data_module, "DEBIAN_DIRS", {})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no mnist data found"):
+        load_dataset("mnist", data_dir=tmp_path / "empty")
+
+
+def test_unreadable_data_file(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self.name == "train-labels-idx1-ubyte":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # root ignores chmod, so the OS error is simulated
+    with pytest.raises(DataError, match="cannot read .*train-labels-idx1-ubyte: Permission denied"):
+        load_dataset("mnist", data_dir=mnist_dir)
+
+
+def test_gzip_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    monkeypatch.setattr(data_module, "MAX_IDX_BYTES", 1 << 20)
+    write_dataset(tmp_path, gz=True)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\0" * (2 << 20)))
+    monkeypatch.setattr(data_module, "_torchvision_md5", lambda dataset: {})
+    with pytest.raises(DataError, match="unpacks to more than 1 MB"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+# --- training ----------------------------------------------------------------------------
+
+WRITER = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from tests.test_checkpoint import make_checkpoint
+from models import save_checkpoint
+checkpoint = make_checkpoint(resume=True)
+print("ready", flush=True)
+i = 0
+while True:
+    checkpoint.epoch = i
+    save_checkpoint({path!r}, checkpoint)
+    i += 1
+"""
+
+
+def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "last.safetensors"
+    save_checkpoint(path, make_checkpoint(resume=True))
+    root = str(Path(__file__).resolve().parents[1])
+    for delay in (0.05, 0.13, 0.31, 0.57):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER.format(root=root, path=str(path))], stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        assert load_checkpoint(path, with_resume=True).config.hidden_dim == 32
+    OutputLock(tmp_path).release()  # a new training removes the temp files a killed writer left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "last.safetensors"]
+
+
+def test_disk_full_while_writing(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    trainer = train(mnist_dir, out, replace(SETTINGS, epochs=1))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    trainer.settings = replace(SETTINGS, epochs=2)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UserError, match=r"could not write .*: No space left on device; training stopped"):
+        trainer.run(__import__("train.loop", fromlist=["StopFlag"]).StopFlag())
+    after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    assert {k: v for k, v in before.items() if k in after} == after  # what existed is unchanged
+    assert "last.safetensors" in after and load_checkpoint(out / "last.safetensors").epoch == 1
+
+
+def test_disk_full_through_the_cli_is_one_line(mnist_dir: Path, tmp_path: Path) -> None:
+    code = (
+        "import errno, os, sys\n"
+        "def full(fd): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "os.fsync = full\n"
+        "from vae_tui.cli import main\n"
+        f"sys.exit(main(['train', *{TINY_FLAGS!r}, '--epochs', '1', '--data-dir', {str(mnist_dir)!r},"
+        f" '--out', {str(tmp_path / 'run')!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert_one_line_error(result, "No space left on device")
+
+
+def test_two_trainings_into_one_folder(mnist_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    lock = OutputLock(out)  # a training in progress that has not written a checkpoint yet
+    try:
+        result = vae_tui("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out))
+        assert_one_line_error(result, f"another training (pid {os.getpid()}) is writing to {out}")
+    finally:
+        lock.release()
+
+
+def test_resume_state_that_does_not_fit(mnist_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(mnist_dir, out, replace(SETTINGS, epochs=1))
+    rewrite(out / "last.safetensors", edit_tensors=lambda t: t.pop("resume.rng_now.cpu"))
+    result = vae_tui("train", "--resume", str(out / "last.safetensors"), "--epochs", "2", "--data-dir", str(mnist_dir))
+    assert_one_line_error(result, "lacks a usable resume state (rng_now.cpu)")
+
+
+# --- explorer ----------------------------------------------------------------------------
+
+
+async def test_tiny_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_app import make_app, settle
+
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    app = make_app("cvae", tmp_path)
+    async with app.run_test(size=(20, 8)) as pilot:
+        await settle(app, pilot)
+        assert app.explorer.has_class("too-small")
+        await pilot.press("l", "j", "r", "u")
+        await settle(app, pilot)
+        assert app.explorer.frame.version == app.explorer.state.version
+
+
+async def test_a_thousand_keys_as_fast_as_they_come(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual import events
+
+    from tests.test_app import make_app, settle
+
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    app = make_app("cvae", tmp_path)
+    keys = ["l", "j", "h", "k", "r", "u", "right_square_bracket", "left_square_bracket", "3", "l"]
+    async with app.run_test(size=(100, 32)) as pilot:
+        shown = []
+        app.explorer.frame_listeners.append(lambda frame: shown.append(frame.version))
+        for i in range(1000):
+            key = keys[i % len(keys)]
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await settle(app, pilot)
+        await settle(app, pilot)
+        state = app.explorer.state
+        assert len(state.history) > 0 and state.label == 3
+        assert shown and shown[-1] == state.version and len(shown) < 1000  # stale frames were dropped
+
+
+async def test_checkpoint_deleted_while_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import load_checkpoint as load
+    from vae_tui.app import create_app
+
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    copy = tmp_path / "model.safetensors"
+    copy.write_bytes(pretrained_path("vae").read_bytes())
+    app = create_app(load(copy), str(copy), tmp_path / "exports")
+    async with app.run_test(size=(80, 24)) as pilot:
+        copy.unlink()
+        await pilot.press("l", "s", "g")
+        assert len(list((tmp_path / "exports").glob("*.png"))) == 2
+
+
+def test_every_row_of_the_reliability_table_names_existing_tests() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "reliability.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| ") and not line.startswith(("| case", "| ---"))]
+    assert len(rows) >= 35
+    for row in rows:
+        references = re.findall(r"`tests/(\w+\.py)(?:::(\w+))?", row)
+        assert references, f"no test named in: {row}"
+        for file, function in references:
+            source = (root / "tests" / file).read_text()
+            assert not function or re.search(rf"^(async )?def {function}\(", source, re.M), f"{file}::{function}"
