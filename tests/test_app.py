@@ -191,7 +191,8 @@ async def test_save_image_png_matches_the_decode(tmp_path: Path) -> None:
         assert "class4" in path.name
         saved = Image.open(path)
         assert saved.size == (280, 280)
-        expected = to_image(app.explorer.decoder.image(app.explorer.state.z, 4), scale=10)
+        assert app.explorer.frame.version == app.explorer.state.version
+        expected = to_image(app.explorer.frame.image, scale=10)
         assert saved.tobytes() == expected.tobytes()
         assert any(str(path) in n.message for n in app._notifications)
 

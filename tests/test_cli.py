@@ -36,7 +36,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0]
 
 
-@pytest.mark.parametrize("args", [["--help"], ["train", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], *([command, "--help"] for command in ("train", "explore", "eval", "sample"))]
+)
 def test_help_does_not_import_torch(args: list[str]) -> None:
     code = (
         "import sys; from vae_tui.cli import main\n"
@@ -67,6 +69,11 @@ def test_bad_flags(flags: list[str], fragment: str) -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_missing_cuda() -> None:
     assert_one_line_error(vae_tui("train", "--device", "cuda"), "no CUDA GPU")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has Apple's MPS")
+def test_missing_mps() -> None:
+    assert_one_line_error(vae_tui("train", "--device", "mps"), "MPS is not available")
 
 
 def test_unwritable_out(mnist_dir: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -160,8 +160,11 @@ class Trainer:
         set_rng_states(self._carried("rng_now."), self.device)
         metrics_path = self.out_dir / "metrics.jsonl"
         if metrics_path.is_file():
-            rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-            self.metrics_rows = [row for row in rows if row.get("epoch", 0) < self.epoch]
+            rows = []
+            for line in metrics_path.read_text().splitlines():
+                with suppress(json.JSONDecodeError):  # a hand-edited or damaged row is dropped, not fatal
+                    rows.append(json.loads(line))
+            self.metrics_rows = [r for r in rows if isinstance(r, dict) and r.get("epoch", 0) < self.epoch]
 
     def _check_carry(self, checkpoint: Checkpoint) -> None:
         """The resume tensors a checkpoint must hold to continue where it stopped."""

@@ -210,13 +210,19 @@ class ExplorerScreen(Screen):
         self.notify(f"Saved {path}", title="PNG")
         return path
 
+    def _current_frame(self) -> Frame:
+        """The frame on screen when it shows the current state; else (a key was just pressed) a fresh decode."""
+        if self.frame is not None and self.frame.version == self.state.version:
+            return self.frame
+        return self.decoder.frame(self.state.version, list(self.state.z), self.state.label, self.state.selected)
+
     def action_save_image(self) -> Path | None:
         """Save the current image, upscaled by nearest neighbour."""
-        return self._save("z", self.decoder.image(self.state.z, self.state.label), IMAGE_PNG_SCALE)
+        return self._save("z", self._current_frame().image, IMAGE_PNG_SCALE)
 
     def action_save_strip(self) -> Path | None:
         """Save the strip (traversal, and for the CVAE every class) as one grid."""
-        frame = self.decoder.frame(self.state.version, self.state.z, self.state.label, self.state.selected)
+        frame = self._current_frame()
         rows = [frame.traversal] + ([frame.classes] if frame.classes is not None else [])
         columns = max(len(row) for row in rows)
         blank = torch.full(frame.image.shape, PAD_VALUE)
