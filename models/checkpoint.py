@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import safetensors.torch
 import torch
@@ -183,7 +184,7 @@ def _read_info(blob: bytes, path: Path) -> dict:
     return info
 
 
-def _typed(info: dict, key: str, kind: type, path: Path):
+def _typed(info: dict, key: str, kind: type, path: Path) -> Any:
     """info[key], checked to be of type kind."""
     value = info.get(key)
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:

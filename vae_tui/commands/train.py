@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from models import UserError, load_checkpoint
+from models import Checkpoint, UserError, load_checkpoint
 from train.data import load_dataset
 from train.device import resolve_device
 from train.loop import StopFlag, Trainer, TrainingInterrupted, TrainSettings
@@ -24,7 +24,7 @@ def _given_settings(args: argparse.Namespace) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name, None) is not None}
 
 
-def _resume_settings(args: argparse.Namespace, checkpoint) -> TrainSettings:
+def _resume_settings(args: argparse.Namespace, checkpoint: Checkpoint) -> TrainSettings:
     """The checkpoint's settings; flags may only repeat them, except --epochs, which may extend."""
     stored = TrainSettings.from_dict(checkpoint.training)
     given = _given_settings(args)
