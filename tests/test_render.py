@@ -97,6 +97,10 @@ def test_decoder_frame_matches_single_decodes() -> None:
     assert frame.version == 5 and frame.image.shape == (28, 28)
     assert frame.traversal.shape == (7, 28, 28) and frame.classes.shape == (10, 28, 28)
     decoder = Decoder(model)
-    torch.testing.assert_close(frame.image, decoder.image([0.5, -1.0, 0.0, 2.0], 3))
-    torch.testing.assert_close(frame.traversal[0], decoder.image([0.5, TRAVERSAL_VALUES[0], 0.0, 2.0], 3))
-    torch.testing.assert_close(frame.classes[8], decoder.image([0.5, -1.0, 0.0, 2.0], 8))
+    singles = decoder.images(
+        torch.tensor([[0.5, -1.0, 0.0, 2.0], [0.5, TRAVERSAL_VALUES[0], 0.0, 2.0], [0.5, -1.0, 0.0, 2.0]]),
+        torch.tensor([3, 3, 8]),
+    )
+    torch.testing.assert_close(frame.image, singles[0])
+    torch.testing.assert_close(frame.traversal[0], singles[1])
+    torch.testing.assert_close(frame.classes[8], singles[2])

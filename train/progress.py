@@ -1,6 +1,5 @@
 """Training progress: rich bars on a terminal, plain lines in logs."""
 
-import time
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -92,7 +91,6 @@ class RichProgress(PlainProgress):
 
     def epoch_started(self, epoch: int, first_step: int) -> None:
         self.bars.reset(self.batches_task, completed=first_step, status=f"epoch {epoch}", start=True)
-        self._epoch_started_at = time.perf_counter()
 
     def batch(self, step: int, loss: float, images_per_s: float) -> None:
         self.bars.update(self.batches_task, completed=step, status=f"loss {loss:7.2f}  {images_per_s:>7,.0f} img/s")

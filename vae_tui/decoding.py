@@ -50,9 +50,3 @@ class Decoder:
         """Decode a batch z (N, latent_dim) with classes labels (N,) into images (N, H, W)."""
         condition = labels.long() if self.model.conditional else None
         return torch.sigmoid(self.model.decode(z.float(), condition)).view(-1, *self.image_shape)
-
-    @torch.inference_mode()
-    def image(self, z: list[float], label: int) -> torch.Tensor:
-        """Decode one image (H, W)."""
-        labels = torch.tensor([label]) if self.model.conditional else None
-        return torch.sigmoid(self.model.decode(torch.tensor([z], dtype=torch.float32), labels)).view(self.image_shape)
