@@ -25,6 +25,17 @@ def _version() -> str:
         return "0+unknown"
 
 
+def add_device_and_data_flags(parser: argparse.ArgumentParser) -> None:
+    """--device, --data-dir and --download, shared by the commands that read a dataset."""
+    parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help="where to compute (default: auto: cuda, mps, then cpu)"
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="folder with the dataset files (searched first)")
+    parser.add_argument(
+        "--download", action="store_true", help="download the dataset through torchvision if it is not found"
+    )
+
+
 def build_parser() -> Parser:
     """The full parser; building it imports nothing heavy."""
     parser = Parser(prog="vae-tui", description="Train VAEs and CVAEs and explore their latent space from a terminal.")
@@ -45,14 +56,8 @@ def build_parser() -> Parser:
     train.add_argument("--latent-dim", type=int, help="size of z (default: 20)")
     train.add_argument("--hidden-dim", type=int, help="hidden layer width (default: 400)")
     train.add_argument("--seed", type=int, help="random seed (default: 0)")
-    train.add_argument(
-        "--device", choices=DEVICES, default="auto", help="where to train (default: auto: cuda, mps, then cpu)"
-    )
+    add_device_and_data_flags(train)
     train.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>-<dataset>-<timestamp>)")
-    train.add_argument("--data-dir", metavar="DIR", help="folder with the dataset files (searched first)")
-    train.add_argument(
-        "--download", action="store_true", help="download the dataset through torchvision if it is not found"
-    )
     train.add_argument("--resume", metavar="CKPT", help="continue from a last.safetensors written by an earlier run")
     train.add_argument(
         "--no-cuda-graphs",
@@ -82,12 +87,12 @@ def build_parser() -> Parser:
         "an importance-weighted bound on -log p(x) (Burda et al., 2016), per-class losses and active units.",
     )
     evaluate.add_argument("checkpoint", metavar="CKPT", help="a .safetensors checkpoint")
-    evaluate.add_argument("--samples", type=int, default=1000, help="importance samples K (default: 1000)")
+    evaluate.add_argument(  # K = 1000 takes about 45 s for the 10,000 test images on 2 CPU cores
+        "--samples", type=int, default=1000, help="importance samples K (default: 1000)"
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the sampled z (default: 0)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    evaluate.add_argument("--device", choices=DEVICES, default="auto", help="where to compute (default: auto)")
-    evaluate.add_argument("--data-dir", metavar="DIR", help="folder with the dataset files (searched first)")
-    evaluate.add_argument("--download", action="store_true", help="download the dataset if it is not found")
+    add_device_and_data_flags(evaluate)
     evaluate.set_defaults(handler="vae_tui.commands.eval:run")
 
     sample = commands.add_parser(

@@ -12,8 +12,6 @@ from train.data import CLASS_NAMES, load_dataset
 from train.device import resolve_device
 from train.evaluate import Evaluation, evaluate_model
 
-DEFAULT_SAMPLES = 1000  # importance samples: about a minute for the 10,000 test images on 2 CPU cores
-
 
 def table(evaluation: Evaluation, title: str) -> list[Table]:
     """The evaluation as rich tables: summary, per class, per dimension."""
