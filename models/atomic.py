@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from models.points import reach
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -19,6 +21,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
+        reach("written", path.name)  # the temp file is whole; the rename has not happened yet
         os.replace(tmp_name, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):

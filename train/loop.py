@@ -26,6 +26,7 @@ from models import (
     save_checkpoint,
 )
 from models.atomic import write_atomic
+from models.points import reach
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
 from train.evaluate import class_centroids, evaluate
@@ -219,6 +220,7 @@ class Trainer:
         batch_size, model, train_step = self.settings.batch_size, self.model.train(), self.train_step
         last_report = started
         for step in range(first_step, self.steps_per_epoch):
+            reach("batch", self.epoch, step)  # a signal sent here is seen before the step runs
             if stop.signal_name:
                 with self._writing():
                     self._save_interrupted(step, rng_epoch_start, loss_sum, centroid_sums)
