@@ -168,9 +168,10 @@ def _read_info(blob: bytes, path: Path) -> dict:
         raise CheckpointError(f"{path} is not a vae-tui checkpoint (no vae-tui metadata in its header)") from None
     try:
         info = json.loads(raw_info)
-        assert isinstance(info, dict)
-    except (json.JSONDecodeError, TypeError, AssertionError, RecursionError):
-        raise CheckpointError(f"{path} has corrupted metadata") from None
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        info = None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path} has corrupted metadata")
     file_version = info.get("format_version")
     if not isinstance(file_version, int) or file_version < 1:
         raise CheckpointError(f"{path} has malformed metadata: bad format_version {file_version!r}")

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.errors import UserError
 from models.loss import elbo_loss
 
 MODEL_KINDS = ("vae", "cvae")
@@ -22,9 +23,11 @@ class ModelConfig:
     num_classes: int = 10  # size of the CVAE's condition; the VAE ignores it
 
     def __post_init__(self) -> None:
-        assert self.kind in MODEL_KINDS, f"model kind must be one of {MODEL_KINDS}, not {self.kind!r}"
+        if self.kind not in MODEL_KINDS:
+            raise UserError(f"model kind must be one of {', '.join(MODEL_KINDS)}, not {self.kind!r}")
         for name in ("input_dim", "hidden_dim", "latent_dim", "num_classes"):
-            assert getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}"
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         """The config as plain JSON-able values."""
@@ -38,7 +41,8 @@ class VAE(nn.Module):
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
-        assert config.kind == ("cvae" if self.conditional else "vae"), f"{type(self).__name__} got {config.kind!r}"
+        if config.kind != ("cvae" if self.conditional else "vae"):
+            raise ValueError(f"{type(self).__name__} got a {config.kind!r} config: use build_model(config)")
         self.config = config
         condition_dim = config.num_classes if self.conditional else 0
         self.encoder_hidden = nn.Linear(config.input_dim + condition_dim, config.hidden_dim)
@@ -51,7 +55,8 @@ class VAE(nn.Module):
         """Append the one-hot class to h for the CVAE; the VAE returns h unchanged."""
         if not self.conditional:
             return h
-        assert y is not None, "the CVAE needs class labels y"
+        if y is None:
+            raise TypeError("the CVAE needs class labels y")
         return torch.cat([h, F.one_hot(y, self.config.num_classes).to(h.dtype)], dim=1)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -145,7 +145,8 @@ class Trainer:
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         """Continue from a resumable checkpoint exactly where it stopped."""
-        assert checkpoint.resume is not None
+        if checkpoint.resume is None:
+            raise CheckpointError(f"{checkpoint.path} holds weights only, no training state to resume from")
         self.model.load_state_dict(checkpoint.model.state_dict())
         try:
             self.optimizer.load_state_dict(checkpoint.resume.optimizer)

@@ -78,7 +78,8 @@ class GraphedStep(StaticShapeStep):
 
     def __init__(self, *args: object, batch_size: int) -> None:
         super().__init__(*args, batch_size=batch_size)
-        assert self.train_x.device.type == "cuda", "CUDA graphs need a CUDA device"
+        if self.train_x.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a CUDA device, not {self.train_x.device}")
         saved = self._snapshot()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())

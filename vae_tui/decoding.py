@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models import VAE
+from models import VAE, UserError
 
 TRAVERSAL_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # in units of the prior's sigma
 
@@ -20,14 +20,20 @@ class Frame:
     classes: torch.Tensor | None  # (num_classes, H, W): the current z under every class (CVAE only)
 
 
+def image_shape(input_dim: int) -> tuple[int, int]:
+    """The (H, W) of a model's images: square, H * W = input_dim; a UserError if they cannot be."""
+    side = math.isqrt(input_dim)
+    if side * side != input_dim:
+        raise UserError(f"the model's images have {input_dim} pixels, not a square number: vae-tui cannot draw them")
+    return side, side
+
+
 class Decoder:
     """Turns (z, class, selected dimension) into a Frame with one decoder call."""
 
     def __init__(self, model: VAE) -> None:
         self.model = model.eval()
-        side = math.isqrt(model.config.input_dim)
-        assert side * side == model.config.input_dim, "images must be square"
-        self.image_shape = (side, side)
+        self.image_shape = image_shape(model.config.input_dim)
 
     @torch.inference_mode()
     def frame(self, version: int, z: list[float], label: int, dim: int) -> Frame:

@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # decoding one small batch: threads cost more than they give
     checkpoint, source = resolve(args)
     from vae_tui.app import create_app
+    from vae_tui.decoding import image_shape
 
+    image_shape(checkpoint.config.input_dim)  # a model the explorer cannot draw stops here, on one line
     create_app(checkpoint, source, Path(args.exports)).run()
     return 0
