@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from models.text import printable
+
 
 @dataclass
 class EpochResult:
@@ -53,7 +55,7 @@ class PlainProgress:
 
     def message(self, text: str) -> None:
         """Print a line that stays."""
-        self.console.print(text, highlight=False, soft_wrap=True)
+        self.console.print(literal(text), highlight=False, soft_wrap=True, markup=False)
 
     def close(self) -> None:
         """Training ended."""
@@ -102,10 +104,15 @@ class RichProgress(PlainProgress):
             self.bars.update(self.epochs_task, status=f"best test {result.test_loss:.2f}")
 
     def message(self, text: str) -> None:
-        self.bars.console.print(text, highlight=False, soft_wrap=True)
+        self.bars.console.print(literal(text), highlight=False, soft_wrap=True, markup=False)
 
     def close(self) -> None:
         self.bars.stop()
+
+
+def literal(text: str) -> str:
+    """text as it should appear: its lines kept, control characters (from paths and flags) shown, not obeyed."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def make_progress(console: Console | None = None) -> PlainProgress:

@@ -4,9 +4,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from textual.app import App, SystemCommand
+from textual.markup import escape
 from textual.screen import Screen
 
 from models import Checkpoint
+from models.text import printable
 from vae_tui.keys import APP_KEYS, EXPLORER_KEYS, bindings
 from vae_tui.screens.explorer import ExplorerScreen
 from vae_tui.screens.help import HelpScreen
@@ -43,7 +45,7 @@ class ExplorerApp(App):
                 label = int(key.action.removeprefix("pick_class(").rstrip(")"))
                 if label >= len(names):
                     continue
-                title = f"Pick class {label}: {names[label]}"
+                title = f"Pick class {label}: {escape(printable(names[label]))}"  # the palette reads titles as markup
             else:
                 title = key.description
             yield SystemCommand(title, f"key: {key.display}", lambda action=key.action: self._run_on_explorer(action))

@@ -6,16 +6,18 @@ import time
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from models import UserError, load_checkpoint
+from models.text import printable
 from train.data import CLASS_NAMES, load_dataset
 from train.device import resolve_device
 from train.evaluate import Evaluation, evaluate_model
 
 
 def table(evaluation: Evaluation, title: str) -> list[Table]:
-    """The evaluation as rich tables: summary, per class, per dimension."""
-    summary = Table(title=title, title_justify="left")
+    """The evaluation as rich tables: summary, per class, per dimension; names and paths as Text, never markup."""
+    summary = Table(title=Text(printable(title)), title_justify="left")
     for column in ("", "total", "reconstruction", "KL"):
         summary.add_column(column, justify="right" if column else "left")
     for name, values in (("-ELBO, z sampled", evaluation.elbo_sampled), ("-ELBO, z = mu", evaluation.elbo_mean)):
@@ -25,7 +27,7 @@ def table(evaluation: Evaluation, title: str) -> list[Table]:
     for column in ("class", "name", "images", "loss"):
         classes.add_column(column, justify="left" if column == "name" else "right")
     for row in evaluation.per_class:
-        classes.add_row(str(row["class"]), row["name"], str(row["images"]), f"{row['loss']:.2f}")
+        classes.add_row(str(row["class"]), Text(printable(row["name"])), str(row["images"]), f"{row['loss']:.2f}")
     dims = Table(
         title=f"Latent dimensions: {evaluation.active_units} of {len(evaluation.dimensions)} active (Var(mu) > 0.01)",
         title_justify="left",

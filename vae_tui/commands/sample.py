@@ -5,6 +5,7 @@ import argparse
 import torch
 
 from models import Checkpoint, UserError, load_checkpoint
+from models.text import printable
 from train.grids import grid, save_png
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
 
@@ -73,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
         save_png(args.output, grid(images, columns), scale=args.scale)
     except OSError as e:
         raise UserError(f"cannot write {args.output}: {e.strerror or e}") from None
-    print(args.output)
+    print(printable(str(args.output)))
     return 0

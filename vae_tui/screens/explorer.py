@@ -1,11 +1,13 @@
 """The explorer's main screen: classes, latent panel, preview and strip, driven by the keyboard."""
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -15,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 
 from models import Checkpoint
+from models.text import printable
 from train.grids import PAD_VALUE, grid, save_png
 from vae_tui.decoding import Decoder, Frame
 from vae_tui.keys import EXPLORER_KEYS, bindings
@@ -66,21 +69,20 @@ class ExplorerScreen(Screen):
         checkpoint = self.checkpoint
         loss = checkpoint.metrics.get("test_loss")
         loss_text = f" · test loss {loss:.1f}" if isinstance(loss, float) else ""
-        yield Static(
-            f"[b]vae-tui[/]  {checkpoint.config.kind.upper()} · {checkpoint.dataset} · epoch {checkpoint.epoch}"
-            f"{loss_text} · {self.source}",
-            id="title",
-            markup=True,
+        details = (
+            f"  {checkpoint.config.kind.upper()} · {checkpoint.dataset} · epoch {checkpoint.epoch}{loss_text} · "
+            f"{self.source}"
         )
+        yield Static(Text.assemble(("vae-tui", "bold"), printable(details)), id="title")  # a Text: never markup
         with Horizontal(id="main"):
             with Vertical(id="classes"):
                 yield Label("Class", classes="section")
                 yield ClassList(checkpoint.class_names)
             with Vertical(id="latent"):
-                yield Label("", id="latent-title", classes="section")
+                yield Label("", id="latent-title", classes="section", markup=False)
                 yield LatentPanel(self.state)
             with Vertical(id="preview"):
-                yield Label("Preview", id="preview-title", classes="section")
+                yield Label("Preview", id="preview-title", classes="section", markup=False)
                 yield ImageView()
         yield StripView(checkpoint.class_names, checkpoint.model.conditional)
         yield Static("", id="too-small")
@@ -111,7 +113,8 @@ class ExplorerScreen(Screen):
     def _show_text(self) -> None:
         state = self.state
         self._set_label("#latent-title", f"Latent z · step {state.step:g}")
-        self._set_label("#preview-title", f"Preview · {state.label} {self.checkpoint.class_names[state.label]}")
+        name = printable(self.checkpoint.class_names[state.label])
+        self._set_label("#preview-title", f"Preview · {state.label} {name}")
         self.query_one(LatentPanel).update_state()
         class_list = self.query_one(ClassList)
         if class_list.highlighted != state.label:
@@ -191,7 +194,8 @@ class ExplorerScreen(Screen):
         self.query_one(StripView).toggle()
 
     def _export_path(self, what: str) -> Path:
-        stem = f"{self.checkpoint.config.kind}-{self.checkpoint.dataset}-class{self.state.label}-{what}"
+        dataset = re.sub(r"[^A-Za-z0-9_-]+", "_", self.checkpoint.dataset)  # a name from the file: no "/" or ".."
+        stem = f"{self.checkpoint.config.kind}-{dataset}-class{self.state.label}-{what}"
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self.exports_dir / f"{stem}-{stamp}.png"
         counter = 1
@@ -205,9 +209,10 @@ class ExplorerScreen(Screen):
             self.exports_dir.mkdir(parents=True, exist_ok=True)
             path = save_png(self._export_path(what), pixels, scale)
         except OSError as e:
-            self.notify(f"Could not save into {self.exports_dir}: {e.strerror or e}", severity="error")
+            reason = printable(f"Could not save into {self.exports_dir}: {e.strerror or e}")
+            self.notify(reason, severity="error", markup=False)
             return None
-        self.notify(f"Saved {path}", title="PNG")
+        self.notify(printable(f"Saved {path}"), title="PNG", markup=False)
         return path
 
     def _current_frame(self) -> Frame:

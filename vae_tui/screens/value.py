@@ -31,6 +31,6 @@ class ValueScreen(ModalScreen[float | None]):
         try:
             value = float(event.value)
         except ValueError:
-            self.notify(f"{event.value!r} is not a number", severity="error")
+            self.notify(f"{event.value!r} is not a number", severity="error", markup=False)
             return
         self.dismiss(value if math.isfinite(value) else None)
