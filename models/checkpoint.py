@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 
 from models.atomic import write_atomic
 from models.errors import CheckpointError
+from models.text import mostly_control, printable
 from models.vae import MODEL_KINDS, VAE, ModelConfig, build_model
 
 FORMAT_VERSION = 1
@@ -130,10 +131,11 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
         and all(isinstance(c, str) for c in class_names)
     ):
         raise CheckpointError(f"{path} has malformed metadata: class_names must be {config.num_classes} strings")
+    class_names = [_readable(name, f"class name {i}", path) for i, name in enumerate(class_names)]
     centroids = _tensor(tensors, "class_centroids", (config.num_classes, config.latent_dim), path)
     checkpoint = Checkpoint(
         model=model.eval(),
-        dataset=_typed(info, "dataset", str, path),
+        dataset=_readable(_typed(info, "dataset", str, path), "dataset", path),
         class_names=class_names,
         epoch=_typed(info, "epoch", int, path),
         class_centroids=centroids,
@@ -191,6 +193,13 @@ def _typed(info: dict, key: str, kind: type, path: Path) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise CheckpointError(f"{path} has malformed metadata: {key} should be a {kind.__name__}")
     return value
+
+
+def _readable(name: str, what: str, path: Path) -> str:
+    """A name from the metadata, its control characters replaced; refused when it is mostly control characters."""
+    if mostly_control(name):
+        raise CheckpointError(f"{path} has malformed metadata: its {what} is mostly control characters")
+    return printable(name)
 
 
 def _config_from(info: dict, path: Path) -> ModelConfig:

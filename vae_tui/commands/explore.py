@@ -1,6 +1,7 @@
 """`vae-tui explore`: find the checkpoint, load it, open the explorer."""
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -42,5 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from vae_tui.decoding import image_shape
 
     image_shape(checkpoint.config.input_dim)  # a model the explorer cannot draw stops here, on one line
-    create_app(checkpoint, source, Path(args.exports)).run()
+    app = create_app(checkpoint, source, Path(args.exports))
+    app.run()
+    if app.return_code:  # Textual has printed what went wrong; a crash must not look like success
+        sys.stderr.write("vae-tui explore: error: the explorer stopped on an internal error (shown above)\n")
+        return app.return_code
     return 0
