@@ -96,7 +96,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         info["resume"] = checkpoint.resume.progress
     unsigned = safetensors.torch.save(tensors)
     info["sha256"] = hashlib.sha256(unsigned[_data_offset(unsigned) :]).hexdigest()
-    blob = safetensors.torch.save(tensors, metadata={METADATA_KEY: json.dumps(info)})
+    blob = safetensors.torch.save(tensors, metadata={METADATA_KEY: json.dumps(_finite(info), allow_nan=False)})
     return write_atomic(path, blob)
 
 
@@ -202,6 +202,17 @@ def _readable(name: str, what: str, path: Path) -> str:
     return printable(name)
 
 
+def _finite(value: Any) -> Any:
+    """value with every NaN or infinite float as None (JSON null): standard JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _config_from(info: dict, path: Path) -> ModelConfig:
     """The ModelConfig stored in the metadata, validated."""
     raw = _typed(info, "model", dict, path)
@@ -276,6 +287,8 @@ def _resume_state(info: dict, tensors: dict, path: Path) -> ResumeState:
         raise CheckpointError(f"{path} has malformed optimizer state") from None
     extra = {k.removeprefix("resume."): v for k, v in tensors.items() if k.startswith("resume.")}
     progress = _typed(info, "resume", dict, path)
+    if "best_test_loss" in progress and progress["best_test_loss"] is None:  # no epoch finished: written as null
+        progress = {**progress, "best_test_loss": math.inf}
     kinds = {"epoch": int, "step": int, "best_epoch": int, "best_test_loss": (int, float)}
     if any(not isinstance(progress.get(k), t) or isinstance(progress.get(k), bool) for k, t in kinds.items()):
         raise CheckpointError(f"{path} has malformed resume metadata: {progress}")

@@ -1,21 +1,35 @@
-"""Hostile and faulty input: markup and escape sequences in names and paths."""
+"""Hostile and faulty input: markup and escape sequences in names and paths, a full disk, an explicit data folder."""
 
+import errno
+import gzip
+import json
+import math
+import os
+import shutil
+import struct
 from argparse import Namespace
 from pathlib import Path
 
 import pytest
 import textual.constants
 import torch
+from safetensors import safe_open
 
 from models import (
     Checkpoint,
     CheckpointError,
+    DataError,
     ModelConfig,
+    ResumeState,
     build_model,
     load_checkpoint,
     save_checkpoint,
 )
+from models.checkpoint import METADATA_KEY
 from models.text import PLACEHOLDER, mostly_control, printable
+from tests.conftest import REAL_FASHION_MNIST, needs_fashion_mnist, write_dataset
+from train.data import load_dataset
+from train.output import OutputLock
 from vae_tui.app import ExplorerApp, create_app
 from vae_tui.cli import main
 from vae_tui.commands.explore import resolve
@@ -184,3 +198,119 @@ def test_a_crash_inside_the_explorer_is_not_a_success(
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "vae-tui explore: error: the explorer stopped on an internal error (shown above)"
     )
+
+
+# --- a full disk before the start (cause 9) -----------------------------------------------
+
+
+def test_full_disk_before_the_start_is_one_line(
+    mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    original = os.write
+
+    def full(fd: int, data: bytes) -> int:  # root ignores permissions, so the full disk is simulated
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("/.lock"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    out = tmp_path / "run"
+    assert main(["train", *TINY_TRAIN, "--data-dir", str(mnist_dir), "--out", str(out)]) == 1
+    one_line_error(capsys.readouterr().err, f"cannot write to --out {out}: No space left on device")
+    monkeypatch.undo()
+    OutputLock(out).release()  # the failed start let go of the lock
+
+
+# --- data: an explicit --data-dir, MNIST verified by content, standard JSON (cause 12) ------
+
+
+@pytest.mark.parametrize("given", ["missing", "empty", "file"])
+def test_an_explicit_data_dir_is_the_only_place_looked_at(
+    given: str, mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("VAE_TUI_DATA", str(mnist_dir))  # a copy elsewhere must not be used instead
+    folder = tmp_path / given
+    if given == "empty":
+        folder.mkdir()
+    elif given == "file":
+        folder.write_text("not a folder")
+    assert main(["train", *TINY_TRAIN, "--data-dir", str(folder), "--out", str(tmp_path / "run")]) == 1
+    reason = {"missing": "no such folder", "empty": "it holds none of the files", "file": "is not a folder"}[given]
+    one_line_error(capsys.readouterr().err, f"--data-dir {folder}", reason)
+    assert not (tmp_path / "run").exists()
+
+
+def test_download_goes_into_the_explicit_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision.datasets import mnist as torchvision_mnist
+
+    monkeypatch.setenv("VAE_TUI_DATA", str(tmp_path / "elsewhere"))
+    write_dataset(tmp_path / "elsewhere")
+    mirror = tmp_path / "mirror"
+    write_dataset(mirror, gz=True)
+
+    def fetch(url: str, download_root: str, filename: str, md5: str) -> None:  # the network alone is replaced
+        shutil.copy(mirror / filename, Path(download_root) / filename)
+        torchvision_mnist.extract_archive(str(Path(download_root) / filename))
+
+    monkeypatch.setattr(torchvision_mnist, "download_and_extract_archive", fetch)
+    dataset = load_dataset("mnist", data_dir=tmp_path / "target", download=True)
+    assert str(tmp_path / "target") in dataset.source and "(downloaded)" in dataset.source
+    assert (tmp_path / "target" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
+
+
+def test_small_files_are_the_users_own_data_marked_unverified(tmp_path: Path) -> None:
+    for dataset in ("mnist", "fashion-mnist"):
+        write_dataset(tmp_path / dataset)
+        loaded = load_dataset(dataset, data_dir=tmp_path)
+        assert len(loaded.train.images) == 512
+        assert loaded.source.endswith(
+            f"unverified: 512 training and 128 test images, not the real {dataset}'s 60000 and 10000"
+        )
+
+
+def test_a_file_the_size_of_real_mnist_must_be_real_mnist(mnist_dir: Path) -> None:
+    labels = bytes([0, 0, 8, 1]) + struct.pack(">I", 10000) + bytes(i % 10 for i in range(10000))
+    (mnist_dir / "t10k-labels-idx1-ubyte").write_bytes(labels)  # the real test labels' size, not their content
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte fails its MD5 check .*not the real mnist"):
+        load_dataset("mnist", data_dir=mnist_dir)
+
+
+@needs_fashion_mnist
+def test_fashion_mnist_offered_as_mnist_is_refused(tmp_path: Path) -> None:
+    for gz in REAL_FASHION_MNIST.glob("*.gz"):
+        (tmp_path / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))  # uncompressed, as MNIST
+    with pytest.raises(DataError, match="fails its MD5 check .*not the real mnist"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+@needs_fashion_mnist
+def test_a_flipped_byte_in_uncompressed_real_data_is_refused(tmp_path: Path) -> None:
+    for gz in REAL_FASHION_MNIST.glob("*.gz"):
+        shutil.copy(gz, tmp_path / gz.name)
+    labels = bytearray(gzip.decompress((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    labels[5000] ^= 1
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes(labels))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte fails its MD5 check"):
+        load_dataset("fashion-mnist", data_dir=tmp_path)
+    labels[5000] ^= 1
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes(labels))
+    assert "unverified" not in load_dataset("fashion-mnist", data_dir=tmp_path).source
+
+
+def test_an_infinite_best_test_loss_is_written_as_standard_json(tmp_path: Path) -> None:
+    checkpoint = load_checkpoint(hostile_checkpoint(tmp_path / "c.safetensors", kind="vae"))
+    optimizer = torch.optim.Adam(checkpoint.model.parameters())
+    progress = {"epoch": 1, "step": 0, "best_epoch": 0, "best_test_loss": math.inf}  # stopped before any epoch ended
+    checkpoint.resume = ResumeState(optimizer.state_dict(), {}, progress)
+    checkpoint.metrics = {"test_loss": math.nan}
+    path = save_checkpoint(tmp_path / "last.safetensors", checkpoint)
+    with safe_open(path, "pt") as f:
+        raw = f.metadata()[METADATA_KEY]
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    info = json.loads(raw, parse_constant=refuse)
+    assert info["resume"]["best_test_loss"] is None and info["metrics"]["test_loss"] is None
+    assert load_checkpoint(path, with_resume=True).resume.progress["best_test_loss"] == math.inf

@@ -1,9 +1,18 @@
 """Find, verify and load FashionMNIST / MNIST as uint8 tensors, offline first.
 
-Search order: --data-dir, $VAE_TUI_DATA, Debian's dataset-fashion-mnist package, the user
-cache. In each folder the files may sit in torchvision's layout (``<root>/FashionMNIST/raw``),
-in a folder named after the dataset, or flat; gzipped or not. Downloads happen only when
-asked, through torchvision's own dataset class (its mirrors and MD5 checks).
+An explicit --data-dir is the only place looked at (an error names it when the files are not
+there; with --download they are fetched into it). Without it the search order is
+$VAE_TUI_DATA, Debian's dataset-fashion-mnist package, the user cache. In each folder the
+files may sit in torchvision's layout (``<root>/FashionMNIST/raw``), in a folder named after
+the dataset, or flat; gzipped or not. Downloads happen only when asked, through torchvision's
+own dataset class (its mirrors and MD5 checks).
+
+Verification, the same rule for both datasets, gzipped or not: a file whose IDX header
+announces the size of one of the real files (60000 or 10000 images of 28x28, or as many
+labels) claims to be the real dataset, so its content must match the real file's MD5 (or,
+gzipped, torchvision's MD5 of the .gz): a flipped byte, a truncation, or FashionMNIST offered
+as MNIST is refused. A file of any other size is the user's own data in the same format (the
+tests train on 512 images): it is loaded, and the dataset's source says "unverified".
 """
 
 import hashlib
@@ -49,8 +58,14 @@ CONTENT_MD5 = {
         "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
         "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
     },
-    "mnist": {},
+    "mnist": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
 }
+REAL_SHAPES = {(60000, 28, 28), (10000, 28, 28), (60000,), (10000,)}  # of the four files, in both datasets
 IDX_UBYTE = 0x08
 MAX_IDX_BYTES = 256 << 20  # the largest real file, 60000 images of 28x28, is 47 MB
 
@@ -71,7 +86,7 @@ class Dataset:
     class_names: list[str]
     train: Split
     test: Split
-    source: str  # folder the files were read from, and which option pointed there
+    source: str  # folder the files were read from, which option pointed there, and whether it is the real dataset
 
 
 def user_cache_dir() -> Path:
@@ -79,11 +94,9 @@ def user_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vae-tui"
 
 
-def candidate_roots(dataset: str, data_dir: str | Path | None) -> list[tuple[Path, str]]:
-    """The folders searched, in order, each with the option that names it."""
+def candidate_roots(dataset: str) -> list[tuple[Path, str]]:
+    """The folders searched when no --data-dir is given, in order, each with the option that names it."""
     roots = []
-    if data_dir:
-        roots.append((Path(data_dir).expanduser(), "--data-dir"))
     if os.environ.get("VAE_TUI_DATA"):
         roots.append((Path(os.environ["VAE_TUI_DATA"]).expanduser(), "$VAE_TUI_DATA"))
     if dataset in DEBIAN_DIRS:
@@ -114,12 +127,14 @@ def locate(dataset: str, data_dir: str | Path | None = None, download: bool = Fa
     """Return the dataset's files and a description of where they were found."""
     if dataset not in DATASET_NAMES:
         raise DataError(f"unknown dataset {dataset!r}: choose from {', '.join(DATASET_NAMES)}")
-    roots = candidate_roots(dataset, data_dir)
+    if data_dir:
+        return _locate_in(dataset, Path(data_dir).expanduser(), download)
+    roots = candidate_roots(dataset)
     for root, origin in roots:
         if root.is_dir() and (files := _find_files(root, dataset)):
             return files, f"{next(iter(files.values())).parent} ({origin})"
     if download:
-        target = roots[0][0] if roots[0][1] != "Debian package dataset-fashion-mnist" else user_cache_dir()
+        target = roots[0][0] if roots[0][1] == "$VAE_TUI_DATA" else user_cache_dir()
         _download(dataset, target)
         if files := _find_files(target, dataset):
             return files, f"{next(iter(files.values())).parent} (downloaded)"
@@ -127,6 +142,24 @@ def locate(dataset: str, data_dir: str | Path | None = None, download: bool = Fa
     raise DataError(
         f"no {dataset} data found: pass --data-dir DIR, set $VAE_TUI_DATA,{debian}"
         f" put the files in {user_cache_dir()}, or add --download"
+    )
+
+
+def _locate_in(dataset: str, root: Path, download: bool) -> tuple[dict[str, Path], str]:
+    """The files in an explicit --data-dir (downloaded into it when asked); never a copy found elsewhere."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"--data-dir {root} is not a folder")
+    if root.is_dir() and (files := _find_files(root, dataset)):
+        return files, f"{next(iter(files.values())).parent} (--data-dir)"
+    if download:
+        _download(dataset, root)
+        if files := _find_files(root, dataset):
+            return files, f"{next(iter(files.values())).parent} (downloaded)"
+    reason = "it holds none of the files" if root.is_dir() else "no such folder"
+    debian = ", Debian's dataset-fashion-mnist" if dataset in DEBIAN_DIRS else ""
+    raise DataError(
+        f"no {dataset} data found in --data-dir {root} ({reason}): put the four IDX files there, add --download"
+        f" to fetch them into it, or leave out --data-dir to search $VAE_TUI_DATA{debian} and {user_cache_dir()}"
     )
 
 
@@ -150,25 +183,30 @@ def _torchvision_md5(dataset: str) -> dict[str, str]:
 
 
 def read_idx_bytes(path: Path, dataset: str) -> bytes:
-    """The uncompressed content of one IDX file, verified against a known MD5 where there is one.
+    """The uncompressed content of one IDX file; one the size of a real file must be that file (module docstring).
 
-    The MD5 of the content is checked when we know it (it holds for any gzip of the real
-    data); otherwise a .gz file is checked against torchvision's MD5 for it.
+    The MD5 of the content holds for any gzip of the real data (Debian recompressed theirs); a .gz
+    file with torchvision's MD5 is the download itself and passes too (torchvision is imported only then).
     """
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror}") from None
-    name = path.name.removesuffix(".gz")
-    content_md5 = CONTENT_MD5[dataset].get(name)
-    gz_md5 = _torchvision_md5(dataset).get(path.name) if content_md5 is None and path.suffix == ".gz" else None
-    if gz_md5 is not None and hashlib.md5(raw).hexdigest() != gz_md5:
-        raise DataError(_md5_mismatch(path, dataset))
-    if path.suffix == ".gz":
-        raw = _gunzip(raw, path)
-    if content_md5 is not None and hashlib.md5(raw).hexdigest() != content_md5:
-        raise DataError(_md5_mismatch(path, dataset))
-    return raw
+    content = _gunzip(raw, path) if path.suffix == ".gz" else raw
+    content_md5 = CONTENT_MD5[dataset].get(path.name.removesuffix(".gz"))
+    if idx_shape(content) in REAL_SHAPES and hashlib.md5(content).hexdigest() != content_md5:
+        gz_md5 = _torchvision_md5(dataset).get(path.name) if path.suffix == ".gz" else None
+        if gz_md5 is None or hashlib.md5(raw).hexdigest() != gz_md5:
+            raise DataError(_md5_mismatch(path, dataset))
+    return content
+
+
+def idx_shape(raw: bytes) -> tuple[int, ...] | None:
+    """The shape an IDX file of unsigned bytes announces in its header, or None if it has no readable header."""
+    ndim = raw[3] if len(raw) >= 4 and raw[:3] == bytes([0, 0, IDX_UBYTE]) else 0
+    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+        return None
+    return struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
 
 
 def _gunzip(raw: bytes, path: Path) -> bytes:
@@ -229,10 +267,10 @@ def read_split(files: dict[str, Path], split: str, dataset: str) -> Split:
 def load_dataset(dataset: str, data_dir: str | Path | None = None, download: bool = False) -> Dataset:
     """Find the dataset's files, verify them and read both splits into uint8 tensors."""
     files, source = locate(dataset, data_dir, download)
-    return Dataset(
-        name=dataset,
-        class_names=CLASS_NAMES[dataset],
-        train=read_split(files, "train", dataset),
-        test=read_split(files, "test", dataset),
-        source=source,
-    )
+    train, test = read_split(files, "train", dataset), read_split(files, "test", dataset)
+    if not all(tuple(split.images.shape) in REAL_SHAPES for split in (train, test)):
+        source += (
+            f", unverified: {len(train.images)} training and {len(test.images)} test images,"
+            f" not the real {dataset}'s 60000 and 10000"
+        )
+    return Dataset(name=dataset, class_names=CLASS_NAMES[dataset], train=train, test=test, source=source)

@@ -23,11 +23,14 @@ class OutputLock:
             holder = self.file.read().strip() or "another process"
             self.file.close()
             raise UserError(f"another training ({holder}) is writing to {out_dir}: choose another --out") from None
-        self.file.truncate(0)
-        self.file.write(f"pid {os.getpid()}")
-        self.file.flush()
-        for stale in out_dir.glob(".*.tmp"):  # left by a process killed mid-write; we hold the lock now
-            stale.unlink(missing_ok=True)
+        try:  # straight to the descriptor: nothing stays buffered, so closing after a failure cannot fail again
+            os.ftruncate(self.file.fileno(), 0)
+            os.write(self.file.fileno(), f"pid {os.getpid()}".encode())
+            for stale in out_dir.glob(".*.tmp"):  # left by a process killed mid-write; we hold the lock now
+                stale.unlink(missing_ok=True)
+        except OSError as e:  # a full or read-only file system
+            self.file.close()
+            raise UserError(f"cannot write to --out {out_dir}: {e.strerror}") from None
 
     def release(self) -> None:
         """Unlock (closing the file releases the lock)."""
