@@ -3,7 +3,7 @@
 from models.checkpoint import Checkpoint, ResumeState, load_checkpoint, save_checkpoint
 from models.errors import CheckpointError, DataError, UserError
 from models.loss import elbo_loss
-from models.vae import CVAE, MODEL_KINDS, VAE, ModelConfig, build_model
+from models.vae import CVAE, MODEL_KINDS, VAE, ModelConfig, build_model, rows_per_class
 
 __all__ = [
     "CVAE",
@@ -18,5 +18,6 @@ __all__ = [
     "build_model",
     "elbo_loss",
     "load_checkpoint",
+    "rows_per_class",
     "save_checkpoint",
 ]

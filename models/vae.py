@@ -117,6 +117,14 @@ class CVAE(VAE):
     conditional = True
 
 
+def rows_per_class(z: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CVAE's inputs for a grid with a row per class, each row decoding the same z (N, latent_dim).
+
+    Returns z (len(classes) * N, latent_dim) and labels (len(classes) * N,), row after row.
+    """
+    return z.repeat(len(classes), 1), classes.repeat_interleave(len(z))
+
+
 def build_model(config: ModelConfig) -> VAE:
     """A fresh VAE or CVAE for config.kind."""
     return CVAE(config) if config.kind == "cvae" else VAE(config)

@@ -23,6 +23,7 @@ from models import (
     UserError,
     build_model,
     load_checkpoint,
+    rows_per_class,
     save_checkpoint,
 )
 from models.atomic import write_atomic
@@ -338,9 +339,8 @@ class Trainer:
         pairs = side_by_side(x.view(-1, 28, 28), reconstructions.view(-1, 28, 28))
         save_png(self.out_dir / f"reconst-{epoch}.png", grid(pairs, GRID_COLUMNS), scale=2)
         z, labels = self.sample_z.to(self.device), None
-        if model.conditional:  # one row per class, the same z in every row
-            labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(len(z))
-            z = z.repeat(self.num_classes, 1)
+        if model.conditional:
+            z, labels = rows_per_class(z, torch.arange(self.num_classes, device=self.device))
         samples = torch.sigmoid(model.decode(z, labels)).view(-1, 28, 28)
         save_png(self.out_dir / f"sample-{epoch}.png", grid(samples, GRID_COLUMNS), scale=2)
         model.train()

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models import VAE, UserError
+from models import VAE, UserError, rows_per_class
 
 TRAVERSAL_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # in units of the prior's sigma
 
@@ -44,9 +44,9 @@ class Decoder:
         batch = [z0[None], traversal]
         labels = None
         if self.model.conditional:
-            num_classes = self.model.config.num_classes
-            batch.append(z0.repeat(num_classes, 1))
-            labels = torch.cat([torch.full((1 + len(TRAVERSAL_VALUES),), label), torch.arange(num_classes)])
+            class_z, class_labels = rows_per_class(z0[None], torch.arange(self.model.config.num_classes))
+            batch.append(class_z)
+            labels = torch.cat([torch.full((1 + len(TRAVERSAL_VALUES),), label), class_labels])
         pixels = torch.sigmoid(self.model.decode(torch.cat(batch), labels)).view(-1, *self.image_shape)
         n = 1 + len(TRAVERSAL_VALUES)
         return Frame(version, pixels[0], pixels[1:n], pixels[n:] if self.model.conditional else None)

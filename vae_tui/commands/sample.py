@@ -4,7 +4,7 @@ import argparse
 
 import torch
 
-from models import Checkpoint, UserError, load_checkpoint
+from models import Checkpoint, UserError, load_checkpoint, rows_per_class
 from models.text import printable
 from train.grids import grid, save_png
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
@@ -52,9 +52,8 @@ def rows(args: argparse.Namespace, checkpoint: Checkpoint) -> tuple[torch.Tensor
         t = torch.linspace(0, 1, args.steps)[:, None]
         return (1 - t) * start + t * end, torch.full((args.steps,), label), args.steps
     if checkpoint.model.conditional:
-        labels = torch.tensor(classes or list(range(num_classes))).repeat_interleave(args.n)  # a row per class
-        z = torch.randn(args.n, latent_dim, generator=generator).repeat(len(labels) // args.n, 1)
-        return z, labels, args.n
+        z = torch.randn(args.n, latent_dim, generator=generator)
+        return (*rows_per_class(z, torch.tensor(classes or list(range(num_classes)))), args.n)
     if classes:
         raise UserError("--class picks the condition of a CVAE; this checkpoint is a VAE (try --interpolate)")
     return torch.randn(args.n, latent_dim, generator=generator), torch.zeros(args.n, dtype=torch.long), min(args.n, 8)
