@@ -36,6 +36,11 @@ def set_rng_states(states: dict[str, torch.Tensor], device: torch.device) -> Non
         torch.mps.set_rng_state(states["mps"])
 
 
+def unit_pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W) -> float32 (N, H * W) in [0, 1], on the images' device."""
+    return images.reshape(len(images), -1).float().div_(255)
+
+
 def to_device_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float32 (N, 784) in [0, 1] on device."""
-    return images.to(device).reshape(len(images), -1).float().div_(255)
+    return unit_pixels(images.to(device))

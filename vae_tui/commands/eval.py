@@ -11,7 +11,7 @@ from rich.text import Text
 from models import UserError, load_checkpoint
 from models.text import printable
 from train.data import CLASS_NAMES, load_dataset
-from train.device import resolve_device
+from train.device import resolve_device, unit_pixels
 from train.evaluate import Evaluation, evaluate_model
 
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.checkpoint} was trained on {checkpoint.dataset!r}, which vae-tui cannot load")
     device = resolve_device(args.device)
     data = load_dataset(checkpoint.dataset, args.data_dir, args.download)
-    x = data.test.images.reshape(len(data.test.images), -1).float().div_(255).to(device)
+    x = unit_pixels(data.test.images).to(device)
     y = data.test.labels.to(device)
     started = time.perf_counter()
     evaluation = evaluate_model(checkpoint.model.to(device), x, y, checkpoint.class_names, args.samples, args.seed)
