@@ -1,17 +1,16 @@
 """The explorer through Pilot: every key changes the state and what is drawn."""
 
-import asyncio
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from textual.command import CommandList, CommandPalette
 
 from models import load_checkpoint
 from train.grids import to_image
-from vae_tui.app import ExplorerApp, create_app
+from vae_tui.app import ExplorerApp
 from vae_tui.commands.explore import pretrained_path
 from vae_tui.screens.explorer import truecolor_hint
 from vae_tui.screens.help import HelpScreen
@@ -20,28 +19,7 @@ from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel
 from vae_tui.widgets.strip_view import StripView
 
-
-@pytest.fixture(autouse=True)
-def truecolor(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLORTERM", "truecolor")
-
-
-def make_app(kind: str, tmp_path: Path) -> ExplorerApp:
-    return create_app(
-        load_checkpoint(pretrained_path(kind)), f"bundled pretrained {kind.upper()}", tmp_path / "exports"
-    )
-
-
-async def settle(app: ExplorerApp, pilot) -> None:
-    """Wait until the frame of the newest state is on screen (decoding runs in a worker thread)."""
-    for _ in range(500):
-        await pilot.pause()
-        screen = app.explorer
-        if screen.frame is not None and screen.frame.version == screen.state.version:
-            await pilot.pause()
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("no frame for the newest state within 5 s")
+pytestmark = pytest.mark.usefixtures("truecolor")
 
 
 def drawn_image(app: ExplorerApp) -> list:
@@ -63,8 +41,8 @@ def test_bundled_weights_load(kind: str) -> None:
     assert pretrained_path(kind).stat().st_size < 3_000_000
 
 
-async def test_nudge_keys(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_nudge_keys(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(app, pilot)
         state = app.explorer.state
@@ -89,8 +67,8 @@ async def test_nudge_keys(tmp_path: Path) -> None:
         assert "+1.25" in app.explorer.query_one(LatentPanel).line_text(d)
 
 
-async def test_selection_keys_and_scrolling(tmp_path: Path) -> None:
-    app = make_app("vae", tmp_path)
+async def test_selection_keys_and_scrolling(make_app: Callable, settle: Callable) -> None:
+    app = make_app("vae")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         state = app.explorer.state
@@ -110,8 +88,8 @@ async def test_selection_keys_and_scrolling(tmp_path: Path) -> None:
         assert any(seg.text.startswith("> z19") for y in range(panel.size.height) for seg in panel.render_line(y))
 
 
-async def test_step_zero_value_keys(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_step_zero_value_keys(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(80, 24)) as pilot:
         state = app.explorer.state
         d = state.selected
@@ -132,8 +110,8 @@ async def test_step_zero_value_keys(tmp_path: Path) -> None:
         assert "step 0.5" in str(app.explorer.query_one("#latent-title").render())
 
 
-async def test_class_keys_cvae_keep_z(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_class_keys_cvae_keep_z(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         state = app.explorer.state
@@ -147,8 +125,8 @@ async def test_class_keys_cvae_keep_z(tmp_path: Path) -> None:
         assert "7 Sneaker" in str(app.explorer.query_one("#preview-title").render())
 
 
-async def test_class_keys_vae_jump_to_centroid(tmp_path: Path) -> None:
-    app = make_app("vae", tmp_path)
+async def test_class_keys_vae_jump_to_centroid(make_app: Callable) -> None:
+    app = make_app("vae")
     async with app.run_test(size=(80, 24)) as pilot:
         state = app.explorer.state
         centroids = app.checkpoint.class_centroids
@@ -159,8 +137,8 @@ async def test_class_keys_vae_jump_to_centroid(tmp_path: Path) -> None:
         assert state.z == pytest.approx(centroids[1].tolist())  # the class's centroid is the new start
 
 
-async def test_random_reset_undo(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_random_reset_undo(make_app: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(80, 24)) as pilot:
         state = app.explorer.state
         d = state.selected
@@ -182,9 +160,11 @@ async def test_random_reset_undo(tmp_path: Path) -> None:
         assert state.z == [0.0] * 20
 
 
-async def test_save_image_png_matches_the_decode(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
+async def test_save_image_png_matches_the_decode(
+    tmp_path: Path, make_app: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.press("L", "4", "s")
         await settle(app, pilot)
         (path,) = (tmp_path / "exports").glob("*.png")
@@ -194,27 +174,29 @@ async def test_save_image_png_matches_the_decode(tmp_path: Path) -> None:
         assert app.explorer.frame.version == app.explorer.state.version
         expected = to_image(app.explorer.frame.image, scale=10)
         assert saved.tobytes() == expected.tobytes()
-        assert any(str(path) in n.message for n in app._notifications)
+        await wait_until(pilot, lambda: toast_shows(app, f"Saved {path}"), "a notification naming the PNG")
 
 
-async def test_save_strip_grid(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_save_strip_grid(tmp_path: Path, make_app: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("g")
         (path,) = (tmp_path / "exports").glob("*strip*.png")
         assert Image.open(path).size == (4 * (10 * 30 + 2), 4 * (2 * 30 + 2))  # traversal row and class row
 
 
-async def test_save_into_unwritable_folder_says_why(tmp_path: Path) -> None:
+async def test_save_into_unwritable_folder_says_why(
+    tmp_path: Path, make_app: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
     (tmp_path / "exports").write_text("a file where the folder should be")
-    app = make_app("vae", tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
+    app = make_app("vae")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.press("s")
-        assert any("Could not save" in n.message for n in app._notifications)
+        await wait_until(pilot, lambda: toast_shows(app, "Could not save"), "a notification saying why")
 
 
-async def test_help_strip_toggle_quit(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_help_strip_toggle_quit(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         await pilot.press("question_mark")
@@ -231,19 +213,25 @@ async def test_help_strip_toggle_quit(tmp_path: Path) -> None:
     assert app.return_code == 0
 
 
-async def test_command_palette_runs_actions(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_command_palette_runs_actions(make_app: Callable, wait_until: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(100, 32)) as pilot:
         await pilot.press("ctrl+p")
         await pilot.press(*"Double the step")
-        await pilot.pause(0.5)
+        commands = app.screen.query_one(CommandList)
+
+        def first_match() -> str:
+            index = commands.highlighted
+            return "" if index is None else str(commands.get_option_at_index(index).prompt)
+
+        await wait_until(pilot, lambda: "Double the step" in first_match(), "the palette offering the command")
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert app.explorer.state.step == 0.5
+        await wait_until(pilot, lambda: app.explorer.state.step != 0.25, "the command changing the step")
+        assert app.explorer.state.step == 0.5 and not isinstance(app.screen, CommandPalette)
 
 
-async def test_too_small_terminal(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_too_small_terminal(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(40, 12)) as pilot:
         await settle(app, pilot)
         assert app.explorer.has_class("too-small")
@@ -253,17 +241,19 @@ async def test_too_small_terminal(tmp_path: Path) -> None:
         assert not app.explorer.has_class("too-small")
 
 
-async def test_truecolor_hint_is_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_truecolor_hint_is_shown(
+    monkeypatch: pytest.MonkeyPatch, make_app: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
     monkeypatch.delenv("COLORTERM")
-    app = make_app("vae", tmp_path)
-    async with app.run_test(size=(80, 24)):
-        assert any("COLORTERM=truecolor" in n.message for n in app._notifications)
+    app = make_app("vae")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_until(pilot, lambda: toast_shows(app, "COLORTERM=truecolor"), "the truecolor hint")
     assert truecolor_hint({"COLORTERM": "24bit"}) is None
     assert "tmux" in truecolor_hint({"TMUX": "/tmp/tmux-0/default,1,0"})
 
 
-async def test_key_repeat_is_absorbed(tmp_path: Path) -> None:
-    app = make_app("cvae", tmp_path)
+async def test_key_repeat_is_absorbed(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
     shown = []
     async with app.run_test(size=(80, 24)) as pilot:
         app.explorer.frame_listeners.append(lambda frame: shown.append(frame.version))
@@ -278,15 +268,15 @@ async def test_key_repeat_is_absorbed(tmp_path: Path) -> None:
     "content, fragment",
     [(None, "no checkpoint at"), (b"", "empty or truncated"), (b"\x10\x00\x00\x00\x00\x00\x00\x00{}", "truncated")],
 )
-def test_bad_checkpoint_on_the_command_line(tmp_path: Path, content: bytes | None, fragment: str) -> None:
+def test_bad_checkpoint_on_the_command_line(
+    tmp_path: Path, run_cli: Callable, content: bytes | None, fragment: str
+) -> None:
     path = tmp_path / "model.safetensors"
     if content is not None:
         path.write_bytes(content)
-    result = subprocess.run(
-        [sys.executable, "-m", "vae_tui", "explore", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and fragment in result.stderr
+    result = run_cli("explore", str(path))  # fails before the app opens
+    assert result.code == 1
+    result.assert_one_line_error(fragment, str(path))
 
 
 def test_default_checkpoint_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

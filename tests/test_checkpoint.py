@@ -1,64 +1,25 @@
 """Checkpoint format: round trip, resume state, and every way a file can be bad."""
 
-import hashlib
-import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import safetensors.torch
 import torch
-from safetensors import safe_open
 
-from models import Checkpoint, CheckpointError, ModelConfig, ResumeState, build_model, load_checkpoint, save_checkpoint
-from models.checkpoint import FORMAT_VERSION, METADATA_KEY, _data_offset
-from tests.conftest import TINY
-
-PROGRESS = {"epoch": 2, "step": 5, "best_test_loss": 250.5, "best_epoch": 1}
-
-
-def make_checkpoint(kind: str = "vae", resume: bool = False) -> Checkpoint:
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(kind=kind, hidden_dim=TINY.hidden_dim, latent_dim=TINY.latent_dim))
-    state = None
-    if resume:
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        model.loss(torch.rand(8, 784), torch.arange(8))[0].backward()
-        optimizer.step()
-        state = ResumeState(optimizer.state_dict(), {"rng_now.cpu": torch.get_rng_state()}, PROGRESS)
-    return Checkpoint(
-        model=model,
-        dataset="mnist",
-        class_names=[str(i) for i in range(10)],
-        epoch=1,
-        class_centroids=torch.randn(10, TINY.latent_dim),
-        metrics={"test_loss": 123.5},
-        training={"lr": 1e-3, "batch_size": 64},
-        resume=state,
-    )
-
-
-def rewrite(path: Path, edit_info=None, edit_tensors=None) -> None:
-    """Change a checkpoint's metadata or tensors and sign it again, as a buggy writer would."""
-    tensors = safetensors.torch.load_file(path)
-    with safe_open(path, "pt") as f:
-        info = json.loads(f.metadata()[METADATA_KEY])
-    if edit_info:
-        edit_info(info)
-    if edit_tensors:
-        edit_tensors(tensors)
-    unsigned = safetensors.torch.save(tensors)
-    info["sha256"] = hashlib.sha256(unsigned[_data_offset(unsigned) :]).hexdigest()
-    path.write_bytes(safetensors.torch.save(tensors, metadata={METADATA_KEY: json.dumps(info)}))
+from models import CheckpointError, load_checkpoint, save_checkpoint
+from models.checkpoint import FORMAT_VERSION
+from tests.conftest import RESUME_PROGRESS, TINY, needs_cuda
 
 
 @pytest.fixture
-def saved(tmp_path: Path) -> Path:
+def saved(tmp_path: Path, make_checkpoint: Callable) -> Path:
     return save_checkpoint(tmp_path / "model.safetensors", make_checkpoint())
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
-def test_round_trip(tmp_path: Path, kind: str) -> None:
+def test_round_trip(tmp_path: Path, make_checkpoint: Callable, kind: str) -> None:
     original = make_checkpoint(kind)
     loaded = load_checkpoint(save_checkpoint(tmp_path / "c.safetensors", original), expect_kind=kind)
     for (name, a), (_, b) in zip(original.model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
@@ -69,10 +30,10 @@ def test_round_trip(tmp_path: Path, kind: str) -> None:
     assert loaded.config == original.config and loaded.resume is None
 
 
-def test_resume_state_round_trip(tmp_path: Path) -> None:
+def test_resume_state_round_trip(tmp_path: Path, make_checkpoint: Callable) -> None:
     original = make_checkpoint(resume=True)
     loaded = load_checkpoint(save_checkpoint(tmp_path / "last.safetensors", original), with_resume=True)
-    assert loaded.resume.progress == PROGRESS
+    assert loaded.resume.progress == RESUME_PROGRESS
     assert torch.equal(loaded.resume.tensors["rng_now.cpu"], original.resume.tensors["rng_now.cpu"])
     want, got = original.resume.optimizer, loaded.resume.optimizer
     assert got["param_groups"] == want["param_groups"]
@@ -88,7 +49,7 @@ def test_weights_only_checkpoint_cannot_resume(saved: Path) -> None:
         load_checkpoint(saved, with_resume=True)
 
 
-def test_write_is_atomic(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_is_atomic(saved: Path, make_checkpoint: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
     before = saved.read_bytes()
 
     def disk_full(*args: object) -> None:
@@ -150,8 +111,8 @@ def test_pickle_is_never_executed(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_newer_format_version(saved: Path) -> None:
-    rewrite(saved, edit_info=lambda info: info.update(format_version=FORMAT_VERSION + 1))
+def test_newer_format_version(saved: Path, rewrite_checkpoint: Callable) -> None:
+    rewrite_checkpoint(saved, edit_info=lambda info: info.update(format_version=FORMAT_VERSION + 1))
     with pytest.raises(CheckpointError, match="newer than this vae-tui reads"):
         load_checkpoint(saved)
 
@@ -161,20 +122,20 @@ def test_wrong_kind(saved: Path) -> None:
         load_checkpoint(saved, expect_kind="cvae")
 
 
-def test_nan_weights(saved: Path) -> None:
-    rewrite(saved, edit_tensors=lambda t: t["model.to_mu.weight"].__setitem__((0, 0), float("nan")))
+def test_nan_weights(saved: Path, rewrite_checkpoint: Callable) -> None:
+    rewrite_checkpoint(saved, edit_tensors=lambda t: t["model.to_mu.weight"].__setitem__((0, 0), float("nan")))
     with pytest.raises(CheckpointError, match="NaN"):
         load_checkpoint(saved)
 
 
-def test_sizes_disagree_with_weights(saved: Path) -> None:
-    rewrite(saved, edit_info=lambda info: info["model"].update(hidden_dim=TINY.hidden_dim + 1))
+def test_sizes_disagree_with_weights(saved: Path, rewrite_checkpoint: Callable) -> None:
+    rewrite_checkpoint(saved, edit_info=lambda info: info["model"].update(hidden_dim=TINY.hidden_dim + 1))
     with pytest.raises(CheckpointError, match="has shape"):
         load_checkpoint(saved)
 
 
-def test_missing_weight(saved: Path) -> None:
-    rewrite(saved, edit_tensors=lambda t: t.pop("model.to_logits.bias"))
+def test_missing_weight(saved: Path, rewrite_checkpoint: Callable) -> None:
+    rewrite_checkpoint(saved, edit_tensors=lambda t: t.pop("model.to_logits.bias"))
     with pytest.raises(CheckpointError, match="missing the tensor to_logits.bias"):
         load_checkpoint(saved)
 
@@ -190,16 +151,20 @@ def test_missing_weight(saved: Path) -> None:
         lambda info: info.update(format_version="1"),
     ],
 )
-def test_malformed_metadata(saved: Path, edit) -> None:
-    rewrite(saved, edit_info=edit)
+def test_malformed_metadata(saved: Path, rewrite_checkpoint: Callable, edit: Callable) -> None:
+    rewrite_checkpoint(saved, edit_info=edit)
     with pytest.raises(CheckpointError, match="malformed metadata"):
         load_checkpoint(saved)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_checkpoint_saved_on_gpu_opens_on_cpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", id="gpu", marks=needs_cuda)])
+def test_checkpoint_saved_on_a_device_opens_on_cpu(tmp_path: Path, make_checkpoint: Callable, device: str) -> None:
+    """The [cpu] case runs the same code as the [gpu] one, so a change that breaks it shows without a GPU."""
     checkpoint = make_checkpoint()
-    checkpoint.model.cuda()
-    checkpoint.class_centroids = checkpoint.class_centroids.cuda()
-    loaded = load_checkpoint(save_checkpoint(tmp_path / "gpu.safetensors", checkpoint))
-    assert loaded.model.to_mu.weight.device.type == "cpu"
+    expected = {name: tensor.clone() for name, tensor in checkpoint.model.state_dict().items()}
+    checkpoint.model.to(device)
+    checkpoint.class_centroids = checkpoint.class_centroids.to(device)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / f"{device}.safetensors", checkpoint))
+    assert loaded.model.to_mu.weight.device.type == "cpu" and loaded.class_centroids.device.type == "cpu"
+    for name, tensor in loaded.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name

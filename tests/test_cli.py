@@ -1,52 +1,64 @@
-"""The CLI through subprocesses: help without torch, one-line errors, SIGINT and resume."""
+"""The CLI: help without torch, one-line errors, training through the command, SIGINT and resume.
+
+Commands run in this process through vae_tui.cli.main (the run_cli fixture); a real process is
+started only where it is the point: the entry points themselves, imports, and signals.
+"""
 
 import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
 from models import load_checkpoint
-from tests.conftest import write_dataset
+from tests.conftest import TINY_FLAGS, CliResult
 
-TINY_FLAGS = ["--dataset", "mnist", "--batch-size", "32", "--hidden-dim", "32", "--latent-dim", "4"]
+COMMANDS = ("train", "explore", "eval", "sample")
 
-
-def vae_tui(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vae_tui", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+HELP_WITHOUT_TORCH = """
+import sys
+from vae_tui.cli import main
+for args in {variants!r}:
+    try:
+        main(args)
+    except SystemExit:
+        pass
+    print("torch imported:", "torch" in sys.modules, flush=True)
+"""
 
 
-@pytest.mark.parametrize(
-    "args", [["--help"], *([command, "--help"] for command in ("train", "explore", "eval", "sample"))]
-)
-def test_help_does_not_import_torch(args: list[str]) -> None:
-    code = (
-        "import sys; from vae_tui.cli import main\n"
-        f"try: main({args!r})\nexcept SystemExit: pass\n"
-        "print('torch' in sys.modules)"
-    )
+def test_help_does_not_import_torch() -> None:
+    """Every --help, in one fresh interpreter: torch is checked for after each (none may import it)."""
+    variants = [["--help"], *([command, "--help"] for command in COMMANDS)]
+    code = HELP_WITHOUT_TORCH.format(variants=variants)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "usage: vae-tui" in result.stdout and result.stdout.strip().endswith("False")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("usage: vae-tui") == len(variants)
+    assert [line for line in result.stdout.splitlines() if line.startswith("torch imported:")] == [
+        "torch imported: False"
+    ] * len(variants)
+    for command in COMMANDS:
+        assert f"usage: vae-tui {command}" in result.stdout
+
+
+def test_entry_points(tmp_path: Path) -> None:
+    """`python -m vae_tui` and the installed `vae-tui` script: exit status and the one-line error."""
+    missing = str(tmp_path / "missing.safetensors")
+    module = subprocess.run(
+        [sys.executable, "-m", "vae_tui", "eval", missing], capture_output=True, text=True, timeout=120
+    )
+    assert module.returncode == 1
+    CliResult.of(module).assert_one_line_error("vae-tui eval: error: no checkpoint at", missing)
+    script = Path(sys.executable).with_name("vae-tui")
+    if not script.exists():
+        pytest.skip("the vae-tui script is not installed next to this Python (pip install -e .)")
+    bad_flag = subprocess.run([str(script), "train", "--epochs", "two"], capture_output=True, text=True, timeout=60)
+    assert bad_flag.returncode == 2
+    CliResult.of(bad_flag).assert_one_line_error("vae-tui train: error:", "invalid int value: 'two'")
 
 
 @pytest.mark.parametrize(
@@ -62,93 +74,87 @@ def test_help_does_not_import_torch(args: list[str]) -> None:
         (["--epochs", "two"], "invalid int value: 'two'"),
     ],
 )
-def test_bad_flags(flags: list[str], fragment: str) -> None:
-    assert_one_line_error(vae_tui("train", *flags), fragment)
+def test_bad_flags(run_cli: Callable, flags: list[str], fragment: str) -> None:
+    run_cli("train", *flags).assert_one_line_error(fragment)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_missing_cuda() -> None:
-    assert_one_line_error(vae_tui("train", "--device", "cuda"), "no CUDA GPU")
+def test_missing_cuda(run_cli: Callable) -> None:
+    run_cli("train", "--device", "cuda").assert_one_line_error("no CUDA GPU")
 
 
 @pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has Apple's MPS")
-def test_missing_mps() -> None:
-    assert_one_line_error(vae_tui("train", "--device", "mps"), "MPS is not available")
+def test_missing_mps(run_cli: Callable) -> None:
+    run_cli("train", "--device", "mps").assert_one_line_error("MPS is not available")
 
 
-def test_unwritable_out(mnist_dir: Path, tmp_path: Path) -> None:
+def test_unwritable_out(mnist_dir: Path, tmp_path: Path, run_cli: Callable) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    result = vae_tui("train", *TINY_FLAGS, "--data-dir", str(mnist_dir), "--out", str(blocker / "run"))
-    assert_one_line_error(result, "cannot write to --out")
+    result = run_cli("train", *TINY_FLAGS, "--data-dir", str(mnist_dir), "--out", str(blocker / "run"))
+    result.assert_one_line_error("cannot write to --out")
 
 
 @pytest.mark.parametrize("content", [None, b"", b"\x00" * 3, b"not a checkpoint at all, just some text"])
-def test_bad_resume(tmp_path: Path, content: bytes | None) -> None:
+def test_bad_resume(tmp_path: Path, run_cli: Callable, content: bytes | None) -> None:
     path = tmp_path / "last.safetensors"
     if content is not None:
         path.write_bytes(content)
-    assert_one_line_error(vae_tui("train", "--resume", str(path)), str(path))
+    run_cli("train", "--resume", str(path)).assert_one_line_error(str(path))
 
 
-def test_missing_data(tmp_path: Path) -> None:
-    result = vae_tui("train", *TINY_FLAGS, "--data-dir", str(tmp_path / "empty"), env={"XDG_CACHE_HOME": str(tmp_path)})
-    assert_one_line_error(result, "no mnist data found", "--data-dir", "$VAE_TUI_DATA", "--download")
+def test_missing_data(tmp_path: Path, run_cli: Callable) -> None:
+    result = run_cli("train", *TINY_FLAGS, "--data-dir", str(tmp_path / "empty"))
+    result.assert_one_line_error("no mnist data found", "--data-dir", "$VAE_TUI_DATA", "--download")
 
 
-def test_corrupted_data(mnist_dir: Path) -> None:
+def test_corrupted_data(mnist_dir: Path, run_cli: Callable) -> None:
     path = mnist_dir / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-1])
-    assert_one_line_error(vae_tui("train", *TINY_FLAGS, "--data-dir", str(mnist_dir)), "truncated or corrupted")
+    run_cli("train", *TINY_FLAGS, "--data-dir", str(mnist_dir)).assert_one_line_error("truncated or corrupted")
 
 
-def test_train_and_refuse_to_overwrite(mnist_dir: Path, tmp_path: Path) -> None:
+def test_train_and_refuse_to_overwrite(mnist_dir: Path, tmp_path: Path, run_cli: Callable) -> None:
     out = tmp_path / "run"
-    result = vae_tui("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    result = run_cli("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out))
+    assert result.code == 0, result.stderr
     assert "epoch 1/1" in result.stdout and "vae-tui explore" in result.stdout
-    again = vae_tui("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out))
-    assert_one_line_error(again, "already holds a training")
-    contradicting = vae_tui("train", "--resume", str(out / "last.safetensors"), "--latent-dim", "8", "--epochs", "2")
-    assert_one_line_error(contradicting, "--latent-dim 8 (checkpoint: 4)")
-    finished = vae_tui("train", "--resume", str(out / "last.safetensors"))
-    assert_one_line_error(finished, "has finished all 1 epochs")
+    again = run_cli("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out))
+    again.assert_one_line_error("already holds a training")
+    contradicting = run_cli("train", "--resume", str(out / "last.safetensors"), "--latent-dim", "8", "--epochs", "2")
+    contradicting.assert_one_line_error("--latent-dim 8 (checkpoint: 4)")
+    finished = run_cli("train", "--resume", str(out / "last.safetensors"))
+    finished.assert_one_line_error("has finished all 1 epochs")
 
 
-def test_default_out_folder(mnist_dir: Path, tmp_path: Path) -> None:
-    result = vae_tui("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_default_out_folder(
+    mnist_dir: Path, tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir))
+    assert result.code == 0, result.stderr
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("vae-mnist-") and (run / "best.safetensors").is_file()
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_a_resumable_state(tmp_path: Path, sig: signal.Signals, code: int) -> None:
-    data = tmp_path / "data"
-    write_dataset(data, n_train=20000, n_test=64)
+def test_signal_saves_a_resumable_state(
+    mnist_dir: Path, tmp_path: Path, run_cli: Callable, sig: signal.Signals, code: int
+) -> None:
+    """A real signal to a real `vae-tui train`, sent by the process to itself just before batch 3 of epoch 2."""
     out = tmp_path / "run"
-    args = [*TINY_FLAGS, "--epochs", "50", "--data-dir", str(data), "--out", str(out)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vae_tui", "train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    args = [*TINY_FLAGS, "--epochs", "2", "--data-dir", str(mnist_dir), "--out", str(out)]
+    env = {**os.environ, "VAE_TUI_SIGNAL_AT": f"batch 2 3={sig.name}"}
+    process = subprocess.run(
+        [sys.executable, "-m", "vae_tui", "train", *args], capture_output=True, text=True, env=env, timeout=120
     )
-    deadline = time.monotonic() + 60
-    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)  # well inside the second epoch
-    process.send_signal(sig)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == code, stderr
-    assert "Traceback" not in stderr and f"vae-tui train --resume {out / 'last.safetensors'}" in stderr
+    assert process.returncode == code, process.stderr
+    assert "Traceback" not in process.stderr
+    assert f"{sig.name}: stopped and saved" in process.stderr
+    assert f"vae-tui train --resume {out / 'last.safetensors'}" in process.stderr
     last = load_checkpoint(out / "last.safetensors", with_resume=True)
-    assert last.resume.progress["epoch"] >= 2 and last.epoch == last.resume.progress["epoch"] - 1
-    resumed = vae_tui(
-        "train",
-        "--resume",
-        str(out / "last.safetensors"),
-        "--epochs",
-        str(last.resume.progress["epoch"]),
-        "--data-dir",
-        str(data),
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert load_checkpoint(out / "last.safetensors").epoch == last.resume.progress["epoch"]
+    assert (last.resume.progress["epoch"], last.resume.progress["step"]) == (2, 3) and last.epoch == 1
+    resumed = run_cli("train", "--resume", str(out / "last.safetensors"), "--data-dir", str(mnist_dir))
+    assert resumed.code == 0, resumed.stderr
+    assert "from epoch 2, batch 3" in resumed.stdout
+    assert load_checkpoint(out / "last.safetensors").epoch == 2

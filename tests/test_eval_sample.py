@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 from torch.distributions import Normal
 
 from models import load_checkpoint
-from tests.test_cli import TINY_FLAGS, assert_one_line_error, vae_tui
+from tests.conftest import TINY_FLAGS, write_dataset
 from train.evaluate import evaluate_model, iwae_log_likelihood
 from vae_tui.commands.explore import pretrained_path
 from vae_tui.decoding import Decoder
@@ -20,17 +21,13 @@ from vae_tui.decoding import Decoder
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny VAE trained for two epochs on tiny MNIST-shaped data: (checkpoint, data folder)."""
-    from tests.conftest import write_dataset
+    """A tiny VAE trained for two epochs on tiny MNIST-shaped data by `vae-tui train`: (checkpoint, data folder)."""
+    from vae_tui.cli import main
 
     root = tmp_path_factory.mktemp("trained")
     write_dataset(root / "data")
-    result = subprocess.run(
-        [sys.executable, "-m", "vae_tui", "train", *TINY_FLAGS, "--lr", "1e-2", "--epochs", "2",
-         "--data-dir", str(root / "data"), "--out", str(root / "run")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    args = [*TINY_FLAGS, "--lr", "1e-2", "--epochs", "2", "--data-dir", str(root / "data"), "--out", str(root / "run")]
+    assert main(["train", *args]) == 0
     return root / "run" / "best.safetensors", root / "data"
 
 
@@ -67,51 +64,60 @@ def test_evaluation_numbers_add_up(trained: tuple[Path, Path]) -> None:
     assert sum(d["kl"] for d in evaluation.dimensions) == pytest.approx(evaluation.elbo_sampled["kl"], rel=1e-4)
 
 
-def test_eval_command_json_and_table(trained: tuple[Path, Path]) -> None:
-    result = vae_tui("eval", str(trained[0]), "--samples", "8", "--json", "--data-dir", str(trained[1]))
-    assert result.returncode == 0, result.stderr
+def test_eval_command_json_and_table(trained: tuple[Path, Path], run_cli: Callable) -> None:
+    result = run_cli("eval", str(trained[0]), "--samples", "8", "--json", "--data-dir", str(trained[1]))
+    assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["iwae_samples"] == 8 and report["images"] == 128 and math.isfinite(report["iwae_nll"])
-    table = vae_tui("eval", str(trained[0]), "--samples", "8", "--data-dir", str(trained[1]))
+    table = run_cli("eval", str(trained[0]), "--samples", "8", "--data-dir", str(trained[1]))
     assert "IWAE bound, K=8" in table.stdout and "active" in table.stdout
 
 
-def test_eval_errors(tmp_path: Path) -> None:
-    assert_one_line_error(vae_tui("eval", str(tmp_path / "missing.safetensors")), "no checkpoint at")
-    assert_one_line_error(vae_tui("eval", str(pretrained_path("vae")), "--samples", "0"), "--samples must be")
+def test_eval_errors(tmp_path: Path, run_cli: Callable) -> None:
+    run_cli("eval", str(tmp_path / "missing.safetensors")).assert_one_line_error("no checkpoint at")
+    run_cli("eval", str(pretrained_path("vae")), "--samples", "0").assert_one_line_error("--samples must be")
 
 
-def sample(tmp_path: Path, name: str, *args: str, checkpoint: Path | None = None) -> Path:
-    out = tmp_path / name
-    result = vae_tui("sample", str(checkpoint or pretrained_path("cvae")), "-o", str(out), *args)
-    assert result.returncode == 0, result.stderr
-    return out
+@pytest.fixture
+def sample(tmp_path: Path, run_cli: Callable) -> Callable[..., Path]:
+    """sample(name, *args, checkpoint=bundled CVAE): run `vae-tui sample` into tmp_path/name; return the path."""
+
+    def run(name: str, *args: str, checkpoint: Path | None = None) -> Path:
+        out = tmp_path / name
+        result = run_cli("sample", str(checkpoint or pretrained_path("cvae")), "-o", str(out), *args)
+        assert result.code == 0, result.stderr
+        return out
+
+    return run
 
 
-def test_sample_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
-    first = sample(tmp_path, "a.png", "--seed", "3").read_bytes()
-    again = sample(tmp_path, "b.png", "--seed", "3").read_bytes()
-    other = sample(tmp_path, "c.png", "--seed", "4").read_bytes()
+def test_sample_is_byte_for_byte_reproducible(tmp_path: Path, sample: Callable) -> None:
+    first = sample("a.png", "--seed", "3").read_bytes()
+    again = sample("b.png", "--seed", "3").read_bytes()
+    other = sample("c.png", "--seed", "4").read_bytes()
     assert first == again and first != other
+    elsewhere = tmp_path / "d.png"  # and from a fresh process, as a user runs it twice
+    command = [sys.executable, "-m", "vae_tui", "sample", str(pretrained_path("cvae")), "-o", str(elsewhere)]
+    result = subprocess.run([*command, "--seed", "3"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert elsewhere.read_bytes() == first
 
 
-def test_sample_grids(tmp_path: Path) -> None:
+def test_sample_grids(sample: Callable) -> None:
     cell = 4 * 30  # 28 px and 2 px of padding, at scale 4
-    assert Image.open(sample(tmp_path, "classes.png")).size == (8 * cell + 8, 10 * cell + 8)
-    two = sample(tmp_path, "two.png", "--class", "Bag", "--class", "7", "--n", "5")
+    assert Image.open(sample("classes.png")).size == (8 * cell + 8, 10 * cell + 8)
+    two = sample("two.png", "--class", "Bag", "--class", "7", "--n", "5")
     assert Image.open(two).size == (5 * cell + 8, 2 * cell + 8)
-    traverse = sample(tmp_path, "t.png", "--traverse", "4", "--n", "3", "--scale", "1")
+    traverse = sample("t.png", "--traverse", "4", "--n", "3", "--scale", "1")
     assert Image.open(traverse).size == (3 * 30 + 2, 7 * 30 + 2)
-    between = sample(tmp_path, "i.png", "--interpolate", "seed:1", "seed:2", "--steps", "6", "--scale", "1")
+    between = sample("i.png", "--interpolate", "seed:1", "seed:2", "--steps", "6", "--scale", "1")
     assert Image.open(between).size == (6 * 30 + 2, 30 + 2)
-    vae = sample(
-        tmp_path, "v.png", "--interpolate", "Trouser", "Bag", "--scale", "1", checkpoint=pretrained_path("vae")
-    )
+    vae = sample("v.png", "--interpolate", "Trouser", "Bag", "--scale", "1", checkpoint=pretrained_path("vae"))
     assert Image.open(vae).size == (8 * 30 + 2, 30 + 2)
 
 
-def test_sample_pixels_are_the_decoders(tmp_path: Path) -> None:
-    path = sample(tmp_path, "one.png", "--n", "1", "--scale", "1", "--seed", "9", checkpoint=pretrained_path("vae"))
+def test_sample_pixels_are_the_decoders(sample: Callable) -> None:
+    path = sample("one.png", "--n", "1", "--scale", "1", "--seed", "9", checkpoint=pretrained_path("vae"))
     checkpoint = load_checkpoint(pretrained_path("vae"))
     z = torch.randn(1, 20, generator=torch.Generator().manual_seed(9))
     expected = Decoder(checkpoint.model).images(z, torch.zeros(1, dtype=torch.long))[0]
@@ -130,11 +136,11 @@ def test_sample_pixels_are_the_decoders(tmp_path: Path) -> None:
         (["--n", "0"], "must be positive"),
     ],
 )
-def test_sample_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
-    result = vae_tui("sample", str(pretrained_path("cvae")), "-o", str(tmp_path / "x.png"), *args)
-    assert_one_line_error(result, fragment)
+def test_sample_errors(tmp_path: Path, run_cli: Callable, args: list[str], fragment: str) -> None:
+    result = run_cli("sample", str(pretrained_path("cvae")), "-o", str(tmp_path / "x.png"), *args)
+    result.assert_one_line_error(fragment)
     assert not (tmp_path / "x.png").exists()
 
 
-def test_sample_refuses_non_png(tmp_path: Path) -> None:
-    assert_one_line_error(vae_tui("sample", str(pretrained_path("vae")), "-o", str(tmp_path / "x.jpg")), ".png")
+def test_sample_refuses_non_png(tmp_path: Path, run_cli: Callable) -> None:
+    run_cli("sample", str(pretrained_path("vae")), "-o", str(tmp_path / "x.jpg")).assert_one_line_error(".png")

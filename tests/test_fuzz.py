@@ -6,6 +6,7 @@ A few hundred examples run in the suite; VAE_TUI_FUZZ_EXAMPLES=20000 runs more.
 import contextlib
 import gzip
 import os
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -15,7 +16,6 @@ from hypothesis import strategies as st
 
 from models import CheckpointError, DataError, load_checkpoint, save_checkpoint
 from tests.conftest import idx_bytes, make_split
-from tests.test_checkpoint import make_checkpoint
 from train import data as data_module
 from train.data import parse_idx, read_idx_bytes
 
@@ -26,7 +26,7 @@ FUZZ = settings(
 
 
 @pytest.fixture(scope="module")
-def valid_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+def valid_checkpoint(tmp_path_factory: pytest.TempPathFactory, make_checkpoint: Callable) -> bytes:
     path = tmp_path_factory.mktemp("fuzz") / "valid.safetensors"
     return save_checkpoint(path, make_checkpoint(resume=True)).read_bytes()
 

@@ -3,10 +3,13 @@
 import errno
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,12 +19,10 @@ import torch
 
 from models import CheckpointError, DataError, UserError, load_checkpoint, save_checkpoint
 from models.checkpoint import MAX_HEADER_BYTES, METADATA_KEY
-from tests.conftest import write_dataset
-from tests.test_checkpoint import make_checkpoint, rewrite
-from tests.test_cli import TINY_FLAGS, assert_one_line_error, vae_tui
-from tests.test_train import SETTINGS, train
+from tests.conftest import TINY_FLAGS, write_dataset
 from train import data as data_module
 from train.data import load_dataset
+from train.loop import StopFlag
 from train.output import OutputLock
 from vae_tui.commands.explore import pretrained_path
 
@@ -36,24 +37,28 @@ def test_oversized_metadata(tmp_path: Path) -> None:
         load_checkpoint(path)
 
 
-def test_huge_sizes_in_metadata_are_refused_without_allocating(tmp_path: Path) -> None:
+def test_huge_sizes_in_metadata_are_refused_without_allocating(
+    tmp_path: Path, make_checkpoint: Callable, rewrite_checkpoint: Callable
+) -> None:
+    """How fast the refusal is: bench/checkpoint_load.py."""
     path = save_checkpoint(tmp_path / "c.safetensors", make_checkpoint())
-    rewrite(path, edit_info=lambda info: info["model"].update(hidden_dim=60000, input_dim=60000))
-    started = time.perf_counter()
+    rewrite_checkpoint(path, edit_info=lambda info: info["model"].update(hidden_dim=60000, input_dim=60000))
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(CheckpointError, match="has shape"):
         load_checkpoint(path)
-    assert time.perf_counter() - started < 5  # 60000 x 60000 floats would be 14 GB
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before  # KiB on Linux
+    assert grown < 1 << 20  # building the model first would initialise 60000 x 60000 floats: 14 GB
 
 
-def test_cvae_where_a_vae_is_expected(tmp_path: Path) -> None:
+def test_cvae_where_a_vae_is_expected(tmp_path: Path, make_checkpoint: Callable) -> None:
     path = save_checkpoint(tmp_path / "c.safetensors", make_checkpoint("cvae"))
     with pytest.raises(CheckpointError, match="holds a CVAE, but a VAE was expected"):
         load_checkpoint(path, expect_kind="vae")
 
 
-def test_malformed_resume_state(tmp_path: Path) -> None:
+def test_malformed_resume_state(tmp_path: Path, make_checkpoint: Callable, rewrite_checkpoint: Callable) -> None:
     path = save_checkpoint(tmp_path / "last.safetensors", make_checkpoint(resume=True))
-    rewrite(path, edit_info=lambda info: info["resume"].pop("best_epoch"))
+    rewrite_checkpoint(path, edit_info=lambda info: info["resume"].pop("best_epoch"))
     with pytest.raises(CheckpointError, match="malformed resume metadata"):
         load_checkpoint(path, with_resume=True)
 
@@ -95,93 +100,109 @@ def test_gzip_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # --- training ----------------------------------------------------------------------------
 
 WRITER = """
-import sys, torch
+import sys
 sys.path.insert(0, {root!r})
-from tests.test_checkpoint import make_checkpoint
-from models import save_checkpoint
-checkpoint = make_checkpoint(resume=True)
+from models import load_checkpoint, save_checkpoint
+checkpoint = load_checkpoint({path!r}, with_resume=True)
 print("ready", flush=True)
-i = 0
 while True:
-    checkpoint.epoch = i
+    checkpoint.epoch += 1
     save_checkpoint({path!r}, checkpoint)
-    i += 1
 """
 
 
-def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
-    path = tmp_path / "last.safetensors"
-    save_checkpoint(path, make_checkpoint(resume=True))
+def start_writer(path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A process that rewrites the checkpoint at path over and over, until it is killed."""
     root = str(Path(__file__).resolve().parents[1])
-    for delay in (0.05, 0.13, 0.31, 0.57):
-        writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER.format(root=root, path=str(path))], stdout=subprocess.PIPE, text=True
-        )
+    code = WRITER.format(root=root, path=str(path))
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path: Path, make_checkpoint: Callable) -> None:
+    delays = (0.05, 0.13, 0.31, 0.57)
+    folders = [tmp_path / f"kill-{i}" for i in range(len(delays) + 1)]
+    for folder in folders:
+        folder.mkdir()
+        save_checkpoint(folder / "last.safetensors", make_checkpoint(resume=True))
+    # The last writer kills itself at a known moment: its temp file is whole and synced, the rename not done.
+    at_rename = start_writer(
+        folders[-1] / "last.safetensors", {"VAE_TUI_SIGNAL_AT": "written last.safetensors=SIGKILL"}
+    )
+    writers = [start_writer(folder / "last.safetensors") for folder in folders[:-1]]  # started together: one wait
+    for writer, delay in zip(writers, delays, strict=True):
         assert writer.stdout.readline().strip() == "ready"
-        time.sleep(delay)
+        time.sleep(delay)  # deliberate: a kill at an arbitrary moment of the write loop is what is tested
         writer.send_signal(signal.SIGKILL)
-        writer.wait(timeout=30)
-        assert load_checkpoint(path, with_resume=True).config.hidden_dim == 32
-    OutputLock(tmp_path).release()  # a new training removes the temp files a killed writer left
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "last.safetensors"]
+    for writer in [*writers, at_rename]:
+        assert writer.wait(timeout=60) == -signal.SIGKILL
+    assert at_rename.stdout.read().strip() == "ready"
+    leftovers = [p.name for p in folders[-1].iterdir() if p.name != "last.safetensors"]
+    assert len(leftovers) == 1 and re.fullmatch(r"\.last\.safetensors\..*\.tmp", leftovers[0]), leftovers
+    assert load_checkpoint(folders[-1] / "last.safetensors", with_resume=True).epoch == 1  # the old one, whole
+    for folder in folders:
+        assert load_checkpoint(folder / "last.safetensors", with_resume=True).config.hidden_dim == 32
+        OutputLock(folder).release()  # a new training removes the temp files a killed writer left
+        assert sorted(p.name for p in folder.iterdir()) == [".lock", "last.safetensors"]
 
 
-def test_disk_full_while_writing(mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_while_writing(tmp_path: Path, run_training: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
-    trainer = train(mnist_dir, out, replace(SETTINGS, epochs=1))
+    trainer = run_training(out, epochs=1)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    trainer.settings = replace(SETTINGS, epochs=2)
+    trainer.settings = replace(trainer.settings, epochs=2)
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(UserError, match=r"could not write .*: No space left on device; training stopped"):
-        trainer.run(__import__("train.loop", fromlist=["StopFlag"]).StopFlag())
+        trainer.run(StopFlag())
     after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
     assert {k: v for k, v in before.items() if k in after} == after  # what existed is unchanged
     assert "last.safetensors" in after and load_checkpoint(out / "last.safetensors").epoch == 1
 
 
-def test_disk_full_through_the_cli_is_one_line(mnist_dir: Path, tmp_path: Path) -> None:
-    code = (
-        "import errno, os, sys\n"
-        "def full(fd): raise OSError(errno.ENOSPC, 'No space left on device')\n"
-        "os.fsync = full\n"
-        "from vae_tui.cli import main\n"
-        f"sys.exit(main(['train', *{TINY_FLAGS!r}, '--epochs', '1', '--data-dir', {str(mnist_dir)!r},"
-        f" '--out', {str(tmp_path / 'run')!r}]))\n"
+def test_disk_full_through_the_cli_is_one_line(
+    mnist_dir: Path, tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    result = run_cli(
+        "train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(tmp_path / "run")
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert_one_line_error(result, "No space left on device")
+    result.assert_one_line_error("No space left on device")
 
 
-def test_two_trainings_into_one_folder(mnist_dir: Path, tmp_path: Path) -> None:
+def test_two_trainings_into_one_folder(mnist_dir: Path, tmp_path: Path, run_cli: Callable) -> None:
     out = tmp_path / "run"
-    lock = OutputLock(out)  # a training in progress that has not written a checkpoint yet
+    lock = OutputLock(out)  # a training in progress that has not written a checkpoint yet (flock: per open file)
     try:
-        result = vae_tui("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out))
-        assert_one_line_error(result, f"another training (pid {os.getpid()}) is writing to {out}")
+        result = run_cli("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out))
+        result.assert_one_line_error(f"another training (pid {os.getpid()}) is writing to {out}")
     finally:
         lock.release()
 
 
-def test_resume_state_that_does_not_fit(mnist_dir: Path, tmp_path: Path) -> None:
+def test_resume_state_that_does_not_fit(
+    mnist_dir: Path, tmp_path: Path, run_training: Callable, rewrite_checkpoint: Callable, run_cli: Callable
+) -> None:
     out = tmp_path / "run"
-    train(mnist_dir, out, replace(SETTINGS, epochs=1))
-    rewrite(out / "last.safetensors", edit_tensors=lambda t: t.pop("resume.rng_now.cpu"))
-    result = vae_tui("train", "--resume", str(out / "last.safetensors"), "--epochs", "2", "--data-dir", str(mnist_dir))
-    assert_one_line_error(result, "lacks a usable resume state (rng_now.cpu)")
+    run_training(out, epochs=1)
+    rewrite_checkpoint(out / "last.safetensors", edit_tensors=lambda t: t.pop("resume.rng_now.cpu"))
+    result = run_cli("train", "--resume", str(out / "last.safetensors"), "--epochs", "2", "--data-dir", str(mnist_dir))
+    result.assert_one_line_error("lacks a usable resume state (rng_now.cpu)")
 
 
 # --- explorer ----------------------------------------------------------------------------
 
 
-async def test_tiny_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_app import make_app, settle
-
-    monkeypatch.setenv("COLORTERM", "truecolor")
-    app = make_app("cvae", tmp_path)
+@pytest.mark.usefixtures("truecolor")
+async def test_tiny_terminal(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
     async with app.run_test(size=(20, 8)) as pilot:
         await settle(app, pilot)
         assert app.explorer.has_class("too-small")
@@ -190,13 +211,11 @@ async def test_tiny_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert app.explorer.frame.version == app.explorer.state.version
 
 
-async def test_a_thousand_keys_as_fast_as_they_come(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("truecolor")
+async def test_a_thousand_keys_as_fast_as_they_come(make_app: Callable, settle: Callable) -> None:
     from textual import events
 
-    from tests.test_app import make_app, settle
-
-    monkeypatch.setenv("COLORTERM", "truecolor")
-    app = make_app("cvae", tmp_path)
+    app = make_app("cvae")
     keys = ["l", "j", "h", "k", "r", "u", "right_square_bracket", "left_square_bracket", "3", "l"]
     async with app.run_test(size=(100, 32)) as pilot:
         shown = []
@@ -211,14 +230,13 @@ async def test_a_thousand_keys_as_fast_as_they_come(tmp_path: Path, monkeypatch:
         assert shown and shown[-1] == state.version and len(shown) < 1000  # stale frames were dropped
 
 
-async def test_checkpoint_deleted_while_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from models import load_checkpoint as load
+@pytest.mark.usefixtures("truecolor")
+async def test_checkpoint_deleted_while_open(tmp_path: Path) -> None:
     from vae_tui.app import create_app
 
-    monkeypatch.setenv("COLORTERM", "truecolor")
     copy = tmp_path / "model.safetensors"
     copy.write_bytes(pretrained_path("vae").read_bytes())
-    app = create_app(load(copy), str(copy), tmp_path / "exports")
+    app = create_app(load_checkpoint(copy), str(copy), tmp_path / "exports")
     async with app.run_test(size=(80, 24)) as pilot:
         copy.unlink()
         await pilot.press("l", "s", "g")
@@ -226,8 +244,6 @@ async def test_checkpoint_deleted_while_open(tmp_path: Path, monkeypatch: pytest
 
 
 def test_every_row_of_the_reliability_table_names_existing_tests() -> None:
-    import re
-
     root = Path(__file__).resolve().parents[1]
     doc = (root / "docs" / "reliability.md").read_text()
     rows = [line for line in doc.splitlines() if line.startswith("| ") and not line.startswith(("| case", "| ---"))]

@@ -1,49 +1,55 @@
 """Snapshots of the explorer at fixed sizes with the bundled weights; z is set by keys, so it is seeded."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from models import load_checkpoint
-from tests.test_app import settle
-from vae_tui.app import create_app
+from vae_tui.app import ExplorerApp, create_app
 from vae_tui.commands.explore import pretrained_path
 
-
-@pytest.fixture(autouse=True)
-def truecolor(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLORTERM", "truecolor")
+pytestmark = pytest.mark.usefixtures("truecolor")
 
 
-def app(kind: str):
+def app(kind: str) -> ExplorerApp:
     return create_app(load_checkpoint(pretrained_path(kind)), f"bundled pretrained {kind.upper()}", Path("exports"))
 
 
-def keys_then_frame(*keys: str):
-    """Press keys, then wait until the newest decoded frame is drawn (decoding runs in a thread)."""
+@pytest.fixture
+def keys_then_frame(settle: Callable) -> Callable:
+    """keys_then_frame(*keys): press keys, then wait until the newest decoded frame is drawn (decoding runs in a
+    thread)."""
 
-    async def run_before(pilot) -> None:
-        await pilot.press(*keys)
-        await settle(pilot.app, pilot)
+    def make(*keys: str) -> Callable:
+        async def run_before(pilot) -> None:
+            await pilot.press(*keys)
+            await settle(pilot.app, pilot)
 
-    return run_before
+        return run_before
+
+    return make
 
 
-def test_cvae_at_80x24(snap_compare) -> None:
-    """The CVAE as it opens in the smallest supported terminal: traversal strip only, latent panel scrolls."""
+def test_cvae_at_80x24(snap_compare, keys_then_frame: Callable) -> None:
+    """The CVAE as it opens at 80x24, the smallest supported size: class 0 T-shirt/top, z all 0, z16 selected (the
+    start selection). The latent panel shows z0-z14 only, so the selected row is off screen; below, the traversal
+    of z16 alone, with the hint that t shows the other strip."""
     assert snap_compare(app("cvae"), terminal_size=(80, 24), run_before=keys_then_frame())
 
 
-def test_cvae_nudged_at_120x40(snap_compare) -> None:
-    """z0 nudged by +1.25, class Sneaker: larger preview, both strips."""
+def test_cvae_nudged_at_120x40(snap_compare, keys_then_frame: Callable) -> None:
+    """The CVAE at 120x40 after L, 7, j: z16 (the start selection) nudged to +1.25, class 7 Sneaker, then z17
+    selected; a larger preview, the traversal of z17 and the row of every class at this z."""
     assert snap_compare(app("cvae"), terminal_size=(120, 40), run_before=keys_then_frame("L", "7", "j"))
 
 
-def test_vae_class_centroid(snap_compare) -> None:
-    """The VAE on the Bag centroid with the third dimension selected."""
+def test_vae_class_centroid(snap_compare, keys_then_frame: Callable) -> None:
+    """The VAE at 100x32 on the class 8 Bag centroid, the selection moved down twice from z4 (the start) to z6;
+    the traversal of z6 below."""
     assert snap_compare(app("vae"), terminal_size=(100, 32), run_before=keys_then_frame("8", "j", "j"))
 
 
-def test_help_screen(snap_compare) -> None:
-    """Every key, listed."""
+def test_help_screen(snap_compare, keys_then_frame: Callable) -> None:
+    """The help over the VAE at 100x32: every key (up / k to escape) with what it does."""
     assert snap_compare(app("vae"), terminal_size=(100, 32), run_before=keys_then_frame("question_mark"))

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from models import ModelConfig, build_model, elbo_loss
+from models import ModelConfig, UserError, build_model, elbo_loss
+from tests.conftest import needs_cuda
 from train.steps import EagerStep, GraphedStep, StaticShapeStep
 
 
@@ -57,7 +58,13 @@ def test_static_shape_step_matches_eager() -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_graphed_step_refuses_a_cpu_device() -> None:
+    """The GPU test's setup, run on the CPU: everything up to the device check builds, then a clear refusal."""
+    with pytest.raises((AssertionError, ValueError, UserError), match="CUDA graph"):
+        run_epoch(GraphedStep, batch_size=64)
+
+
+@needs_cuda
 def test_graphed_step_matches_eager_on_gpu() -> None:
     eager_weights, eager_loss, _ = run_epoch(StaticShapeStep, device="cuda", batch_size=64)
     graphed_weights, graphed_loss, _ = run_epoch(GraphedStep, device="cuda", batch_size=64)

@@ -1,56 +1,33 @@
 """The training loop on tiny data: it learns, writes every artifact, resumes bit for bit, stops cleanly."""
 
 import json
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
-from models import load_checkpoint
+from models import build_model, load_checkpoint
+from tests.conftest import TINY_SETTINGS
 from train.data import load_dataset
 from train.evaluate import evaluate
-from train.loop import StopFlag, Trainer, TrainingDiverged, TrainingInterrupted, TrainSettings
-from train.progress import PlainProgress
-
-SETTINGS = TrainSettings(dataset="mnist", epochs=2, batch_size=32, lr=1e-2, latent_dim=4, hidden_dim=32, seed=3)
-
-
-class QuietProgress(PlainProgress):
-    def __init__(self) -> None:
-        self.total_epochs, self.lines = 0, []
-
-    def epoch_done(self, result) -> None:
-        self.lines.append(result)
-
-    def message(self, text: str) -> None:
-        self.lines.append(text)
-
-
-def train(
-    mnist_dir: Path, out: Path, settings: TrainSettings = SETTINGS, resume_from: Path | None = None, stop=None
-) -> Trainer:
-    data = load_dataset("mnist", data_dir=mnist_dir)
-    resume = load_checkpoint(resume_from, with_resume=True) if resume_from else None
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(settings, data, out, torch.device("cpu"), QuietProgress(), resume)
-    trainer.run(stop or StopFlag())
-    return trainer
+from train.loop import StopFlag, TrainingDiverged, TrainingInterrupted
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path).model.state_dict()
 
 
-def test_one_epoch_lowers_the_loss_and_writes_every_artifact(mnist_dir: Path, tmp_path: Path) -> None:
+def test_one_epoch_lowers_the_loss_and_writes_every_artifact(
+    mnist_dir: Path, tmp_path: Path, run_training: Callable
+) -> None:
     data = load_dataset("mnist", data_dir=mnist_dir)
     x = data.test.images.reshape(len(data.test.images), -1).float() / 255
-    torch.manual_seed(SETTINGS.seed)
-    from models import build_model
-
-    untrained = evaluate(build_model(SETTINGS.model_config(10)), x, data.test.labels, seed=0)[0]
+    torch.manual_seed(TINY_SETTINGS.seed)
+    untrained = evaluate(build_model(TINY_SETTINGS.model_config(10)), x, data.test.labels, seed=0)[0]
     out = tmp_path / "run"
-    trainer = train(mnist_dir, out, replace(SETTINGS, epochs=1))
+    trainer = run_training(out, epochs=1)
     result = trainer.progress.lines[0]
     assert result.test_loss < untrained - 50
     names = sorted(p.name for p in out.iterdir())
@@ -60,13 +37,11 @@ def test_one_epoch_lowers_the_loss_and_writes_every_artifact(mnist_dir: Path, tm
     best = load_checkpoint(out / "best.safetensors")
     assert best.epoch == 1 and best.metrics["test_loss"] == pytest.approx(result.test_loss)
     assert best.training["batch_size"] == 32 and best.class_names[3] == "3"
-    from PIL import Image
-
     assert Image.open(out / "reconst-1.png").size == (2 * (8 * 58 + 2), 2 * (8 * 30 + 2))
 
 
-def test_centroids_are_class_means_of_mu(mnist_dir: Path, tmp_path: Path) -> None:
-    train(mnist_dir, tmp_path / "run", replace(SETTINGS, epochs=1))
+def test_centroids_are_class_means_of_mu(mnist_dir: Path, tmp_path: Path, run_training: Callable) -> None:
+    run_training(tmp_path / "run", epochs=1)
     best = load_checkpoint(tmp_path / "run" / "best.safetensors")
     data = load_dataset("mnist", data_dir=mnist_dir)
     x = data.train.images.reshape(len(data.train.images), -1).float() / 255
@@ -75,18 +50,16 @@ def test_centroids_are_class_means_of_mu(mnist_dir: Path, tmp_path: Path) -> Non
     torch.testing.assert_close(best.class_centroids, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_cvae_sample_grid_has_a_row_per_class(mnist_dir: Path, tmp_path: Path) -> None:
-    train(mnist_dir, tmp_path / "run", replace(SETTINGS, model="cvae", epochs=1))
-    from PIL import Image
-
+def test_cvae_sample_grid_has_a_row_per_class(tmp_path: Path, run_training: Callable) -> None:
+    run_training(tmp_path / "run", model="cvae", epochs=1)
     assert Image.open(tmp_path / "run" / "sample-1.png").size == (2 * (8 * 30 + 2), 2 * (10 * 30 + 2))
     assert load_checkpoint(tmp_path / "run" / "best.safetensors", expect_kind="cvae").config.kind == "cvae"
 
 
-def test_resume_at_an_epoch_boundary_is_bitwise(mnist_dir: Path, tmp_path: Path) -> None:
-    train(mnist_dir, tmp_path / "straight")
-    train(mnist_dir, tmp_path / "split", replace(SETTINGS, epochs=1))
-    train(mnist_dir, tmp_path / "split", resume_from=tmp_path / "split" / "last.safetensors")
+def test_resume_at_an_epoch_boundary_is_bitwise(tmp_path: Path, run_training: Callable) -> None:
+    run_training(tmp_path / "straight")
+    run_training(tmp_path / "split", epochs=1)
+    run_training(tmp_path / "split", resume_from=tmp_path / "split" / "last.safetensors")
     straight, split = (
         weights(tmp_path / "straight" / "last.safetensors"),
         weights(tmp_path / "split" / "last.safetensors"),
@@ -97,13 +70,12 @@ def test_resume_at_an_epoch_boundary_is_bitwise(mnist_dir: Path, tmp_path: Path)
 
 
 @pytest.mark.parametrize("model", ["vae", "cvae"])
-def test_resume_mid_epoch_is_bitwise(mnist_dir: Path, tmp_path: Path, model: str) -> None:
-    settings = replace(SETTINGS, model=model)
-    train(mnist_dir, tmp_path / "straight", settings)
+def test_resume_mid_epoch_is_bitwise(
+    tmp_path: Path, make_trainer: Callable, run_training: Callable, model: str
+) -> None:
+    run_training(tmp_path / "straight", model=model)
     stop = StopFlag()
-    data = load_dataset("mnist", data_dir=mnist_dir)
-    (tmp_path / "split").mkdir()
-    trainer = Trainer(settings, data, tmp_path / "split", torch.device("cpu"), QuietProgress())
+    trainer = make_trainer(tmp_path / "split", model=model)
     steps_seen = []
     original = trainer.optimizer.step
 
@@ -118,7 +90,7 @@ def test_resume_mid_epoch_is_bitwise(mnist_dir: Path, tmp_path: Path, model: str
         trainer.run(stop)
     state = load_checkpoint(tmp_path / "split" / "last.safetensors", with_resume=True).resume.progress
     assert (state["epoch"], state["step"]) == (2, 3)
-    train(mnist_dir, tmp_path / "split", settings, resume_from=tmp_path / "split" / "last.safetensors")
+    run_training(tmp_path / "split", resume_from=tmp_path / "split" / "last.safetensors", model=model)
     straight, split = (
         weights(tmp_path / "straight" / "last.safetensors"),
         weights(tmp_path / "split" / "last.safetensors"),
@@ -129,11 +101,11 @@ def test_resume_mid_epoch_is_bitwise(mnist_dir: Path, tmp_path: Path, model: str
     assert (a["train_loss"], a["test_loss"]) == (b["train_loss"], b["test_loss"])
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(mnist_dir: Path, tmp_path: Path) -> None:
-    trainer = train(mnist_dir, tmp_path / "run", replace(SETTINGS, epochs=1))
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, run_training: Callable) -> None:
+    trainer = run_training(tmp_path / "run", epochs=1)
     last = tmp_path / "run" / "last.safetensors"
     before = last.read_bytes()
-    trainer.settings = replace(SETTINGS, epochs=2)
+    trainer.settings = TINY_SETTINGS  # two epochs: the second starts from NaN weights
     with torch.no_grad():
         trainer.model.to_logits.bias.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match=r"epoch 2.*still holds epoch 1"):
