@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import struct
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from torchvision.datasets import mnist as torchvision_mnist
 from models import DataError
 from tests.conftest import needs_fashion_mnist, write_dataset
 from train import data as data_module
-from train.data import load_dataset, locate
+from train.data import load_dataset, locate, read_idx_bytes
 
 
 @pytest.fixture
@@ -29,16 +30,22 @@ def test_raw_idx_files(mnist_dir: Path) -> None:
 
 
 def test_gzipped_files_verified_by_torchvision_md5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    written = write_dataset(tmp_path / "MNIST" / "raw", gz=True)
-    monkeypatch.setattr(datasets.MNIST, "resources", [(n, hashlib.md5(b).hexdigest()) for n, b in written.items()])
-    dataset = load_dataset("mnist", data_dir=tmp_path)  # torchvision's layout: <root>/MNIST/raw
-    raw = gzip.decompress(written["t10k-images-idx3-ubyte.gz"])
-    assert bytes(dataset.test.images.flatten().tolist()) == raw[16:]
+    labels = bytes([0, 0, 8, 1]) + struct.pack(">I", 10000) + bytes(i % 10 for i in range(10000))
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(labels, mtime=0))  # real-sized, so its MD5 is checked
+    with pytest.raises(DataError, match="fails its MD5 check"):
+        read_idx_bytes(path, "mnist")
+    # torchvision's MD5 of the .gz file is the fallback when the content MD5 does not match
+    monkeypatch.setattr(datasets.MNIST, "resources", [(path.name, hashlib.md5(path.read_bytes()).hexdigest())])
+    assert read_idx_bytes(path, "mnist") == labels
 
 
 def test_md5_mismatch(tmp_path: Path) -> None:
-    write_dataset(tmp_path, gz=True)  # these are not the real MNIST files torchvision's MD5s describe
-    with pytest.raises(DataError, match="fails its MD5 check"):
+    write_dataset(tmp_path, gz=True)
+    labels = bytes([0, 0, 8, 1]) + struct.pack(">I", 10000) + bytes(i % 10 for i in range(10000))
+    # gzipped, with the real test labels' size but not their content
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels, mtime=0))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz fails its MD5 check"):
         load_dataset("mnist", data_dir=tmp_path)
 
 
@@ -48,7 +55,8 @@ def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VAE_TUI_DATA", str(tmp_path / "env"))
     assert locate("mnist", tmp_path / "flag")[1].endswith("(--data-dir)")
     assert locate("mnist", None)[1].endswith("($VAE_TUI_DATA)")
-    assert locate("mnist", tmp_path / "empty")[1].endswith("($VAE_TUI_DATA)")
+    with pytest.raises(DataError, match=r"no mnist data found in --data-dir .*empty \(no such folder\)"):
+        locate("mnist", tmp_path / "empty")  # an explicit --data-dir is never passed over
 
 
 def test_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,7 +140,9 @@ def test_counts_disagree(tmp_path: Path) -> None:
 
 
 def test_content_md5_protects_fashion_mnist(tmp_path: Path) -> None:
+    labels = bytes([0, 0, 8, 1]) + struct.pack(">I", 60000) + bytes(i % 10 for i in range(60000))
     write_dataset(tmp_path / "fashion-mnist")
+    (tmp_path / "fashion-mnist" / "train-labels-idx1-ubyte").write_bytes(labels)  # real size, other content
     with pytest.raises(DataError, match="not the real fashion-mnist"):
         load_dataset("fashion-mnist", data_dir=tmp_path)
 
