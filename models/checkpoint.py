@@ -14,7 +14,6 @@ import math
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,12 @@ from models.atomic import write_atomic
 from models.errors import CheckpointError
 from models.text import mostly_control, printable
 from models.vae import MODEL_KINDS, VAE, ModelConfig, build_model
+from models.version import package_version
 
 FORMAT_VERSION = 1
 METADATA_KEY = "vae_tui"
 MAX_HEADER_BYTES = 1 << 20  # our headers are a few KB; anything near this is not ours
 SUFFIX = ".safetensors"
-
-
-def package_version() -> str:
-    """The installed vae-tui version, or '0+unknown' when run from a bare source tree."""
-    try:
-        return version("vae-tui")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 @dataclass

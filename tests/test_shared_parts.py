@@ -1,7 +1,14 @@
 """Parts that training, the commands and the explorer share, each defined once."""
 
+import ast
+import subprocess
+import sys
+from importlib import import_module
+from pathlib import Path
+
 import torch
 
+import models
 from models import rows_per_class
 from train.device import unit_pixels
 
@@ -18,3 +25,18 @@ def test_unit_pixels_scale_bytes_to_the_unit_interval() -> None:
     x = unit_pixels(images)
     assert x.dtype == torch.float32 and x.shape == (1, 4)
     assert torch.equal(x, torch.tensor([[0, 255, 51, 128]]) / 255)
+
+
+def test_models_exports_match_their_modules() -> None:
+    """models/__init__.py names each export twice, for the lazy import and for type checkers: they agree."""
+    tree = ast.parse(Path(models.__file__).read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    assert {alias.name: node.module for node in block.body for alias in node.names} == models._MODULE_OF
+    for name in models.__all__:
+        assert getattr(models, name) is getattr(import_module(models._MODULE_OF[name]), name)
+
+
+def test_errors_text_version_and_the_parser_import_without_torch() -> None:
+    code = "import sys, models.errors, models.text, models.version, vae_tui.cli; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"

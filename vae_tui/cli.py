@@ -2,8 +2,9 @@
 
 import argparse
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from models.version import package_version
 
 MODELS = ("vae", "cvae")
 DATASETS = ("fashion-mnist", "mnist")
@@ -16,13 +17,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(2)
-
-
-def _version() -> str:
-    try:
-        return version("vae-tui")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def add_device_and_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +33,7 @@ def add_device_and_data_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> Parser:
     """The full parser; building it imports nothing heavy."""
     parser = Parser(prog="vae-tui", description="Train VAEs and CVAEs and explore their latent space from a terminal.")
-    parser.add_argument("--version", action="version", version=f"vae-tui {_version()}")
+    parser.add_argument("--version", action="version", version=f"vae-tui {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     train = commands.add_parser(
