@@ -45,17 +45,13 @@ def test_help_does_not_import_torch() -> None:
         assert f"usage: vae-tui {command}" in result.stdout
 
 
-def test_entry_points(tmp_path: Path) -> None:
-    """`python -m vae_tui` and the installed `vae-tui` script: exit status and the one-line error."""
-    missing = str(tmp_path / "missing.safetensors")
-    module = subprocess.run(
-        [sys.executable, "-m", "vae_tui", "eval", missing], capture_output=True, text=True, timeout=120
-    )
-    assert module.returncode == 1
-    CliResult.of(module).assert_one_line_error("vae-tui eval: error: no checkpoint at", missing)
+def test_installed_script() -> None:
+    """The `vae-tui` script that pip installs (`python -m vae_tui` runs in the signal and sample tests)."""
     script = Path(sys.executable).with_name("vae-tui")
     if not script.exists():
         pytest.skip("the vae-tui script is not installed next to this Python (pip install -e .)")
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("vae-tui "), version.stderr
     bad_flag = subprocess.run([str(script), "train", "--epochs", "two"], capture_output=True, text=True, timeout=60)
     assert bad_flag.returncode == 2
     CliResult.of(bad_flag).assert_one_line_error("vae-tui train: error:", "invalid int value: 'two'")

@@ -99,25 +99,50 @@ def test_gzip_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- training ----------------------------------------------------------------------------
 
-WRITER = """
-import sys
+WRITERS = """
+import os, sys
 sys.path.insert(0, {root!r})
+import torch
+torch.set_num_threads(1)  # no thread pool is started, so fork() below is safe
 from models import load_checkpoint, save_checkpoint
-checkpoint = load_checkpoint({path!r}, with_resume=True)
-print("ready", flush=True)
-while True:
-    checkpoint.epoch += 1
-    save_checkpoint({path!r}, checkpoint)
+for line in sys.stdin:  # a checkpoint path a line: a writer forked for each, so torch is imported once
+    path = line.strip()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            checkpoint = load_checkpoint(path, with_resume=True)
+            print("ready", os.getpid(), flush=True)
+            while True:
+                checkpoint.epoch += 1
+                save_checkpoint(path, checkpoint)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    print("killed by", os.WTERMSIG(status) if os.WIFSIGNALED(status) else "nothing", flush=True)
 """
 
 
-def start_writer(path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A process that rewrites the checkpoint at path over and over, until it is killed."""
-    root = str(Path(__file__).resolve().parents[1])
-    code = WRITER.format(root=root, path=str(path))
+def start_writers(env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A process that, for each checkpoint path written to its stdin, starts rewriting it over and over."""
+    code = WRITERS.format(root=str(Path(__file__).resolve().parents[1]))
     return subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
+
+
+def write_until_killed(writers: subprocess.Popen, path: Path, delay: float | None = None) -> str:
+    """Have writers rewrite path; SIGKILL the writer delay seconds after it starts (None: it kills itself)."""
+    writers.stdin.write(f"{path}\n")
+    writers.stdin.flush()
+    ready, pid = writers.stdout.readline().split()
+    if delay is not None:
+        time.sleep(delay)  # deliberate: a kill at an arbitrary moment of the write loop is what is tested
+        os.kill(int(pid), signal.SIGKILL)
+    return writers.stdout.readline().strip()
 
 
 def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path: Path, make_checkpoint: Callable) -> None:
@@ -126,18 +151,15 @@ def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path: Path, make
     for folder in folders:
         folder.mkdir()
         save_checkpoint(folder / "last.safetensors", make_checkpoint(resume=True))
-    # The last writer kills itself at a known moment: its temp file is whole and synced, the rename not done.
-    at_rename = start_writer(
-        folders[-1] / "last.safetensors", {"VAE_TUI_SIGNAL_AT": "written last.safetensors=SIGKILL"}
-    )
-    writers = [start_writer(folder / "last.safetensors") for folder in folders[:-1]]  # started together: one wait
-    for writer, delay in zip(writers, delays, strict=True):
-        assert writer.stdout.readline().strip() == "ready"
-        time.sleep(delay)  # deliberate: a kill at an arbitrary moment of the write loop is what is tested
-        writer.send_signal(signal.SIGKILL)
-    for writer in [*writers, at_rename]:
-        assert writer.wait(timeout=60) == -signal.SIGKILL
-    assert at_rename.stdout.read().strip() == "ready"
+    # One writer kills itself at a known moment: its temp file is whole and synced, the rename not done.
+    at_rename = start_writers({"VAE_TUI_SIGNAL_AT": "written last.safetensors=SIGKILL"})
+    anytime = start_writers()
+    for folder, delay in zip(folders, delays, strict=False):
+        assert write_until_killed(anytime, folder / "last.safetensors", delay) == f"killed by {signal.SIGKILL}"
+    assert write_until_killed(at_rename, folders[-1] / "last.safetensors") == f"killed by {signal.SIGKILL}"
+    for writers in (anytime, at_rename):
+        writers.stdin.close()
+        assert writers.wait(timeout=30) == 0
     leftovers = [p.name for p in folders[-1].iterdir() if p.name != "last.safetensors"]
     assert len(leftovers) == 1 and re.fullmatch(r"\.last\.safetensors\..*\.tmp", leftovers[0]), leftovers
     assert load_checkpoint(folders[-1] / "last.safetensors", with_resume=True).epoch == 1  # the old one, whole
