@@ -1,1 +1,31 @@
-"""One module per sub-command; each is imported only when its command runs."""
+"""One module per sub-command, each with its sub-parser beside its `run`; the choices and flags they share.
+
+Building the parsers imports nothing heavy: each `run` imports torch and the rest when it runs,
+so `vae-tui --help` and every `vae-tui COMMAND --help` stay fast.
+"""
+
+import argparse
+
+# The names of models.MODEL_KINDS and train.data.DATASET_NAMES, written out because importing
+# those modules imports torch; tests/test_cli_parser.py fails if they drift apart.
+MODELS = ("vae", "cvae")
+DATASETS = ("fashion-mnist", "mnist")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+Commands = argparse._SubParsersAction  # what `add_parser` of each command module receives
+
+
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """CKPT, the checkpoint file of the commands that read one."""
+    parser.add_argument("checkpoint", metavar="CKPT", help="a .safetensors checkpoint")
+
+
+def add_device_and_data_flags(parser: argparse.ArgumentParser) -> None:
+    """--device, --data-dir and --download, shared by the commands that read a dataset."""
+    parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help="where to compute (default: auto: cuda, mps, then cpu)"
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="folder with the dataset files (searched first)")
+    parser.add_argument(
+        "--download", action="store_true", help="download the dataset through torchvision if it is not found"
+    )

@@ -3,10 +3,12 @@
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from vae_tui.commands import MODELS, Commands
 
-from models import Checkpoint, load_checkpoint
+if TYPE_CHECKING:
+    from models import Checkpoint
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -22,8 +24,10 @@ def newest_run_checkpoint(runs: Path = Path("runs")) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
-def resolve(args: argparse.Namespace) -> tuple[Checkpoint, str]:
+def resolve(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
     """The checkpoint to open and how to name its source in the header."""
+    from models import load_checkpoint
+
     if args.checkpoint:
         path = Path(args.checkpoint)
         if path.is_dir():  # a run folder: open its best checkpoint
@@ -35,8 +39,26 @@ def resolve(args: argparse.Namespace) -> tuple[Checkpoint, str]:
     return load_checkpoint(pretrained_path(kind), expect_kind=kind), f"bundled pretrained {kind.upper()}"
 
 
+def add_parser(commands: Commands) -> None:
+    """The `explore` sub-command and its flags."""
+    parser = commands.add_parser(
+        "explore",
+        help="open the latent explorer (Textual app) on a checkpoint",
+        description="Pick a class, nudge latent dimensions and watch the decoded image. With no CHECKPOINT: "
+        "the newest runs/*/best.safetensors, else the pretrained CVAE that ships with vae-tui.",
+    )
+    parser.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT", help="a .safetensors file or a run folder")
+    parser.add_argument("--pretrained", choices=MODELS, help="open the bundled pretrained VAE or CVAE")
+    parser.add_argument(
+        "--exports", metavar="DIR", default="exports", help="where s and g save PNGs (default: exports)"
+    )
+    parser.set_defaults(run=run)
+
+
 def run(args: argparse.Namespace) -> int:
     """Open the explorer; return the exit status."""
+    import torch
+
     torch.set_num_threads(1)  # decoding one small batch: threads cost more than they give
     checkpoint, source = resolve(args)
     from vae_tui.app import create_app

@@ -1,16 +1,20 @@
 """`vae-tui sample`: a grid PNG from a checkpoint, for scripts; the explorer's decode and PNG code."""
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from models import Checkpoint, UserError, load_checkpoint, rows_per_class
+from models.errors import UserError
 from models.text import printable
-from train.grids import grid, save_png
-from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
+from vae_tui.commands import Commands, add_checkpoint_argument
+
+if TYPE_CHECKING:
+    import torch
+
+    from models import Checkpoint
 
 
-def _class_index(value: str, checkpoint: Checkpoint) -> int:
+def _class_index(value: str, checkpoint: "Checkpoint") -> int:
     """A class given as its index or its name."""
     names = [n.lower() for n in checkpoint.class_names]
     if value.isdigit() and int(value) < len(names):
@@ -20,8 +24,10 @@ def _class_index(value: str, checkpoint: Checkpoint) -> int:
     raise UserError(f"unknown class {value!r}: use 0-{len(names) - 1} or one of {', '.join(checkpoint.class_names)}")
 
 
-def _endpoint(value: str, checkpoint: Checkpoint, label: int) -> torch.Tensor:
+def _endpoint(value: str, checkpoint: "Checkpoint", label: int) -> "torch.Tensor":
     """z for one end of --interpolate: seed:N draws from the prior, a class is its centroid."""
+    import torch
+
     latent_dim = checkpoint.config.latent_dim
     if value.startswith("seed:"):
         try:
@@ -34,8 +40,13 @@ def _endpoint(value: str, checkpoint: Checkpoint, label: int) -> torch.Tensor:
     return checkpoint.class_centroids[_class_index(value, checkpoint)]
 
 
-def rows(args: argparse.Namespace, checkpoint: Checkpoint) -> tuple[torch.Tensor, torch.Tensor, int]:
+def rows(args: argparse.Namespace, checkpoint: "Checkpoint") -> "tuple[torch.Tensor, torch.Tensor, int]":
     """z (N, D), labels (N,) and the number of columns of the requested grid."""
+    import torch
+
+    from models import rows_per_class
+    from vae_tui.decoding import TRAVERSAL_VALUES
+
     latent_dim, num_classes = checkpoint.config.latent_dim, checkpoint.config.num_classes
     generator = torch.Generator().manual_seed(args.seed)
     classes = [_class_index(c, checkpoint) for c in args.classes] if args.classes else None
@@ -59,8 +70,38 @@ def rows(args: argparse.Namespace, checkpoint: Checkpoint) -> tuple[torch.Tensor
     return torch.randn(args.n, latent_dim, generator=generator), torch.zeros(args.n, dtype=torch.long), min(args.n, 8)
 
 
+def add_parser(commands: Commands) -> None:
+    """The `sample` sub-command and its flags."""
+    parser = commands.add_parser(
+        "sample",
+        help="write a grid PNG of decoded samples, traversals or interpolations",
+        description="Decode images from a checkpoint into one grid PNG. The same arguments and seed give the same "
+        "file, byte for byte.",
+    )
+    add_checkpoint_argument(parser)
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="where to write the PNG")
+    parser.add_argument("--n", type=int, default=8, help="images per row (default: 8)")
+    parser.add_argument(
+        "--class", dest="classes", action="append", metavar="C", help="CVAE class (index or name); repeat for more rows"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
+    parser.add_argument("--traverse", type=int, metavar="DIM", help="a row per value of z[DIM] from -3 to +3 sigma")
+    parser.add_argument(
+        "--interpolate", nargs=2, metavar=("A", "B"), help="a row from A to B: two classes (VAE) or seed:N seed:M"
+    )
+    parser.add_argument("--steps", type=int, default=8, help="images in an interpolation (default: 8)")
+    parser.add_argument("--scale", type=int, default=4, help="pixels per image pixel (default: 4)")
+    parser.set_defaults(run=run)
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the grid; return the exit status."""
+    import torch
+
+    from models import load_checkpoint
+    from train.grids import grid, save_png
+    from vae_tui.decoding import Decoder
+
     if args.n <= 0 or args.steps < 2 or args.scale <= 0:
         raise UserError("--n and --scale must be positive and --steps at least 2")
     if args.output.suffix.lower() != ".png":

@@ -6,26 +6,29 @@ import sys
 import time
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+from models.errors import UserError
+from vae_tui.commands import DATASETS, MODELS, Commands, add_device_and_data_flags
 
-from models import Checkpoint, UserError, load_checkpoint
-from train.data import load_dataset
-from train.device import resolve_device
-from train.loop import StopFlag, Trainer, TrainingInterrupted, TrainSettings
-from train.output import OutputLock
-from train.progress import make_progress
+if TYPE_CHECKING:
+    from models import Checkpoint
+    from train.loop import TrainSettings
 
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 
 def _given_settings(args: argparse.Namespace) -> dict:
     """The settings the user typed (argparse leaves the rest None)."""
+    from train.loop import TrainSettings
+
     return {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name, None) is not None}
 
 
-def _resume_settings(args: argparse.Namespace, checkpoint: Checkpoint) -> TrainSettings:
+def _resume_settings(args: argparse.Namespace, checkpoint: "Checkpoint") -> "TrainSettings":
     """The checkpoint's settings; flags may only repeat them, except --epochs, which may extend."""
+    from train.loop import TrainSettings
+
     stored = TrainSettings.from_dict(checkpoint.training)
     given = _given_settings(args)
     conflicts = [
@@ -42,8 +45,45 @@ def _resume_settings(args: argparse.Namespace, checkpoint: Checkpoint) -> TrainS
     return settings
 
 
+def add_parser(commands: Commands) -> None:
+    """The `train` sub-command and its flags."""
+    parser = commands.add_parser(
+        "train",
+        help="fit a VAE or CVAE; writes checkpoints, PNG grids and metrics",
+        description="Fit a VAE or CVAE on FashionMNIST or MNIST. Each epoch writes reconst-N.png, sample-N.png, "
+        "a row of metrics.jsonl, last.safetensors (resumable) and best.safetensors (lowest test loss).",
+    )
+    parser.add_argument("--model", choices=MODELS, help="model kind (default: vae)")
+    parser.add_argument("--dataset", choices=DATASETS, help="dataset (default: fashion-mnist)")
+    parser.add_argument("--epochs", type=int, help="total epochs (default: 20)")
+    parser.add_argument("--batch-size", type=int, help="images per step (default: 128)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+    parser.add_argument("--latent-dim", type=int, help="size of z (default: 20)")
+    parser.add_argument("--hidden-dim", type=int, help="hidden layer width (default: 400)")
+    parser.add_argument("--seed", type=int, help="random seed (default: 0)")
+    add_device_and_data_flags(parser)
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>-<dataset>-<timestamp>)")
+    parser.add_argument("--resume", metavar="CKPT", help="continue from a last.safetensors written by an earlier run")
+    parser.add_argument(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        help="on CUDA, launch each step's kernels eagerly instead of replaying one captured CUDA graph",
+    )
+    parser.set_defaults(run=run)
+
+
 def run(args: argparse.Namespace) -> int:
     """Train; return the exit status."""
+    from rich.console import Console
+
+    from models import load_checkpoint
+    from train.data import load_dataset
+    from train.device import resolve_device
+    from train.loop import StopFlag, Trainer, TrainingInterrupted, TrainSettings
+    from train.output import OutputLock
+    from train.progress import make_progress
+
     resume = None
     if args.resume:
         resume = load_checkpoint(args.resume, with_resume=True)
