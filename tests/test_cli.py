@@ -8,14 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from models import load_checkpoint
-from tests.conftest import TINY_FLAGS, CliResult
+from tests.conftest import TINY_FLAGS, CliResult, write_dataset
 
 COMMANDS = ("train", "explore", "eval", "sample")
 
@@ -133,24 +133,43 @@ def test_default_out_folder(
     assert run.name.startswith("vae-mnist-") and (run / "best.safetensors").is_file()
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_a_resumable_state(
-    mnist_dir: Path, tmp_path: Path, run_cli: Callable, sig: signal.Signals, code: int
-) -> None:
-    """A real signal to a real `vae-tui train`, sent by the process to itself just before batch 3 of epoch 2."""
-    out = tmp_path / "run"
-    args = [*TINY_FLAGS, "--epochs", "2", "--data-dir", str(mnist_dir), "--out", str(out)]
-    env = {**os.environ, "VAE_TUI_SIGNAL_AT": f"batch 2 3={sig.name}"}
-    process = subprocess.run(
-        [sys.executable, "-m", "vae_tui", "train", *args], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert process.returncode == code, process.stderr
-    assert "Traceback" not in process.stderr
-    assert f"{sig.name}: stopped and saved" in process.stderr
-    assert f"vae-tui train --resume {out / 'last.safetensors'}" in process.stderr
+SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+@pytest.fixture(scope="module")
+def signalled_trainings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A `vae-tui train` process per signal, started together (the tests below wait on their own): each sends
+    itself its signal just before batch 3 of epoch 2. Returns {signal: (process, data folder, out folder)}."""
+    root = tmp_path_factory.mktemp("signalled")
+    write_dataset(root / "data")
+    started = {}
+    for sig in SIGNALS:
+        out = root / sig.name
+        args = [*TINY_FLAGS, "--epochs", "2", "--data-dir", str(root / "data"), "--out", str(out)]
+        env = {**os.environ, "VAE_TUI_SIGNAL_AT": f"batch 2 3={sig.name}"}
+        command = [sys.executable, "-m", "vae_tui", "train", *args]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        started[sig] = process, root / "data", out
+    yield started
+    for process, _, _ in started.values():
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda sig: sig.name)
+def test_signal_saves_a_resumable_state(signalled_trainings: dict, run_cli: Callable, sig: signal.Signals) -> None:
+    """A real signal to a real `vae-tui train` at a known step: it saves there, says how to resume, and resuming
+    finishes the run."""
+    process, data, out = signalled_trainings[sig]
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == SIGNALS[sig], stderr
+    assert "Traceback" not in stderr
+    assert f"{sig.name}: stopped and saved" in stderr
+    assert f"vae-tui train --resume {out / 'last.safetensors'}" in stderr
     last = load_checkpoint(out / "last.safetensors", with_resume=True)
     assert (last.resume.progress["epoch"], last.resume.progress["step"]) == (2, 3) and last.epoch == 1
-    resumed = run_cli("train", "--resume", str(out / "last.safetensors"), "--data-dir", str(mnist_dir))
+    resumed = run_cli("train", "--resume", str(out / "last.safetensors"), "--data-dir", str(data))
     assert resumed.code == 0, resumed.stderr
     assert "from epoch 2, batch 3" in resumed.stdout
     assert load_checkpoint(out / "last.safetensors").epoch == 2

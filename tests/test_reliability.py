@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -100,16 +100,19 @@ def test_gzip_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # --- training ----------------------------------------------------------------------------
 
 WRITERS = """
-import os, sys
+import os, signal, sys
 sys.path.insert(0, {root!r})
 import torch
 torch.set_num_threads(1)  # no thread pool is started, so fork() below is safe
 from models import load_checkpoint, save_checkpoint
-for line in sys.stdin:  # a checkpoint path a line: a writer forked for each, so torch is imported once
-    path = line.strip()
+from models.points import listen
+for line in sys.stdin:  # "PATH" or "PATH<tab>at rename": a writer forked for each, so torch is imported once
+    path, _, at_rename = line.rstrip("\\n").partition("\\t")
     pid = os.fork()
     if pid == 0:
         try:
+            if at_rename:  # the temp file is whole and synced, the rename not done
+                listen(lambda label: label == "written last.safetensors" and os.kill(os.getpid(), signal.SIGKILL))
             checkpoint = load_checkpoint(path, with_resume=True)
             print("ready", os.getpid(), flush=True)
             while True:
@@ -122,21 +125,20 @@ for line in sys.stdin:  # a checkpoint path a line: a writer forked for each, so
 """
 
 
-def start_writers(env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A process that, for each checkpoint path written to its stdin, starts rewriting it over and over."""
+@pytest.fixture
+def writers() -> Iterator[subprocess.Popen]:
+    """A process that, for each checkpoint path written to its stdin, forks a writer rewriting it over and over."""
     code = WRITERS.format(root=str(Path(__file__).resolve().parents[1]))
-    return subprocess.Popen(
-        [sys.executable, "-c", code],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    yield process
+    process.stdin.close()
+    assert process.wait(timeout=30) == 0
 
 
-def write_until_killed(writers: subprocess.Popen, path: Path, delay: float | None = None) -> str:
-    """Have writers rewrite path; SIGKILL the writer delay seconds after it starts (None: it kills itself)."""
-    writers.stdin.write(f"{path}\n")
+def write_until_killed(writers: subprocess.Popen, path: Path, delay: float | None) -> str:
+    """Have writers rewrite path and SIGKILL the writer delay seconds after it starts; None: it kills itself
+    just before its first rename. Returns how the writer ended."""
+    writers.stdin.write(f"{path}\n" if delay is not None else f"{path}\tat rename\n")
     writers.stdin.flush()
     ready, pid = writers.stdout.readline().split()
     if delay is not None:
@@ -145,26 +147,20 @@ def write_until_killed(writers: subprocess.Popen, path: Path, delay: float | Non
     return writers.stdout.readline().strip()
 
 
-def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path: Path, make_checkpoint: Callable) -> None:
-    delays = (0.05, 0.13, 0.31, 0.57)
-    folders = [tmp_path / f"kill-{i}" for i in range(len(delays) + 1)]
-    for folder in folders:
+def test_sigkill_while_writing_leaves_a_loadable_checkpoint(
+    tmp_path: Path, make_checkpoint: Callable, writers: subprocess.Popen
+) -> None:
+    delays = (0.05, 0.13, 0.31, 0.57, None)
+    folders = [tmp_path / f"kill-{i}" for i in range(len(delays))]
+    for folder, delay in zip(folders, delays, strict=True):
         folder.mkdir()
         save_checkpoint(folder / "last.safetensors", make_checkpoint(resume=True))
-    # One writer kills itself at a known moment: its temp file is whole and synced, the rename not done.
-    at_rename = start_writers({"VAE_TUI_SIGNAL_AT": "written last.safetensors=SIGKILL"})
-    anytime = start_writers()
-    for folder, delay in zip(folders, delays, strict=False):
-        assert write_until_killed(anytime, folder / "last.safetensors", delay) == f"killed by {signal.SIGKILL}"
-    assert write_until_killed(at_rename, folders[-1] / "last.safetensors") == f"killed by {signal.SIGKILL}"
-    for writers in (anytime, at_rename):
-        writers.stdin.close()
-        assert writers.wait(timeout=30) == 0
+        assert write_until_killed(writers, folder / "last.safetensors", delay) == f"killed by {signal.SIGKILL}"
+        assert load_checkpoint(folder / "last.safetensors", with_resume=True).config.hidden_dim == 32
     leftovers = [p.name for p in folders[-1].iterdir() if p.name != "last.safetensors"]
     assert len(leftovers) == 1 and re.fullmatch(r"\.last\.safetensors\..*\.tmp", leftovers[0]), leftovers
     assert load_checkpoint(folders[-1] / "last.safetensors", with_resume=True).epoch == 1  # the old one, whole
     for folder in folders:
-        assert load_checkpoint(folder / "last.safetensors", with_resume=True).config.hidden_dim == 32
         OutputLock(folder).release()  # a new training removes the temp files a killed writer left
         assert sorted(p.name for p in folder.iterdir()) == [".lock", "last.safetensors"]
 
