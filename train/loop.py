@@ -203,62 +203,89 @@ class Trainer:
         return results
 
     def _run_epoch(self, stop: StopFlag) -> EpochResult:
+        """One epoch: its shuffle, the training steps (from self.step when resumed), evaluation, its files."""
         started = time.perf_counter()
         first_step = self.step
-        loss_sum, centroid_sums = self.loss_sum, self.centroid_sums
-        if first_step == 0:
-            rng_epoch_start = rng_states(self.device)
-            loss_sum.zero_()
-            centroid_sums.zero_()
-        else:
-            rng_epoch_start = self._carried("rng_epoch_start.")
-            set_rng_states(rng_epoch_start, self.device)
-            loss_sum.copy_(self.carry["loss_sum"])
-            centroid_sums.copy_(self.carry["centroid_sums"])
-        permutation = torch.randperm(len(self.train_x), device=self.device)
-        if first_step:
-            set_rng_states(self._carried("rng_now."), self.device)
+        permutation, rng_epoch_start = self._start_epoch()
         self.progress.epoch_started(self.epoch, first_step)
-        batch_size, model, train_step = self.settings.batch_size, self.model.train(), self.train_step
+        self._train_steps(stop, permutation, rng_epoch_start, started)
+        result = self._evaluate_epoch(started, first_step)
+        with self._writing():
+            self._write_epoch(result, self.centroid_sums / self.class_counts)
+        self.progress.epoch_done(result)
+        return result
+
+    def _start_epoch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The epoch's shuffle and the RNG state it is drawn from; the running sums zeroed, or restored on resume."""
+        if self.step == 0:
+            rng_epoch_start = rng_states(self.device)
+            self.loss_sum.zero_()
+            self.centroid_sums.zero_()
+            return torch.randperm(len(self.train_x), device=self.device), rng_epoch_start
+        # Resuming mid-epoch restores the RNG twice, in this order: first to its state at the epoch's
+        # start, so that randperm draws this epoch's shuffle again (the stopped run's batches, those
+        # already trained and those to come); then, after that draw, to its state at the stop, so that
+        # the remaining steps draw the reparameterization noise the stopped run would have drawn next.
+        # The state at the stop alone would draw another shuffle (some images twice, others never); the
+        # state at the epoch's start alone would repeat the noise of the epoch's first steps.
+        rng_epoch_start = self._carried("rng_epoch_start.")
+        set_rng_states(rng_epoch_start, self.device)
+        self.loss_sum.copy_(self.carry["loss_sum"])
+        self.centroid_sums.copy_(self.carry["centroid_sums"])
+        permutation = torch.randperm(len(self.train_x), device=self.device)
+        set_rng_states(self._carried("rng_now."), self.device)
+        return permutation, rng_epoch_start
+
+    def _train_steps(self, stop: StopFlag, permutation: torch.Tensor, rng_epoch_start: dict, started: float) -> None:
+        """The epoch's steps from self.step on; on a signal, save where it stopped and raise TrainingInterrupted."""
+        first_step, batch_size = self.step, self.settings.batch_size
+        self.model.train()
         last_report = started
         for step in range(first_step, self.steps_per_epoch):
             reach("batch", self.epoch, step)  # a signal sent here is seen before the step runs
             if stop.signal_name:
                 with self._writing():
-                    self._save_interrupted(step, rng_epoch_start, loss_sum, centroid_sums)
+                    self._save_interrupted(step, rng_epoch_start)
                 raise TrainingInterrupted(stop.signal_name, self.out_dir / "last.safetensors")
-            train_step(permutation[step * batch_size : (step + 1) * batch_size])
+            self.train_step(permutation[step * batch_size : (step + 1) * batch_size])
             if (now := time.perf_counter()) - last_report >= REPORT_SECONDS:
                 last_report = now
-                seen = min((step + 1) * batch_size, len(self.train_x))
-                loss = loss_sum.item() / seen
-                self._check_finite(loss)
-                elapsed = time.perf_counter() - started
-                self.progress.batch(step + 1, loss, (step + 1 - first_step) * batch_size / max(elapsed, 1e-9))
-        train_loss = loss_sum.item() / len(self.train_x)
+                self._report(step, first_step, started)
+
+    def _report(self, step: int, first_step: int, started: float) -> None:
+        """Show the running training loss and speed after `step`."""
+        batch_size = self.settings.batch_size
+        loss = self.loss_sum.item() / min((step + 1) * batch_size, len(self.train_x))
+        self._check_finite(loss)
+        elapsed = time.perf_counter() - started
+        self.progress.batch(step + 1, loss, (step + 1 - first_step) * batch_size / max(elapsed, 1e-9))
+
+    def _evaluate_epoch(self, started: float, first_step: int) -> EpochResult:
+        """The finished epoch's losses on the training and test sets, its timings, and whether it is the best."""
+        train_loss = self.loss_sum.item() / len(self.train_x)  # a host sync: train_seconds includes the device's work
         self._check_finite(train_loss)
         train_seconds = time.perf_counter() - started
-        test_loss, test_reconstruction, test_kl = evaluate(model, self.test_x, self.test_y, self.settings.seed + 1)
+        test_loss, test_reconstruction, test_kl = evaluate(self.model, self.test_x, self.test_y, self.settings.seed + 1)
         self._check_finite(test_loss)
-        is_best = test_loss < self.best_test_loss
-        if is_best:
-            self.best_test_loss, self.best_epoch = test_loss, self.epoch
-        seconds = time.perf_counter() - started
-        result = EpochResult(
+        is_best = self._record_best(test_loss)
+        return EpochResult(
             epoch=self.epoch,
             train_loss=train_loss,
             test_loss=test_loss,
             test_reconstruction=test_reconstruction,
             test_kl=test_kl,
-            seconds=seconds,
+            seconds=time.perf_counter() - started,
             train_seconds=train_seconds,
-            images_per_s=(self.steps_per_epoch - first_step) * batch_size / train_seconds,
+            images_per_s=(self.steps_per_epoch - first_step) * self.settings.batch_size / train_seconds,
             is_best=is_best,
         )
-        with self._writing():
-            self._write_epoch(result, centroid_sums / self.class_counts)
-        self.progress.epoch_done(result)
-        return result
+
+    def _record_best(self, test_loss: float) -> bool:
+        """Whether test_loss is the lowest so far; if so, remember it and this epoch."""
+        if test_loss >= self.best_test_loss:
+            return False
+        self.best_test_loss, self.best_epoch = test_loss, self.epoch
+        return True
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -314,18 +341,16 @@ class Trainer:
         if result.is_best:
             save_checkpoint(self.out_dir / "best.safetensors", self._checkpoint(result.epoch, centroids, metrics, None))
 
-    def _save_interrupted(
-        self, step: int, rng_epoch_start: dict, loss_sum: torch.Tensor, centroid_sums: torch.Tensor
-    ) -> None:
+    def _save_interrupted(self, step: int, rng_epoch_start: dict) -> None:
         """Save the state mid-epoch so that --resume continues with the very next batch."""
         metrics = (
             {k: v for k, v in self.metrics_rows[-1].items() if k.startswith(("train_", "test_"))}
             if self.metrics_rows
             else {}
         )
-        centroids = centroid_sums / self.class_counts
+        centroids = self.centroid_sums / self.class_counts
         resume = self._resume_state(
-            self.epoch, step, rng_epoch_start, {"loss_sum": loss_sum, "centroid_sums": centroid_sums}
+            self.epoch, step, rng_epoch_start, {"loss_sum": self.loss_sum, "centroid_sums": self.centroid_sums}
         )
         save_checkpoint(self.out_dir / "last.safetensors", self._checkpoint(self.epoch - 1, centroids, metrics, resume))
 
