@@ -7,6 +7,7 @@ file under `python -O` as well (pytest rewrites the asserts of test modules into
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,20 +28,9 @@ from models.checkpoint import METADATA_KEY
 from train.data import load_dataset
 from train.loop import Trainer, TrainSettings
 from train.progress import PlainProgress
-from vae_tui.cli import main
 from vae_tui.decoding import Decoder, image_shape
 
 SMALL = {"hidden_dim": 16, "latent_dim": 3}
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
-    """`vae-tui ARGS` in this process: the exit status and the lines on stderr."""
-    threads = torch.get_num_threads()  # sample and explore set it for themselves
-    try:
-        code = main(list(args))
-    finally:
-        torch.set_num_threads(threads)
-    return code, capsys.readouterr().err.strip().splitlines()
 
 
 def checkpoint(config: ModelConfig) -> Checkpoint:
@@ -55,13 +45,13 @@ def checkpoint(config: ModelConfig) -> Checkpoint:
 
 
 @pytest.mark.parametrize("metadata", [[1, 2], "text", 3, None])
-def test_metadata_that_is_not_an_object(tmp_path: Path, metadata: object, capsys: pytest.CaptureFixture[str]) -> None:
+def test_metadata_that_is_not_an_object(tmp_path: Path, metadata: object, run_cli: Callable) -> None:
     path = tmp_path / "odd.safetensors"
     path.write_bytes(safetensors.torch.save({"x": torch.zeros(1)}, metadata={METADATA_KEY: json.dumps(metadata)}))
     with pytest.raises(CheckpointError, match="has corrupted metadata"):
         load_checkpoint(path)
-    code, lines = cli(capsys, "sample", str(path), "-o", str(tmp_path / "out.png"))
-    assert code == 1 and lines == [f"vae-tui sample: error: {path} has corrupted metadata"]
+    result = run_cli("sample", str(path), "-o", str(tmp_path / "out.png"))
+    assert result.code == 1 and result.stderr == f"vae-tui sample: error: {path} has corrupted metadata\n"
 
 
 @pytest.mark.parametrize(
@@ -91,16 +81,16 @@ def test_model_class_must_match_the_config() -> None:
 
 
 @pytest.mark.parametrize("command", ["sample", "explore"])
-def test_images_that_are_not_square(tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_images_that_are_not_square(tmp_path: Path, command: str, run_cli: Callable) -> None:
     assert image_shape(784) == (28, 28)
     config = ModelConfig(input_dim=785, **SMALL)
     with pytest.raises(UserError, match="785 pixels, not a square number"):
         Decoder(build_model(config))
     path = save_checkpoint(tmp_path / "wide.safetensors", checkpoint(config))
     extra = ["-o", str(tmp_path / "out.png")] if command == "sample" else ["--exports", str(tmp_path)]
-    code, lines = cli(capsys, command, str(path), *extra)  # explore stops before the app takes the terminal
-    assert code == 1 and len(lines) == 1
-    assert lines[0].startswith(f"vae-tui {command}: error: the model's images have 785 pixels")
+    result = run_cli(command, str(path), *extra)  # explore stops before the app takes the terminal
+    assert result.code == 1
+    result.assert_one_line_error(f"vae-tui {command}: error: the model's images have 785 pixels")
 
 
 def test_resume_from_weights_only(tmp_path: Path, mnist_dir: Path) -> None:
