@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -18,7 +18,6 @@ import torch
 from models import (
     Checkpoint,
     CheckpointError,
-    ModelConfig,
     ResumeState,
     UserError,
     build_model,
@@ -33,6 +32,7 @@ from train.device import rng_states, set_rng_states, to_device_images
 from train.evaluate import class_centroids, evaluate
 from train.grids import grid, save_png, side_by_side
 from train.progress import EpochResult, PlainProgress
+from train.settings import TrainSettings
 from train.steps import EagerStep, GraphedStep
 
 # Flush denormal floats to zero on the CPU. Adam's first moments of weights that never get a
@@ -45,39 +45,6 @@ torch.set_flush_denormal(True)
 REPORT_SECONDS = 0.25  # between live progress updates (each one reads the loss: a host sync)
 
 GRID_COLUMNS = 8
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything `vae-tui train` takes that shapes the result; stored in each checkpoint."""
-
-    model: str = "vae"
-    dataset: str = "fashion-mnist"
-    epochs: int = 20
-    batch_size: int = 128  # the demo's
-    lr: float = 1e-3  # the demo's Adam learning rate
-    latent_dim: int = 20
-    hidden_dim: int = 400
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "latent_dim", "hidden_dim"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise UserError(f"--lr must be a positive number, got {self.lr}")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainSettings":
-        """Settings from a checkpoint's `training` metadata; unknown keys are ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    def model_config(self, num_classes: int) -> ModelConfig:
-        """The model these settings describe."""
-        return ModelConfig(
-            kind=self.model, hidden_dim=self.hidden_dim, latent_dim=self.latent_dim, num_classes=num_classes
-        )
 
 
 class TrainingDiverged(UserError):
