@@ -1,5 +1,7 @@
 """The command line's parsers: one per command module, choices that match the models' and data's names."""
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -39,3 +41,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"vae-tui {package_version()}\n"
+
+
+def test_flag_errors_are_printable(run_cli: Callable) -> None:
+    result = run_cli("train", "--bogus", "\x1b]2;pwned\x07\x1b[2J")
+    result.assert_one_line_error("unrecognized arguments: --bogus")
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr

@@ -75,7 +75,15 @@ def test_eval_command_json_and_table(trained: tuple[Path, Path], run_cli: Callab
 
 def test_eval_errors(tmp_path: Path, run_cli: Callable) -> None:
     run_cli("eval", str(tmp_path / "missing.safetensors")).assert_one_line_error("no checkpoint at")
-    run_cli("eval", str(pretrained_path("vae")), "--samples", "0").assert_one_line_error("--samples must be")
+    run_cli("eval", str(pretrained_path("vae")), "--samples", "0").assert_one_line_error(
+        "argument --samples: 0 is out of range: use 1 to 10000"
+    )
+    run_cli("eval", str(pretrained_path("vae")), "--samples", str(10**9)).assert_one_line_error(
+        "argument --samples: 1000000000 is out of range"
+    )
+    run_cli("eval", str(pretrained_path("vae")), "--seed", str(2**70)).assert_one_line_error(
+        "argument --seed: 1180591620717411303424 is out of range"
+    )
 
 
 @pytest.fixture
@@ -133,7 +141,15 @@ def test_sample_pixels_are_the_decoders(sample: Callable) -> None:
         (["--traverse", "20"], "--traverse 20: the model has dimensions 0-19"),
         (["--interpolate", "seed:x", "seed:2"], "is not seed:N"),
         (["--interpolate", "0", "1"], "needs a VAE"),
-        (["--n", "0"], "must be positive"),
+        (["--n", "0"], "argument --n: 0 is out of range: use 1 to 256"),
+        # cause 13 of the hostile-input round: each flag is capped, named in --help
+        (["--n", "100000"], "argument --n: 100000 is out of range: use 1 to 256"),
+        (["--steps", str(10**7), "--interpolate", "seed:1", "seed:2"], "argument --steps: 10000000 is out of range"),
+        (["--scale", "100000"], "argument --scale: 100000 is out of range: use 1 to 16"),
+        (["--traverse", "3", "--n", "256"], "the grid would be 30728x848 px, more than 16384 on a side"),
+        (["--n", "256", *["--class", "1"] * 17], "17 --class rows of --n 256 are more than 4096 images"),
+        (["--seed", str(2**70)], f"argument --seed: {2**70} is out of range: use 0 to {2**63 - 1}"),
+        (["--interpolate", "seed:1", f"seed:{2**70}"], "the seed in 'seed:1180591620717411303424' is out of range"),
     ],
 )
 def test_sample_errors(tmp_path: Path, run_cli: Callable, args: list[str], fragment: str) -> None:

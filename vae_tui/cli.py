@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from models.errors import UserError
+from models.text import printable
 from models.version import package_version
 from vae_tui.commands import eval as eval_command
 from vae_tui.commands import explore, sample, train
@@ -15,7 +16,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.stderr.write(f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
         sys.exit(2)
 
 

@@ -5,6 +5,7 @@ so `vae-tui --help` and every `vae-tui COMMAND --help` stay fast.
 """
 
 import argparse
+from collections.abc import Callable
 
 # The names of models.MODEL_KINDS and train.data.DATASET_NAMES, written out because importing
 # those modules imports torch; tests/test_cli_parser.py fails if they drift apart.
@@ -13,6 +14,31 @@ DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 Commands = argparse._SubParsersAction  # what `add_parser` of each command module receives
+
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes at most a signed 64-bit integer
+
+
+def bounded_int(low: int, high: int) -> "Callable[[str], int]":
+    """An argparse type: an integer from low to high, refused in one line outside them."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use {low} to {high}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in its messages
+    return parse
+
+
+def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--seed, bounded to what torch's generators accept."""
+    parser.add_argument(
+        "--seed", type=bounded_int(0, MAX_SEED), default=0, help=f"seed of {what} (default: 0; 0 to 2**63-1)"
+    )
 
 
 def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,12 +1,20 @@
 """`vae-tui sample`: a grid PNG from a checkpoint, for scripts; the explorer's decode and PNG code."""
 
 import argparse
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
 from models.text import printable
-from vae_tui.commands import Commands, add_checkpoint_argument
+from vae_tui.commands import MAX_SEED, Commands, add_checkpoint_argument, add_seed_flag, bounded_int
+
+# Caps that keep a grid a picture, not a memory bomb: 4096 images of 28x28 are 13 MB of floats,
+# and 16384 px is the longest side a PNG viewer reliably opens.
+MAX_COLUMNS = 256
+MAX_IMAGES = 4096
+MAX_SCALE = 16
+MAX_SIDE_PX = 16384
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +42,8 @@ def _endpoint(value: str, checkpoint: "Checkpoint", label: int) -> "torch.Tensor
             seed = int(value.removeprefix("seed:"))
         except ValueError:
             raise UserError(f"--interpolate: {value!r} is not seed:N") from None
+        if not 0 <= seed <= MAX_SEED:
+            raise UserError(f"--interpolate: the seed in {value!r} is out of range: use 0 to {MAX_SEED}")
         return torch.randn(latent_dim, generator=torch.Generator().manual_seed(seed))
     if checkpoint.model.conditional:
         raise UserError("--interpolate between classes needs a VAE; for a CVAE use seed:A seed:B with --class")
@@ -80,17 +90,29 @@ def add_parser(commands: Commands) -> None:
     )
     add_checkpoint_argument(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="where to write the PNG")
-    parser.add_argument("--n", type=int, default=8, help="images per row (default: 8)")
+    parser.add_argument(
+        "--n", type=bounded_int(1, MAX_COLUMNS), default=8, help=f"images per row (default: 8; at most {MAX_COLUMNS})"
+    )
     parser.add_argument(
         "--class", dest="classes", action="append", metavar="C", help="CVAE class (index or name); repeat for more rows"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
+    add_seed_flag(parser, "the prior draws")
     parser.add_argument("--traverse", type=int, metavar="DIM", help="a row per value of z[DIM] from -3 to +3 sigma")
     parser.add_argument(
         "--interpolate", nargs=2, metavar=("A", "B"), help="a row from A to B: two classes (VAE) or seed:N seed:M"
     )
-    parser.add_argument("--steps", type=int, default=8, help="images in an interpolation (default: 8)")
-    parser.add_argument("--scale", type=int, default=4, help="pixels per image pixel (default: 4)")
+    parser.add_argument(
+        "--steps",
+        type=bounded_int(2, MAX_COLUMNS),
+        default=8,
+        help=f"images in an interpolation (default: 8; 2 to {MAX_COLUMNS})",
+    )
+    parser.add_argument(
+        "--scale",
+        type=bounded_int(1, MAX_SCALE),
+        default=4,
+        help=f"pixels per image pixel (default: 4; at most {MAX_SCALE})",
+    )
     parser.set_defaults(run=run)
 
 
@@ -102,13 +124,20 @@ def run(args: argparse.Namespace) -> int:
     from train.grids import grid, save_png
     from vae_tui.decoding import Decoder
 
-    if args.n <= 0 or args.steps < 2 or args.scale <= 0:
-        raise UserError("--n and --scale must be positive and --steps at least 2")
     if args.output.suffix.lower() != ".png":
         raise UserError(f"-o {args.output}: the output must be a .png file")
     torch.set_num_threads(1)  # the same bytes on every run and machine size
     checkpoint = load_checkpoint(args.checkpoint)
+    if args.classes and len(args.classes) * args.n > MAX_IMAGES:
+        raise UserError(f"{len(args.classes)} --class rows of --n {args.n} are more than {MAX_IMAGES} images")
     z, labels, columns = rows(args, checkpoint)
+    side = math.isqrt(checkpoint.config.input_dim)
+    width, height = (count * (side + 2) + 2 for count in (columns, -(-len(z) // columns)))
+    if max(width, height) * args.scale > MAX_SIDE_PX:
+        raise UserError(
+            f"the grid would be {width * args.scale}x{height * args.scale} px, more than {MAX_SIDE_PX} on a side:"
+            " lower --scale or --n"
+        )
     images = Decoder(checkpoint.model).images(z, labels)
     try:
         save_png(args.output, grid(images, columns), scale=args.scale)
