@@ -23,6 +23,10 @@ from train.data import DEBIAN_DIRS, SPLIT_FILES, load_dataset
 from train.loop import StopFlag, Trainer, TrainSettings
 from train.progress import PlainProgress
 
+# The models here are tiny: a thread pool costs more than it gives, and on a busy machine its spinning threads
+# made the suite several times slower. `vae-tui explore` and `sample` run on one thread as well.
+torch.set_num_threads(1)
+
 REAL_FASHION_MNIST = DEBIAN_DIRS["fashion-mnist"]
 TINY = ModelConfig(hidden_dim=32, latent_dim=4)
 TINY_FLAGS = ["--dataset", "mnist", "--batch-size", "32", "--hidden-dim", "32", "--latent-dim", "4"]

@@ -146,7 +146,8 @@ def signalled_trainings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     for sig in SIGNALS:
         out = root / sig.name
         args = [*TINY_FLAGS, "--epochs", "2", "--data-dir", str(root / "data"), "--out", str(out)]
-        env = {**os.environ, "VAE_TUI_SIGNAL_AT": f"batch 2 3={sig.name}"}
+        # one thread each: the two run side by side, and spinning thread pools would only slow both
+        env = {**os.environ, "VAE_TUI_SIGNAL_AT": f"batch 2 3={sig.name}", "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-m", "vae_tui", "train", *args]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         started[sig] = process, root / "data", out
