@@ -8,6 +8,7 @@ import os
 import shutil
 import struct
 from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,29 +150,22 @@ def drawn_screen(app: ExplorerApp) -> str:
     return "\n".join(drawn(w) for w in app.screen.walk_children() if w.size.area)
 
 
-async def explore_until_drawn(app: ExplorerApp, pilot: object) -> None:
-    for _ in range(300):
-        await pilot.pause(0.01)
-        if app.explorer.frame is not None:
-            return
-    raise AssertionError("no frame within 3 s")
-
-
-async def test_explorer_draws_names_and_paths_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLORTERM", "truecolor")
+@pytest.mark.usefixtures("truecolor")
+async def test_explorer_draws_names_and_paths_literally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settle: Callable, wait_until: Callable
+) -> None:
     monkeypatch.chdir(tmp_path)
     hostile_checkpoint(Path("run [/]") / "run [red]x" / "best.safetensors", dataset="[/]")
     checkpoint, source = resolve(Namespace(checkpoint="run [/]/run [red]x", pretrained=None))  # as typed
     app = create_app(checkpoint, source, tmp_path / "exports [/]")
     async with app.run_test(size=(120, 32)) as pilot:
-        await explore_until_drawn(app, pilot)
+        await settle(app, pilot)
         title = drawn(app.explorer.query_one("#title"))
         assert "CVAE · [/] · epoch 1" in title and "run [/]/run [red]x/best.safetensors" in title
         classes = drawn(app.explorer.query_one(ClassList))
         assert "0 [/]" in classes and "[link=http://x]a[/" in classes and "4 [red]x" in classes and "5 [b" in classes
         await pilot.press("3")
-        await explore_until_drawn(app, pilot)
-        await pilot.pause()
+        await settle(app, pilot)
         assert f"Preview · 3 {PLACEHOLDER}[2J" in drawn(app.explorer.query_one("#preview-title"))
         saved = app.explorer.action_save_image()
         assert saved is not None and saved.parent == tmp_path / "exports [/]"  # the dataset "[/]" made no folder
@@ -180,8 +174,7 @@ async def test_explorer_draws_names_and_paths_literally(tmp_path: Path, monkeypa
         assert not any(c in screen for c in CONTROL_BYTES)
         await pilot.press("ctrl+p")
         await pilot.press(*"pick class")
-        await pilot.pause(0.3)
-        assert "Pick class 0: [/]" in drawn_screen(app)
+        await wait_until(pilot, lambda: "Pick class 0: [/]" in drawn_screen(app), "the palette showing class 0")
 
 
 def test_a_crash_inside_the_explorer_is_not_a_success(
