@@ -16,12 +16,15 @@ import pytest
 import safetensors.torch
 import torch
 from safetensors import safe_open
+from textual.pilot import Pilot
 
 from models import Checkpoint, ModelConfig, ResumeState, build_model, load_checkpoint
 from models.checkpoint import METADATA_KEY, _data_offset
 from train.data import DEBIAN_DIRS, SPLIT_FILES, load_dataset
 from train.loop import StopFlag, Trainer, TrainSettings
-from train.progress import PlainProgress
+from train.progress import EpochResult, PlainProgress
+from vae_tui.app import ExplorerApp, create_app
+from vae_tui.commands.explore import pretrained_path
 
 # The models here are tiny: a thread pool costs more than it gives, and on a busy machine its spinning threads
 # made the suite several times slower. `vae-tui explore` and `sample` run on one thread as well.
@@ -152,7 +155,7 @@ class QuietProgress(PlainProgress):
     def __init__(self) -> None:
         self.total_epochs, self.lines = 0, []
 
-    def epoch_done(self, result) -> None:
+    def epoch_done(self, result: EpochResult) -> None:
         self.lines.append(result)
 
     def message(self, text: str) -> None:
@@ -243,19 +246,17 @@ def truecolor(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Callable:
+def make_app(tmp_path: Path) -> Callable[[str], ExplorerApp]:
     """make_app(kind): the explorer on the bundled VAE or CVAE, exporting into tmp_path/exports."""
-    from vae_tui.app import create_app
-    from vae_tui.commands.explore import pretrained_path
 
-    def make(kind: str):
+    def make(kind: str) -> ExplorerApp:
         checkpoint = load_checkpoint(pretrained_path(kind))
         return create_app(checkpoint, f"bundled pretrained {kind.upper()}", tmp_path / "exports")
 
     return make
 
 
-async def _wait_until(pilot, condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+async def _wait_until(pilot: Pilot, condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         await pilot.pause()
@@ -266,7 +267,7 @@ async def _wait_until(pilot, condition: Callable[[], bool], what: str, timeout: 
         await asyncio.sleep(0.01)  # polling, not a fixed wait: lets a worker thread run before the next look
 
 
-async def _settle(app, pilot) -> None:
+async def _settle(app: ExplorerApp, pilot: Pilot) -> None:
     screen = app.explorer
     await _wait_until(
         pilot,
@@ -278,7 +279,10 @@ async def _settle(app, pilot) -> None:
 
 @pytest.fixture
 def wait_until() -> Callable[..., Awaitable[None]]:
-    """await wait_until(pilot, condition, what, timeout=5): let the app run until condition() holds, else fail."""
+    """await wait_until(pilot, condition, what, timeout=30): let the app run until condition() holds, else fail.
+
+    The deadline only ends a wait that would never finish; a busy machine must not fail a test.
+    """
     return _wait_until
 
 
@@ -288,7 +292,7 @@ def settle() -> Callable[..., Awaitable[None]]:
     return _settle
 
 
-def _toast_shows(app, text: str) -> bool:
+def _toast_shows(app: ExplorerApp, text: str) -> bool:
     for toast in app.screen.query("Toast"):
         drawn = "".join(seg.text for y in range(toast.size.height) for seg in toast.render_line(y))
         if "".join(text.split()) in "".join(drawn.split()):

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from models import load_checkpoint
 from vae_tui.app import ExplorerApp, create_app
@@ -22,7 +23,7 @@ def keys_then_frame(settle: Callable) -> Callable:
     thread)."""
 
     def make(*keys: str) -> Callable:
-        async def run_before(pilot) -> None:
+        async def run_before(pilot: Pilot) -> None:
             await pilot.press(*keys)
             await settle(pilot.app, pilot)
 
@@ -31,25 +32,25 @@ def keys_then_frame(settle: Callable) -> Callable:
     return make
 
 
-def test_cvae_at_80x24(snap_compare, keys_then_frame: Callable) -> None:
+def test_cvae_at_80x24(snap_compare: Callable, keys_then_frame: Callable) -> None:
     """The CVAE as it opens at 80x24, the smallest supported size: class 0 T-shirt/top, z all 0, z16 selected (the
     start selection). The latent panel shows z0-z14 only, so the selected row is off screen; below, the traversal
     of z16 alone, with the hint that t shows the other strip."""
     assert snap_compare(app("cvae"), terminal_size=(80, 24), run_before=keys_then_frame())
 
 
-def test_cvae_nudged_at_120x40(snap_compare, keys_then_frame: Callable) -> None:
+def test_cvae_nudged_at_120x40(snap_compare: Callable, keys_then_frame: Callable) -> None:
     """The CVAE at 120x40 after L, 7, j: z16 (the start selection) nudged to +1.25, class 7 Sneaker, then z17
     selected; a larger preview, the traversal of z17 and the row of every class at this z."""
     assert snap_compare(app("cvae"), terminal_size=(120, 40), run_before=keys_then_frame("L", "7", "j"))
 
 
-def test_vae_class_centroid(snap_compare, keys_then_frame: Callable) -> None:
+def test_vae_class_centroid(snap_compare: Callable, keys_then_frame: Callable) -> None:
     """The VAE at 100x32 on the class 8 Bag centroid, the selection moved down twice from z4 (the start) to z6;
     the traversal of z6 below."""
     assert snap_compare(app("vae"), terminal_size=(100, 32), run_before=keys_then_frame("8", "j", "j"))
 
 
-def test_help_screen(snap_compare, keys_then_frame: Callable) -> None:
+def test_help_screen(snap_compare: Callable, keys_then_frame: Callable) -> None:
     """The help over the VAE at 100x32: every key (up / k to escape) with what it does."""
     assert snap_compare(app("vae"), terminal_size=(100, 32), run_before=keys_then_frame("question_mark"))

@@ -8,7 +8,9 @@ from tests.conftest import needs_cuda
 from train.steps import EagerStep, GraphedStep, StaticShapeStep
 
 
-def run_epoch(step_class, device: str = "cpu", **kwargs: object) -> tuple[list[torch.Tensor], float, torch.Tensor]:
+def run_epoch(
+    step_class: type[EagerStep], device: str = "cpu", **kwargs: object
+) -> tuple[list[torch.Tensor], float, torch.Tensor]:
     """One epoch over 200 images at batch 64 (the last batch has 8): weights, loss sum, centroid sums.
 
     The CPU generator fills normals 16 at a time, so the 8 x 4 draws of the eager last batch equal

@@ -79,7 +79,7 @@ def test_resume_mid_epoch_is_bitwise(
     steps_seen = []
     original = trainer.optimizer.step
 
-    def step_then_maybe_stop(*args, **kwargs):
+    def step_then_maybe_stop(*args: object, **kwargs: object) -> None:
         original(*args, **kwargs)
         steps_seen.append(1)
         if trainer.epoch == 2 and len(steps_seen) == trainer.steps_per_epoch + 3:
