@@ -140,7 +140,7 @@ def write_until_killed(writers: subprocess.Popen, path: Path, delay: float | Non
     just before its first rename. Returns how the writer ended."""
     writers.stdin.write(f"{path}\n" if delay is not None else f"{path}\tat rename\n")
     writers.stdin.flush()
-    ready, pid = writers.stdout.readline().split()
+    _, pid = writers.stdout.readline().split()  # "ready PID"
     if delay is not None:
         time.sleep(delay)  # deliberate: a kill at an arbitrary moment of the write loop is what is tested
         os.kill(int(pid), signal.SIGKILL)
@@ -155,7 +155,7 @@ def test_sigkill_while_writing_leaves_a_loadable_checkpoint(
     for folder, delay in zip(folders, delays, strict=True):
         folder.mkdir()
         save_checkpoint(folder / "last.safetensors", make_checkpoint(resume=True))
-        assert write_until_killed(writers, folder / "last.safetensors", delay) == f"killed by {signal.SIGKILL}"
+        assert write_until_killed(writers, folder / "last.safetensors", delay) == f"killed by {int(signal.SIGKILL)}"
         assert load_checkpoint(folder / "last.safetensors", with_resume=True).config.hidden_dim == 32
     leftovers = [p.name for p in folders[-1].iterdir() if p.name != "last.safetensors"]
     assert len(leftovers) == 1 and re.fullmatch(r"\.last\.safetensors\..*\.tmp", leftovers[0]), leftovers
