@@ -14,6 +14,7 @@ from torch.distributions import Normal
 
 from models import load_checkpoint
 from tests.conftest import TINY_FLAGS, write_dataset
+from tests.terminal import run_in_pty
 from train.evaluate import evaluate_model, iwae_log_likelihood
 from vae_tui.commands.explore import pretrained_path
 from vae_tui.decoding import Decoder
@@ -71,6 +72,35 @@ def test_eval_command_json_and_table(trained: tuple[Path, Path], run_cli: Callab
     assert report["iwae_samples"] == 8 and report["images"] == 128 and math.isfinite(report["iwae_nll"])
     table = run_cli("eval", str(trained[0]), "--samples", "8", "--data-dir", str(trained[1]))
     assert "IWAE bound, K=8" in table.stdout and "active" in table.stdout
+
+
+def test_evaluation_reports_images_done_without_changing_the_numbers(trained: tuple[Path, Path]) -> None:
+    from train.data import load_dataset
+
+    checkpoint = load_checkpoint(trained[0])
+    data = load_dataset("mnist", data_dir=trained[1])
+    x, y = data.test.images.reshape(-1, 784).float() / 255, data.test.labels
+    done: list[float] = []
+    watched = evaluate_model(checkpoint.model, x, y, checkpoint.class_names, 16, batch_size=50, on_progress=done.append)
+    assert watched == evaluate_model(checkpoint.model, x, y, checkpoint.class_names, 16, batch_size=50)
+    assert done == sorted(done) and done[-1] == len(x) == 128
+    assert len(done) == 3 * 2 and done[:2] == [25, 50]  # 3 batches (50, 50, 28), each in 2 chunks of 8 samples
+
+
+def test_eval_shows_progress_on_a_terminal_only(trained: tuple[Path, Path], tmp_path: Path, run_cli: Callable) -> None:
+    args = ["eval", str(trained[0]), "--samples", "8", "--data-dir", str(trained[1])]
+    terminal = run_in_pty(args, cwd=tmp_path)
+    assert terminal.code == 0, terminal.output
+    assert "loading mnist" in terminal.output and "-ELBO and IWAE, K=8" in terminal.output
+    assert "128/128 images" in terminal.output and "eta" in terminal.output
+    screen = terminal.screen(80)
+    assert not screen.wraps and "IWAE bound, K=8" in "\n".join(screen.lines())
+    assert not any("images" in line and "eta" in line for line in screen.lines())  # erased once the tables print
+    as_json = run_in_pty([*args, "--json"], cwd=tmp_path)
+    assert as_json.code == 0 and "K=8" not in as_json.output
+    assert json.loads(as_json.output)["iwae_samples"] == 8  # nothing but the JSON
+    piped = run_cli(*args)
+    assert piped.code == 0 and "K=8" not in piped.stderr and "-ELBO and IWAE" not in piped.stdout
 
 
 def test_eval_errors(tmp_path: Path, run_cli: Callable) -> None:

@@ -110,6 +110,62 @@ class RichProgress(PlainProgress):
         self.bars.stop()
 
 
+class EvalProgress:
+    """`vae-tui eval`'s stages where nobody watches (piped, --json): nothing is shown."""
+
+    def stage(self, description: str, images: int | None = None) -> None:
+        """A new stage begins; images, if given, is how many it goes through."""
+
+    def images_done(self, done: float) -> None:
+        """Images of the current stage done so far."""
+
+    def __enter__(self) -> "EvalProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class RichEvalProgress(EvalProgress):
+    """`vae-tui eval` on a terminal: the stage, images done, elapsed time and ETA; erased when it ends."""
+
+    def __init__(self, console: Console) -> None:
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.fields[count]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,  # the tables take its place
+        )
+        self.task = self.bars.add_task("", total=None, count="")
+        self.images: int | None = None
+
+    def stage(self, description: str, images: int | None = None) -> None:
+        self.images = images
+        self.bars.reset(self.task, description=description, total=images, count=self._count(0))
+
+    def images_done(self, done: float) -> None:
+        self.bars.update(self.task, completed=done, count=self._count(done))
+
+    def _count(self, done: float) -> str:
+        return f"{int(done):,}/{self.images:,} images" if self.images else ""
+
+    def __enter__(self) -> "RichEvalProgress":
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+
+def make_eval_progress(console: Console, quiet: bool) -> EvalProgress:
+    """Bars when the console is a terminal and not quiet, nothing otherwise."""
+    return RichEvalProgress(console) if console.is_terminal and not quiet else EvalProgress()
+
+
 def literal(text: str) -> str:
     """text as it should appear: its lines kept, control characters (from paths and flags) shown, not obeyed."""
     return "\n".join(printable(line) for line in text.split("\n"))

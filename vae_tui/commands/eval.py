@@ -73,17 +73,30 @@ def run(args: argparse.Namespace) -> int:
     from train.data import CLASS_NAMES, load_dataset
     from train.device import resolve_device, unit_pixels
     from train.evaluate import evaluate_model
+    from train.progress import make_eval_progress
 
     checkpoint = load_checkpoint(args.checkpoint)
     if checkpoint.dataset not in CLASS_NAMES:
         raise UserError(f"{args.checkpoint} was trained on {checkpoint.dataset!r}, which vae-tui cannot load")
     device = resolve_device(args.device)
-    data = load_dataset(checkpoint.dataset, args.data_dir, args.download)
-    x = unit_pixels(data.test.images).to(device)
-    y = data.test.labels.to(device)
-    started = time.perf_counter()
-    evaluation = evaluate_model(checkpoint.model.to(device), x, y, checkpoint.class_names, args.samples, args.seed)
-    seconds = time.perf_counter() - started
+    console = Console()
+    with make_eval_progress(console, quiet=args.json) as progress:  # on stdout: piped or --json, it stays silent
+        progress.stage(f"loading {checkpoint.dataset}")
+        data = load_dataset(checkpoint.dataset, args.data_dir, args.download)
+        x = unit_pixels(data.test.images).to(device)
+        y = data.test.labels.to(device)
+        progress.stage(f"-ELBO and IWAE, K={args.samples}", len(x))
+        started = time.perf_counter()
+        evaluation = evaluate_model(
+            checkpoint.model.to(device),
+            x,
+            y,
+            checkpoint.class_names,
+            args.samples,
+            args.seed,
+            on_progress=progress.images_done,
+        )
+        seconds = time.perf_counter() - started
     if args.json:
         print(
             json.dumps(
@@ -97,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    console = Console()
     kind = checkpoint.config.kind.upper()
     title = f"{kind} · {checkpoint.dataset} test set ({evaluation.images} images) · {args.checkpoint}"
     for part in table(evaluation, title):
