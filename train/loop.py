@@ -5,13 +5,13 @@ epoch, 8-14% above forward, backward and fused Adam alone (test-set evaluation a
 per-epoch files are most of that); the demo's DataLoader loop takes 3.6 to 4.1 s.
 """
 
-import json
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -21,19 +21,24 @@ from models import (
     ResumeState,
     UserError,
     build_model,
-    load_checkpoint,
-    rows_per_class,
     save_checkpoint,
 )
-from models.atomic import write_atomic
 from models.points import reach
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
-from train.evaluate import class_centroids, evaluate
-from train.grids import grid, save_png, side_by_side
+from train.evaluate import evaluate
 from train.progress import EpochResult, PlainProgress
 from train.settings import TrainSettings
 from train.steps import EagerStep, GraphedStep
+from train.stop import StopFlag, TrainingInterrupted
+from train.writes import (
+    GRID_COLUMNS,
+    exact_centroids,
+    give_best_exact_centroids,
+    read_metrics,
+    write_grids,
+    write_metrics,
+)
 
 # Flush denormal floats to zero on the CPU. Adam's first moments of weights that never get a
 # gradient (FashionMNIST's always-black border pixels) decay by 0.9 a step into denormals within
@@ -44,27 +49,11 @@ torch.set_flush_denormal(True)
 
 REPORT_SECONDS = 0.25  # between live progress updates (each one reads the loss: a host sync)
 
-GRID_COLUMNS = 8
+METRIC_KEYS = ("train_loss", "test_loss", "test_reconstruction", "test_kl")  # the metrics a checkpoint carries
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal after saving a resumable checkpoint."""
-
-    def __init__(self, signal_name: str, checkpoint: Path) -> None:
-        super().__init__(f"{signal_name}: saved {checkpoint}")
-        self.signal_name = signal_name
-        self.checkpoint = checkpoint
-
-
-class StopFlag:
-    """Set from a signal handler; the loop checks it between batches."""
-
-    def __init__(self) -> None:
-        self.signal_name: str | None = None
 
 
 class Trainer:
@@ -101,7 +90,9 @@ class Trainer:
         self.epoch, self.step = 1, 0
         self.best_test_loss, self.best_epoch = math.inf, 0
         self.metrics_rows: list[dict] = []
-        self.carry: dict[str, torch.Tensor] = {}
+        self.carry: dict[str, torch.Tensor] = {}  # the resume tensors, until the first epoch has used them
+        self.saved_at: tuple[int, int] | None = None  # (epoch, step) that last.safetensors resumes at
+        self.centroids = torch.zeros(self.num_classes, settings.latent_dim, device=device)  # the newest written
         if resume is not None:
             self._restore(resume)
         self.loss_sum = torch.zeros((), device=device)  # the epoch's summed training loss
@@ -128,13 +119,8 @@ class Trainer:
         self.best_test_loss, self.best_epoch = float(progress["best_test_loss"]), int(progress["best_epoch"])
         self.carry = dict(checkpoint.resume.tensors)
         set_rng_states(self._carried("rng_now."), self.device)
-        metrics_path = self.out_dir / "metrics.jsonl"
-        if metrics_path.is_file():
-            rows = []
-            for line in metrics_path.read_text().splitlines():
-                with suppress(json.JSONDecodeError):  # a hand-edited or damaged row is dropped, not fatal
-                    rows.append(json.loads(line))
-            self.metrics_rows = [r for r in rows if isinstance(r, dict) and r.get("epoch", 0) < self.epoch]
+        self.saved_at, self.centroids = (self.epoch, self.step), checkpoint.class_centroids.to(self.device)
+        self.metrics_rows = read_metrics(self.out_dir, self.epoch)
 
     def _check_carry(self, checkpoint: Checkpoint) -> None:
         """The resume tensors a checkpoint must hold to continue where it stopped."""
@@ -165,12 +151,13 @@ class Trainer:
         while self.epoch <= self.settings.epochs:
             results.append(self._run_epoch(stop))
             self.epoch, self.step = self.epoch + 1, 0
-        with self._writing():
-            self._finalize_centroids()
         return results
 
     def _run_epoch(self, stop: StopFlag) -> EpochResult:
         """One epoch: its shuffle, the training steps (from self.step when resumed), evaluation, its files."""
+        reach("epoch", self.epoch)  # before the shuffle: last.safetensors (if any) holds this very moment
+        if stop.signal_name:  # a signal during start-up or the previous epoch's writes
+            self._stop(stop.signal_name, self.step)
         started = time.perf_counter()
         first_step = self.step
         permutation, rng_epoch_start = self._start_epoch()
@@ -178,29 +165,37 @@ class Trainer:
         self._train_steps(stop, permutation, rng_epoch_start, started)
         result = self._evaluate_epoch(started, first_step)
         with self._writing():
-            self._write_epoch(result, self.centroid_sums / self.class_counts)
+            self._write_epoch(result)
         self.progress.epoch_done(result)
         return result
 
     def _start_epoch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The epoch's shuffle and the RNG state it is drawn from; the running sums zeroed, or restored on resume."""
-        if self.step == 0:
+        if not self.carry:
             rng_epoch_start = rng_states(self.device)
             self.loss_sum.zero_()
             self.centroid_sums.zero_()
             return torch.randperm(len(self.train_x), device=self.device), rng_epoch_start
-        # Resuming mid-epoch restores the RNG twice, in this order: first to its state at the epoch's
-        # start, so that randperm draws this epoch's shuffle again (the stopped run's batches, those
-        # already trained and those to come); then, after that draw, to its state at the stop, so that
-        # the remaining steps draw the reparameterization noise the stopped run would have drawn next.
-        # The state at the stop alone would draw another shuffle (some images twice, others never); the
-        # state at the epoch's start alone would repeat the noise of the epoch's first steps.
-        rng_epoch_start = self._carried("rng_epoch_start.")
+        # Resuming restores the RNG to its state at the epoch's start, before the shuffle, so that
+        # randperm draws this epoch's shuffle again (the stopped run's batches, those already trained
+        # and those to come). Mid-epoch it then restores the state at the stop, so that the remaining
+        # steps draw the reparameterization noise the stopped run would have drawn next. The state at
+        # the stop alone would draw another shuffle (some images twice, others never); the state at
+        # the epoch's start alone would repeat the noise of the epoch's first steps. At step 0 the state
+        # after the shuffle is already the stopped run's (a checkpoint of an epoch's end holds one state
+        # under both names; an older one saved at step 0 holds the state after the shuffle as rng_now).
+        rng_now = self._carried("rng_now.")
+        rng_epoch_start = self._carried("rng_epoch_start.") or rng_now
         set_rng_states(rng_epoch_start, self.device)
-        self.loss_sum.copy_(self.carry["loss_sum"])
-        self.centroid_sums.copy_(self.carry["centroid_sums"])
         permutation = torch.randperm(len(self.train_x), device=self.device)
-        set_rng_states(self._carried("rng_now."), self.device)
+        if self.step == 0:
+            self.loss_sum.zero_()
+            self.centroid_sums.zero_()
+        else:
+            self.loss_sum.copy_(self.carry["loss_sum"])
+            self.centroid_sums.copy_(self.carry["centroid_sums"])
+            set_rng_states(rng_now, self.device)
+        self.carry = {}
         return permutation, rng_epoch_start
 
     def _train_steps(self, stop: StopFlag, permutation: torch.Tensor, rng_epoch_start: dict, started: float) -> None:
@@ -211,9 +206,7 @@ class Trainer:
         for step in range(first_step, self.steps_per_epoch):
             reach("batch", self.epoch, step)  # a signal sent here is seen before the step runs
             if stop.signal_name:
-                with self._writing():
-                    self._save_interrupted(step, rng_epoch_start)
-                raise TrainingInterrupted(stop.signal_name, self.out_dir / "last.safetensors")
+                self._stop(stop.signal_name, step, permutation, rng_epoch_start)
             self.train_step(permutation[step * batch_size : (step + 1) * batch_size])
             if (now := time.perf_counter()) - last_report >= REPORT_SECONDS:
                 last_report = now
@@ -253,6 +246,16 @@ class Trainer:
             return False
         self.best_test_loss, self.best_epoch = test_loss, self.epoch
         return True
+
+    def _stop(
+        self, signal_name: str, step: int, permutation: torch.Tensor | None = None, rng_epoch_start: dict | None = None
+    ) -> NoReturn:
+        """Save the state before batch `step` unless last.safetensors holds it already; raise TrainingInterrupted."""
+        if (self.epoch, step) not in (self.saved_at, (1, 0)):  # at (1, 0) nothing is trained: a new run is the same
+            with self._writing():
+                self._save_interrupted(step, permutation, rng_epoch_start)
+            self.saved_at = (self.epoch, step)
+        raise TrainingInterrupted(signal_name, self.out_dir / "last.safetensors" if self.saved_at else None)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -296,55 +299,33 @@ class Trainer:
         progress = {"epoch": epoch, "step": step, "best_test_loss": self.best_test_loss, "best_epoch": self.best_epoch}
         return ResumeState(optimizer=self.optimizer.state_dict(), tensors=tensors, progress=progress)
 
-    def _write_epoch(self, result: EpochResult, centroids: torch.Tensor) -> None:
-        """Grids, metrics row, last and best checkpoints for a finished epoch."""
-        self._write_grids(result.epoch)
+    def _write_epoch(self, result: EpochResult) -> None:
+        """The finished epoch's files, last.safetensors last of all: train/writes.py says why in this order."""
+        epoch = result.epoch
+        write_grids(self.model, self.test_x, self.test_y, self.sample_z, self.out_dir, epoch)
         row = {k: v for k, v in asdict(result).items() if k != "is_best"}
         self.metrics_rows.append(row)
-        write_atomic(self.out_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.metrics_rows).encode())
-        metrics = {k: row[k] for k in ("train_loss", "test_loss", "test_reconstruction", "test_kl")}
-        resume = self._resume_state(result.epoch + 1, 0, rng_states(self.device), {})
-        save_checkpoint(self.out_dir / "last.safetensors", self._checkpoint(result.epoch, centroids, metrics, resume))
+        write_metrics(self.out_dir, self.metrics_rows)
+        metrics = {k: row[k] for k in METRIC_KEYS}
+        centroids = self.centroid_sums / self.class_counts  # running: averaged while the weights moved
+        if epoch == self.settings.epochs:  # exact ones cost a sixth of an epoch: once, before best and last
+            centroids = exact_centroids(self.model, self.train_x, self.train_y, "last")
+            if not result.is_best:
+                give_best_exact_centroids(self.out_dir, self.best_epoch, self.train_x, self.train_y)
         if result.is_best:
-            save_checkpoint(self.out_dir / "best.safetensors", self._checkpoint(result.epoch, centroids, metrics, None))
+            save_checkpoint(self.out_dir / "best.safetensors", self._checkpoint(epoch, centroids, metrics, None))
+        resume = self._resume_state(epoch + 1, 0, rng_states(self.device), {})
+        save_checkpoint(self.out_dir / "last.safetensors", self._checkpoint(epoch, centroids, metrics, resume))
+        self.saved_at, self.centroids = (epoch + 1, 0), centroids
 
-    def _save_interrupted(self, step: int, rng_epoch_start: dict) -> None:
+    def _save_interrupted(self, step: int, permutation: torch.Tensor, rng_epoch_start: dict) -> None:
         """Save the state mid-epoch so that --resume continues with the very next batch."""
-        metrics = (
-            {k: v for k, v in self.metrics_rows[-1].items() if k.startswith(("train_", "test_"))}
-            if self.metrics_rows
-            else {}
-        )
-        centroids = self.centroid_sums / self.class_counts
+        metrics = {k: v for k, v in (self.metrics_rows or [{}])[-1].items() if k in METRIC_KEYS}
+        # running centroids over this epoch's images so far; a class not seen yet keeps its newest ones
+        seen = self.train_y[permutation[: step * self.settings.batch_size]]
+        seen_counts = torch.bincount(seen, minlength=self.num_classes).unsqueeze(1)
+        centroids = torch.where(seen_counts > 0, self.centroid_sums / seen_counts.clamp(min=1), self.centroids)
         resume = self._resume_state(
             self.epoch, step, rng_epoch_start, {"loss_sum": self.loss_sum, "centroid_sums": self.centroid_sums}
         )
         save_checkpoint(self.out_dir / "last.safetensors", self._checkpoint(self.epoch - 1, centroids, metrics, resume))
-
-    @torch.no_grad()
-    def _write_grids(self, epoch: int) -> None:
-        """reconst-<epoch>.png (test originals beside reconstructions) and sample-<epoch>.png."""
-        model = self.model.eval()
-        x, y = self.test_x[:64], self.test_y[:64]
-        mu, _ = model.encode(x, y)
-        reconstructions = torch.sigmoid(model.decode(mu, y))
-        pairs = side_by_side(x.view(-1, 28, 28), reconstructions.view(-1, 28, 28))
-        save_png(self.out_dir / f"reconst-{epoch}.png", grid(pairs, GRID_COLUMNS), scale=2)
-        z, labels = self.sample_z.to(self.device), None
-        if model.conditional:
-            z, labels = rows_per_class(z, torch.arange(self.num_classes, device=self.device))
-        samples = torch.sigmoid(model.decode(z, labels)).view(-1, 28, 28)
-        save_png(self.out_dir / f"sample-{epoch}.png", grid(samples, GRID_COLUMNS), scale=2)
-        model.train()
-
-    def _finalize_centroids(self) -> None:
-        """Replace the running centroids (averaged while the weights moved) by exact ones.
-
-        Exact centroids cost an encoder pass over the training set, about a sixth of an
-        epoch, so they are computed once at the end rather than every epoch.
-        """
-        for name, with_resume in (("last.safetensors", True), ("best.safetensors", False)):
-            checkpoint = load_checkpoint(self.out_dir / name, with_resume=with_resume)
-            model = checkpoint.model.to(self.device)
-            checkpoint.class_centroids = class_centroids(model, self.train_x, self.train_y, self.num_classes)
-            save_checkpoint(self.out_dir / name, checkpoint)

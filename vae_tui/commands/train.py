@@ -1,33 +1,45 @@
 """`vae-tui train`: settings from flags or a checkpoint, data, signals, then the training loop."""
 
 import argparse
-import signal
 import sys
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from models.errors import UserError
 from vae_tui.commands import DATASETS, MODELS, Commands, add_device_and_data_flags
 
 if TYPE_CHECKING:
     from models import Checkpoint
-    from train.loop import TrainSettings
+    from train.data import Dataset
+    from train.output import OutputLock
+    from train.settings import TrainSettings
+    from train.stop import StopFlag
 
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 
+class Start(NamedTuple):
+    """What training starts from: a checkpoint (None for a new run), settings, data and the locked folder."""
+
+    resume: "Checkpoint | None"
+    settings: "TrainSettings"
+    data: "Dataset"
+    out_dir: Path
+    lock: "OutputLock"
+
+
 def _given_settings(args: argparse.Namespace) -> dict:
     """The settings the user typed (argparse leaves the rest None)."""
-    from train.loop import TrainSettings
+    from train.settings import TrainSettings
 
     return {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name, None) is not None}
 
 
 def _resume_settings(args: argparse.Namespace, checkpoint: "Checkpoint") -> "TrainSettings":
     """The checkpoint's settings; flags may only repeat them, except --epochs, which may extend."""
-    from train.loop import TrainSettings
+    from train.settings import TrainSettings
 
     stored = TrainSettings.from_dict(checkpoint.training)
     given = _given_settings(args)
@@ -51,7 +63,7 @@ def add_parser(commands: Commands) -> None:
         "train",
         help="fit a VAE or CVAE; writes checkpoints, PNG grids and metrics",
         description="Fit a VAE or CVAE on FashionMNIST or MNIST. Each epoch writes reconst-N.png, sample-N.png, "
-        "a row of metrics.jsonl, last.safetensors (resumable) and best.safetensors (lowest test loss).",
+        "a row of metrics.jsonl, best.safetensors (lowest test loss) and, last of all, last.safetensors (resumable).",
     )
     parser.add_argument("--model", choices=MODELS, help="model kind (default: vae)")
     parser.add_argument("--dataset", choices=DATASETS, help="dataset (default: fashion-mnist)")
@@ -75,44 +87,35 @@ def add_parser(commands: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train; return the exit status."""
+    from train.stop import TrainingInterrupted, stop_on_signals  # torch-free: in place before torch loads
+
+    with stop_on_signals() as stop:
+        try:
+            return _train(args, stop)
+        except TrainingInterrupted as e:
+            if e.checkpoint is None:
+                print(f"{e.signal_name} arrived before the first batch: nothing was trained or saved", file=sys.stderr)
+            else:
+                print(f"{e.signal_name}: stopped and saved {e.checkpoint}. Resume with:", file=sys.stderr)
+                print(f"  vae-tui train --resume {e.checkpoint}", file=sys.stderr)
+            return EXIT_CODES.get(e.signal_name, 1)
+
+
+def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
+    """Start (settings, data, the output folder's lock), train, and say where the result is."""
     from rich.console import Console
 
     from models import load_checkpoint
-    from train.data import load_dataset
+    from models.points import reach
     from train.device import resolve_device
-    from train.loop import StopFlag, Trainer, TrainingInterrupted, TrainSettings
-    from train.output import OutputLock
+    from train.loop import Trainer
     from train.progress import make_progress
 
-    resume = None
-    if args.resume:
-        resume = load_checkpoint(args.resume, with_resume=True)
-        settings = _resume_settings(args, resume)
-        out_dir = Path(args.out) if args.out else Path(args.resume).parent
-    else:
-        settings = TrainSettings(**_given_settings(args))
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{settings.dataset}-{stamp}"
     device = resolve_device(args.device)
-    if resume is None and (out_dir / "last.safetensors").exists():
-        raise UserError(
-            f"{out_dir} already holds a training: resume it with --resume {out_dir / 'last.safetensors'}"
-            " or choose another --out"
-        )
-    data = load_dataset(settings.dataset, args.data_dir, args.download)
-    lock = OutputLock(out_dir)
-    progress = make_progress(Console())
-    stop = StopFlag()
-    previous_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def request_stop(signum: int, frame: object) -> None:
-        if stop.signal_name:  # a second signal: stop now, the last checkpoint on disk stays whole
-            raise KeyboardInterrupt
-        stop.signal_name = signal.Signals(signum).name
-
+    resume, settings, data, out_dir, lock = _start_resumed(args) if args.resume else _start_new(args, stop)
     try:
-        for sig in previous_handlers:
-            signal.signal(sig, request_stop)
+        progress = make_progress(Console())
+        reach("start", "model")
         trainer = Trainer(settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs)
         where = f"from epoch {trainer.epoch}, batch {trainer.step} " if resume else ""
         progress.message(
@@ -120,17 +123,77 @@ def run(args: argparse.Namespace) -> int:
         )
         with progress:
             trainer.run(stop)
-    except TrainingInterrupted as e:
-        print(f"{e.signal_name}: stopped and saved {e.checkpoint}. Resume with:", file=sys.stderr)
-        print(f"  vae-tui train --resume {e.checkpoint}", file=sys.stderr)
-        return EXIT_CODES.get(e.signal_name, 1)
     finally:
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
         lock.release()
+    if stop.signal_name:  # after the last batch: nothing is left to stop, and the final files are whole
+        print(
+            f"{stop.signal_name} arrived after the last batch, during the final evaluation and writes: they were"
+            " completed and the run is finished",
+            file=sys.stderr,
+        )
     best = load_checkpoint(out_dir / "best.safetensors")
     progress.message(
         f"Done: best test loss {best.metrics['test_loss']:.2f} at epoch {best.epoch}. Explore it with:\n"
         f"  vae-tui explore {out_dir / 'best.safetensors'}"
     )
     return 0
+
+
+def _start_new(args: argparse.Namespace, stop: "StopFlag") -> Start:
+    """Settings from the flags, the data, then the output folder's lock (nothing is created before)."""
+    from models.points import reach
+    from train.data import load_dataset
+    from train.output import OutputLock
+    from train.settings import TrainSettings
+    from train.stop import TrainingInterrupted
+
+    settings = TrainSettings(**_given_settings(args))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{settings.dataset}-{stamp}"
+    _refuse_a_training_in(out_dir)  # before the data loads, so that the answer comes at once
+    reach("start", "data")
+    data = load_dataset(settings.dataset, args.data_dir, args.download)
+    if stop.signal_name:
+        raise TrainingInterrupted(stop.signal_name, None)
+    lock = OutputLock(out_dir)  # removes temp files a killed writer left, before the refusal below too
+    try:
+        _refuse_a_training_in(out_dir)  # again, under the lock: another training may have started meanwhile
+    except UserError:
+        lock.release()
+        raise
+    return Start(None, settings, data, out_dir, lock)
+
+
+def _refuse_a_training_in(out_dir: Path) -> None:
+    """A new training never writes over another one's files."""
+    if (out_dir / "last.safetensors").exists():
+        raise UserError(
+            f"{out_dir} already holds a training: resume it with --resume {out_dir / 'last.safetensors'}"
+            " or choose another --out"
+        )
+
+
+def _start_resumed(args: argparse.Namespace) -> Start:
+    """The checkpoint's folder locked first, then the checkpoint read and its settings checked, then the data."""
+    from models import load_checkpoint
+    from models.points import reach
+    from train.data import load_dataset
+    from train.output import OutputLock
+
+    path = Path(args.resume)
+    out_dir = path.parent
+    if args.out and Path(args.out).resolve() != out_dir.resolve():
+        raise UserError(
+            f"--resume continues the training in {out_dir}, but --out names {args.out}, where it would overwrite "
+            "and mix files: leave out --out"
+        )
+    load_checkpoint(path, with_resume=True)  # a file that cannot resume is refused before its folder is touched
+    lock = OutputLock(out_dir)  # removes temp files a killed writer left, before any refusal below too
+    try:
+        checkpoint = load_checkpoint(path, with_resume=True)  # again: a training that held the lock may have moved on
+        settings = _resume_settings(args, checkpoint)
+        reach("start", "data")
+        return Start(checkpoint, settings, load_dataset(settings.dataset, args.data_dir, args.download), out_dir, lock)
+    except BaseException:
+        lock.release()
+        raise
