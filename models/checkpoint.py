@@ -19,27 +19,20 @@ from typing import Any
 
 import safetensors.torch
 import torch
-from safetensors import SafetensorError
 
 from models.atomic import write_atomic
+from models.checkpoint_file import MAX_HEADER_BYTES, METADATA_KEY, Layout, read_layout, read_tensors
 from models.errors import CheckpointError
+from models.limits import IMAGE_PIXELS, IMAGE_SIDE, MAX_SIZE, shown
+from models.resume import ResumeState, resume_state
 from models.text import mostly_control, printable
 from models.vae import MODEL_KINDS, VAE, ModelConfig, build_model
 from models.version import package_version
 
+__all__ = ["MAX_HEADER_BYTES", "METADATA_KEY", "Checkpoint", "ResumeState", "load_checkpoint", "save_checkpoint"]
+
 FORMAT_VERSION = 1
-METADATA_KEY = "vae_tui"
-MAX_HEADER_BYTES = 1 << 20  # our headers are a few KB; anything near this is not ours
 SUFFIX = ".safetensors"
-
-
-@dataclass
-class ResumeState:
-    """What training needs to continue bit for bit: optimizer, RNG states and progress."""
-
-    optimizer: dict  # torch.optim state_dict
-    tensors: dict[str, torch.Tensor]  # RNG states, running sums ...
-    progress: dict  # JSON-able: epoch, step within the epoch ...
 
 
 @dataclass
@@ -93,29 +86,40 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
 
 
 def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resume: bool = False) -> Checkpoint:
-    """Read and verify a checkpoint; raise CheckpointError with a one-line reason if it is not usable."""
+    """Read and verify a checkpoint; raise CheckpointError with a one-line reason if it is not usable.
+
+    The metadata and the header are checked against the model they describe before any data is
+    read, so a file's size alone costs no memory: what is read is what a model of the stated
+    (bounded) sizes needs.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}" if not path.exists() else f"{path} is not a file")
     try:
-        blob = path.read_bytes()
+        with path.open("rb") as file:
+            layout = read_layout(file, path)
+            _check_version(layout.info, path)
+            config = _config_from(layout.info, path)
+            if expect_kind is not None and config.kind != expect_kind:
+                raise CheckpointError(f"{path} holds a {config.kind.upper()}, but a {expect_kind.upper()} was expected")
+            described = _described(layout.info, config, path)
+            with torch.device("meta"):  # shapes only: sizes from a damaged header must not allocate gigabytes
+                model = build_model(config)
+            expected = model.state_dict()
+            _check_layout(layout, expected, config, path)
+            tensors = read_tensors(file, layout, path)
     except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
-    info = _read_info(blob, path)
-    try:
-        tensors = safetensors.torch.load(blob)
-    except (SafetensorError, ValueError, RuntimeError, TypeError, KeyError, OverflowError) as e:
-        raise CheckpointError(
-            f"{path} is corrupted: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from None
-    config = _config_from(info, path)
-    if expect_kind is not None and config.kind != expect_kind:
-        raise CheckpointError(f"{path} holds a {config.kind.upper()}, but a {expect_kind.upper()} was expected")
-    with torch.device("meta"):  # shapes only: sizes from a damaged header must not allocate gigabytes
-        expected = build_model(config).state_dict()
-    state = _model_state(tensors, expected, path)
-    model = build_model(config)
-    model.load_state_dict(state)
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    model.load_state_dict(_model_state(tensors, expected, path), assign=True)
+    centroids = _tensor(tensors, "class_centroids", (config.num_classes, config.latent_dim), path).clone()
+    checkpoint = Checkpoint(model=model.eval(), class_centroids=centroids, path=path, **described)
+    if with_resume:
+        checkpoint.resume = resume_state(layout.info, tensors, [tuple(t.shape) for t in expected.values()], path)
+    return checkpoint
+
+
+def _described(info: dict, config: ModelConfig, path: Path) -> dict[str, Any]:
+    """What the metadata says about the model, checked: dataset, class names, epoch, metrics, settings, version."""
     class_names = info.get("class_names")
     if not (
         isinstance(class_names, list)
@@ -123,22 +127,17 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
         and all(isinstance(c, str) for c in class_names)
     ):
         raise CheckpointError(f"{path} has malformed metadata: class_names must be {config.num_classes} strings")
-    class_names = [_readable(name, f"class name {i}", path) for i, name in enumerate(class_names)]
-    centroids = _tensor(tensors, "class_centroids", (config.num_classes, config.latent_dim), path)
-    checkpoint = Checkpoint(
-        model=model.eval(),
-        dataset=_readable(_typed(info, "dataset", str, path), "dataset", path),
-        class_names=class_names,
-        epoch=_typed(info, "epoch", int, path),
-        class_centroids=centroids,
-        metrics=_typed(info, "metrics", dict, path),
-        training=_typed(info, "training", dict, path),
-        package_version=_typed(info, "package_version", str, path),
-        path=path,
-    )
-    if with_resume:
-        checkpoint.resume = _resume_state(info, tensors, path)
-    return checkpoint
+    epoch = _typed(info, "epoch", int, path)
+    if epoch < 0:
+        raise CheckpointError(f"{path} has malformed metadata: epoch {epoch}")
+    return {
+        "dataset": _readable(_typed(info, "dataset", str, path), "dataset", path),
+        "class_names": [_readable(name, f"class name {i}", path) for i, name in enumerate(class_names)],
+        "epoch": epoch,
+        "metrics": _typed(info, "metrics", dict, path),
+        "training": _typed(info, "training", dict, path),
+        "package_version": _typed(info, "package_version", str, path),
+    }
 
 
 def _data_offset(blob: bytes) -> int:
@@ -146,37 +145,16 @@ def _data_offset(blob: bytes) -> int:
     return 8 + struct.unpack("<Q", blob[:8])[0]
 
 
-def _read_info(blob: bytes, path: Path) -> dict:
-    """Parse the safetensors header, check format version and checksum, return our metadata."""
-    if len(blob) < 8:
-        raise CheckpointError(f"{path} is empty or truncated ({len(blob)} bytes): not a vae-tui checkpoint")
-    header_len = struct.unpack("<Q", blob[:8])[0]
-    if 8 + header_len > len(blob):
-        raise CheckpointError(f"{path} is truncated or not a safetensors file")
-    if header_len > MAX_HEADER_BYTES:
-        raise CheckpointError(f"{path} has a {header_len}-byte header, larger than any vae-tui checkpoint's")
-    try:
-        header = json.loads(blob[8 : 8 + header_len].decode("utf-8"))
-        raw_info = header["__metadata__"][METADATA_KEY]
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError, RecursionError):
-        raise CheckpointError(f"{path} is not a vae-tui checkpoint (no vae-tui metadata in its header)") from None
-    try:
-        info = json.loads(raw_info)
-    except (json.JSONDecodeError, TypeError, RecursionError):
-        info = None
-    if not isinstance(info, dict):
-        raise CheckpointError(f"{path} has corrupted metadata")
+def _check_version(info: dict, path: Path) -> None:
+    """The metadata's format version: one this vae-tui reads."""
     file_version = info.get("format_version")
-    if not isinstance(file_version, int) or file_version < 1:
-        raise CheckpointError(f"{path} has malformed metadata: bad format_version {file_version!r}")
+    if type(file_version) is not int or file_version < 1:
+        raise CheckpointError(f"{path} has malformed metadata: bad format_version {shown(file_version)}")
     if file_version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} uses checkpoint format {file_version}, newer than this vae-tui reads ({FORMAT_VERSION}):"
             " upgrade vae-tui"
         )
-    if hashlib.sha256(blob[8 + header_len :]).hexdigest() != info.get("sha256"):
-        raise CheckpointError(f"{path} is corrupted or truncated: its weights do not match their checksum")
-    return info
 
 
 def _typed(info: dict, key: str, kind: type, path: Path) -> Any:
@@ -211,9 +189,48 @@ def _config_from(info: dict, path: Path) -> ModelConfig:
     if raw.get("kind") not in MODEL_KINDS:
         raise CheckpointError(f"{path} has malformed metadata: unknown model kind {raw.get('kind')!r}")
     sizes = ("input_dim", "hidden_dim", "latent_dim", "num_classes")
-    if set(raw) != {"kind", *sizes} or not all(type(raw[s]) is int and 0 < raw[s] <= 1 << 16 for s in sizes):
-        raise CheckpointError(f"{path} has malformed metadata: bad model sizes {raw}")
+    if set(raw) != {"kind", *sizes} or not all(type(raw[s]) is int and 0 < raw[s] <= MAX_SIZE for s in sizes):
+        raise CheckpointError(f"{path} has malformed metadata: bad model sizes {shown(raw)}")
     return ModelConfig(**raw)
+
+
+def _check_layout(layout: Layout, expected: dict[str, torch.Tensor], config: ModelConfig, path: Path) -> None:
+    """The header's tensors against the model's config, before their data is read.
+
+    The weights and centroids must have the config's shapes, Adam's state the shape of its
+    parameter (or none: its step), and resume tensors (RNG states, running sums) stay small.
+    """
+    shapes = {f"model.{name}": tuple(t.shape) for name, t in expected.items()}
+    shapes["class_centroids"] = (config.num_classes, config.latent_dim)
+    for name, shape in shapes.items():
+        if name not in layout.entries:
+            raise CheckpointError(f"{path} is missing the tensor {name.removeprefix('model.')}")
+        if layout.entries[name].shape != shape:
+            raise CheckpointError(
+                f"{path}: {name.removeprefix('model.')} has shape {layout.entries[name].shape}, expected {shape}"
+            )
+    parameters = list(shapes.values())[:-1]
+    max_resume = max(config.num_classes * config.latent_dim, 1 << 16)
+    for name, entry in layout.entries.items():
+        if name in shapes:
+            continue
+        kind, _, rest = name.partition(".")
+        index = rest.partition(".")[0]
+        if kind == "model":
+            raise CheckpointError(f"{path} has weights this model does not: {shown(rest)}")
+        if kind == "optimizer" and index.isdigit() and int(index) < len(parameters):
+            if entry.shape not in ((), parameters[int(index)]):
+                raise CheckpointError(f"{path} has malformed optimizer state: {shown(name)} has shape {entry.shape}")
+        elif kind == "resume" and rest:
+            if math.prod(entry.shape) > max_resume:
+                raise CheckpointError(f"{path} has a resume tensor larger than any vae-tui writes: {shown(name)}")
+        else:
+            raise CheckpointError(f"{path} has a tensor vae-tui does not write: {shown(name)}")
+    if config.input_dim != IMAGE_PIXELS:
+        raise CheckpointError(
+            f"the model's images have {config.input_dim} pixels, not vae-tui's {IMAGE_SIDE}x{IMAGE_SIDE} ="
+            f" {IMAGE_PIXELS} ({path})"
+        )
 
 
 def _tensor(tensors: dict, name: str, shape: tuple[int, ...], path: Path) -> torch.Tensor:
@@ -232,12 +249,9 @@ def _tensor(tensors: dict, name: str, shape: tuple[int, ...], path: Path) -> tor
 
 
 def _model_state(tensors: dict, expected: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    """The model's weights from tensors, each checked against the shapes the config implies."""
+    """The model's weights, finite float32, copied out of the file's buffer (which then goes once the load ends)."""
     stored = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    unexpected = sorted(set(stored) - set(expected))
-    if unexpected:
-        raise CheckpointError(f"{path} has weights this model does not: {', '.join(unexpected[:3])}")
-    return {name: _tensor(stored, name, tuple(t.shape), path) for name, t in expected.items()}
+    return {name: _tensor(stored, name, tuple(t.shape), path).clone() for name, t in expected.items()}
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -250,42 +264,3 @@ def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]
             else:
                 scalars.setdefault(str(index), {})[key] = value
     return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
-
-
-def _resume_state(info: dict, tensors: dict, path: Path) -> ResumeState:
-    """Rebuild the optimizer state_dict, RNG states and progress of a resumable checkpoint."""
-    if "resume" not in info or "optimizer" not in info:
-        raise CheckpointError(f"{path} holds weights only, no training state to resume from (use last.safetensors)")
-    try:
-        optimizer_info = info["optimizer"]
-        state: dict[int, dict] = {}
-        for index, values in optimizer_info["scalars"].items():
-            state.setdefault(int(index), {}).update(values)
-        for name, value in tensors.items():
-            if name.startswith("optimizer."):
-                _, index, key = name.split(".", 2)
-                state.setdefault(int(index), {})[key] = value
-        if any(
-            not math.isfinite(v.float().sum())
-            for s in state.values()
-            for v in s.values()
-            if isinstance(v, torch.Tensor)
-        ):
-            raise CheckpointError(f"{path}: its optimizer state contains NaN or infinite values")
-        # JSON turned Adam's betas tuple into a list; torch wants the tuple back
-        groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in optimizer_info["param_groups"]]
-        optimizer = {"state": state, "param_groups": groups}
-    except (KeyError, ValueError, TypeError, AttributeError):
-        raise CheckpointError(f"{path} has malformed optimizer state") from None
-    extra = {k.removeprefix("resume."): v for k, v in tensors.items() if k.startswith("resume.")}
-    progress = _typed(info, "resume", dict, path)
-    if "best_test_loss" in progress and progress["best_test_loss"] is None:  # no epoch finished: written as null
-        progress = {**progress, "best_test_loss": math.inf}
-    kinds = {"epoch": int, "step": int, "best_epoch": int, "best_test_loss": (int, float)}
-    if any(not isinstance(progress.get(k), t) or isinstance(progress.get(k), bool) for k, t in kinds.items()):
-        raise CheckpointError(f"{path} has malformed resume metadata: {progress}")
-    if progress["epoch"] < 1 or progress["step"] < 0:
-        raise CheckpointError(
-            f"{path} has malformed resume metadata: epoch {progress['epoch']}, step {progress['step']}"
-        )
-    return ResumeState(optimizer=optimizer, tensors=extra, progress=progress)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.errors import UserError
+from models.limits import MAX_SIZE
 from models.loss import elbo_loss
 
 MODEL_KINDS = ("vae", "cvae")
@@ -28,6 +29,8 @@ class ModelConfig:
         for name in ("input_dim", "hidden_dim", "latent_dim", "num_classes"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+            if getattr(self, name) > MAX_SIZE:
+                raise UserError(f"{name} must be at most {MAX_SIZE}, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         """The config as plain JSON-able values."""
@@ -123,6 +126,15 @@ def rows_per_class(z: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor
     Returns z (len(classes) * N, latent_dim) and labels (len(classes) * N,), row after row.
     """
     return z.repeat(len(classes), 1), classes.repeat_interleave(len(z))
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """How many weights and biases build_model(config) has, counted without building it."""
+    condition = config.num_classes if config.kind == "cvae" else 0
+    pixels, hidden, latent = config.input_dim, config.hidden_dim, config.latent_dim
+    encoder = (pixels + condition + 1) * hidden + 2 * (hidden + 1) * latent  # encoder_hidden, to_mu, to_logvar
+    decoder = (latent + condition + 1) * hidden + (hidden + 1) * pixels  # decoder_hidden, to_logits
+    return encoder + decoder
 
 
 def build_model(config: ModelConfig) -> VAE:
