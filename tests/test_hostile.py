@@ -9,6 +9,7 @@ import shutil
 import struct
 from argparse import Namespace
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -22,17 +23,21 @@ from models import (
     DataError,
     ModelConfig,
     ResumeState,
+    UserError,
     build_model,
     load_checkpoint,
     save_checkpoint,
 )
 from models.checkpoint import METADATA_KEY
+from models.limits import MAX_SEED, MAX_SIZE
 from models.text import PLACEHOLDER, mostly_control, printable
 from tests.conftest import REAL_FASHION_MNIST, needs_fashion_mnist, write_dataset
 from train.data import load_dataset
 from train.output import OutputLock
+from train.settings import TrainSettings, training_bytes
 from vae_tui.app import ExplorerApp, create_app
 from vae_tui.cli import main
+from vae_tui.commands import MAX_SEED as FLAG_MAX_SEED
 from vae_tui.commands.explore import resolve
 from vae_tui.screens.explorer import ExplorerScreen
 from vae_tui.widgets.class_list import ClassList
@@ -307,3 +312,56 @@ def test_an_infinite_best_test_loss_is_written_as_standard_json(tmp_path: Path) 
     info = json.loads(raw, parse_constant=refuse)
     assert info["resume"]["best_test_loss"] is None and info["metrics"]["test_loss"] is None
     assert load_checkpoint(path, with_resume=True).resume.progress["best_test_loss"] == math.inf
+
+
+# --- flags with bounds: one size limit for train and the loader, seeds, memory (cause 10) ---
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--seed", str(2**70)], "--seed must be an integer from 0 to 2**63-1, got 1180591620717411303424"),
+        (["--latent-dim", str(10**30)], f"--latent-dim must be at most {MAX_SIZE}, got {10**30}"),
+        (["--hidden-dim", str(10**30)], f"--hidden-dim must be at most {MAX_SIZE}, got {10**30}"),
+        (["--hidden-dim", str(10**7)], f"--hidden-dim must be at most {MAX_SIZE}, got 10000000"),
+        (["--latent-dim", "100000"], f"--latent-dim must be at most {MAX_SIZE}, got 100000"),
+        (["--latent-dim", "70000", "--hidden-dim", "1"], f"--latent-dim must be at most {MAX_SIZE}, got 70000"),
+        (["--batch-size", str(MAX_SIZE + 1)], f"--batch-size must be at most {MAX_SIZE}"),
+        (["--epochs", str(10**7)], "--epochs must be at most 1000000"),
+    ],
+)
+def test_train_size_flags_and_seed_are_bounded(
+    mnist_dir: Path, tmp_path: Path, run_cli: Callable, flags: list[str], message: str
+) -> None:
+    out = tmp_path / "run"
+    result = run_cli("train", "--dataset", "mnist", *flags, "--data-dir", str(mnist_dir), "--out", str(out))
+    result.assert_one_line_error(f"vae-tui train: error: {message}")
+    assert not out.exists()
+
+
+def test_what_train_accepts_the_loader_accepts(tmp_path: Path) -> None:
+    settings = TrainSettings(dataset="mnist", latent_dim=MAX_SIZE, hidden_dim=1, seed=MAX_SEED)
+    torch.manual_seed(settings.seed)  # the largest seed is one torch takes
+    checkpoint = Checkpoint(
+        model=build_model(settings.model_config(num_classes=10)),
+        dataset="mnist",
+        class_names=[str(i) for i in range(10)],
+        epoch=1,
+        class_centroids=torch.zeros(10, MAX_SIZE),
+        training=asdict(settings),
+    )
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "wide.safetensors", checkpoint))
+    assert loaded.config.latent_dim == MAX_SIZE and TrainSettings.from_dict(loaded.training) == settings
+    with pytest.raises(UserError, match=f"--latent-dim must be at most {MAX_SIZE}"):
+        replace(settings, latent_dim=MAX_SIZE + 1)
+    assert FLAG_MAX_SEED is MAX_SEED  # sample's and eval's --seed: the same bound
+
+
+def test_a_model_larger_than_memory_is_refused_naming_the_flags(
+    mnist_dir: Path, tmp_path: Path, run_cli: Callable
+) -> None:
+    flags = ["--latent-dim", str(MAX_SIZE), "--hidden-dim", str(MAX_SIZE)]  # within the bound: 200 GB to train
+    result = run_cli("train", "--dataset", "mnist", *flags, "--data-dir", str(mnist_dir), "--out", str(tmp_path / "r"))
+    result.assert_one_line_error(f"--hidden-dim {MAX_SIZE} with --latent-dim {MAX_SIZE}", "GB free: lower them")
+    assert not (tmp_path / "r" / "last.safetensors").exists()
+    assert training_bytes(TrainSettings(latent_dim=MAX_SIZE, hidden_dim=MAX_SIZE)) > 200e9

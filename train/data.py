@@ -22,10 +22,14 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from models.errors import DataError
+from models.errors import CheckpointError, DataError
+
+if TYPE_CHECKING:
+    from models import Checkpoint
 
 DATASET_NAMES = ("fashion-mnist", "mnist")
 TORCHVISION_CLASSES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
@@ -274,3 +278,17 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None, download: boo
             f" not the real {dataset}'s 60000 and 10000"
         )
     return Dataset(name=dataset, class_names=CLASS_NAMES[dataset], train=train, test=test, source=source)
+
+
+def check_model_fits_data(checkpoint: "Checkpoint") -> None:
+    """A checkpoint of a dataset vae-tui knows must have that dataset's number of classes.
+
+    The image size (28x28) is checked by the loader; a checkpoint naming another dataset can
+    still be drawn (explore, sample), and eval and train refuse it by name.
+    """
+    names = CLASS_NAMES.get(checkpoint.dataset)
+    if names is not None and checkpoint.config.num_classes != len(names):
+        raise CheckpointError(
+            f"{checkpoint.path} holds a model of {checkpoint.config.num_classes} classes, but {checkpoint.dataset}"
+            f" has {len(names)}: it cannot be used with {checkpoint.dataset}"
+        )

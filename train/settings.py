@@ -1,9 +1,26 @@
-"""TrainSettings: what `vae-tui train` takes that shapes the result, validated."""
+"""TrainSettings: what `vae-tui train` takes that shapes the result, checked as flags and as checkpoint metadata."""
 
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-from models import ModelConfig, UserError
+import torch
+
+from models import MODEL_KINDS, CheckpointError, ModelConfig, UserError, parameter_count
+from models.limits import IMAGE_PIXELS, MAX_EPOCHS, MAX_SIZE, available_memory, gigabytes, seed_problem, shown
+from train.data import CLASS_NAMES, DATASET_NAMES, check_model_fits_data
+from train.evaluate import EVAL_BATCH
+
+if TYPE_CHECKING:
+    from models import Checkpoint
+
+FLOAT_BYTES = 4
+# Per parameter in training: the weight, its gradient and Adam's two moments (Kingma & Ba, 2015).
+TRAINING_COPIES = 4
+# Per image in a batch, the floats a step keeps for the backward pass: input and logits, two hidden
+# layers, mu, logvar and z; tripled for the gradients and the temporaries of the loss.
+ACTIVATION_COPIES = 3
+DATASET_BYTES = 70_000 * IMAGE_PIXELS * (1 + FLOAT_BYTES)  # the real data, as bytes on the host and floats on device
 
 
 @dataclass(frozen=True)
@@ -20,20 +37,98 @@ class TrainSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "latent_dim", "hidden_dim"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise UserError(f"--lr must be a positive number, got {self.lr}")
+        if found := _first_problem(self.__dict__):
+            name, problem = found
+            raise UserError(f"--{name.replace('_', '-')} {problem}")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainSettings":
-        """Settings from a checkpoint's `training` metadata; unknown keys are ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+    def from_dict(cls, values: object, source: str = "the checkpoint") -> "TrainSettings":
+        """Settings from a checkpoint's `training` metadata, every field checked; unknown keys are ignored."""
+        if not isinstance(values, dict):
+            raise CheckpointError(f"{source} has malformed training settings: {shown(values)}")
+        if found := _first_problem(values):
+            name, problem = found
+            raise CheckpointError(f"{source} has malformed training settings: {name} {problem}")
+        if missing := [f.name for f in fields(cls) if f.name not in values]:
+            raise CheckpointError(f"{source} has malformed training settings: {', '.join(missing)} missing")
+        return cls(**{f.name: float(values[f.name]) if f.name == "lr" else values[f.name] for f in fields(cls)})
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: "Checkpoint") -> "TrainSettings":
+        """The settings a resumable checkpoint was trained with, checked against its model and dataset."""
+        settings = cls.from_dict(checkpoint.training, str(checkpoint.path))
+        config = checkpoint.config
+        stored = {"model": settings.model, "hidden_dim": settings.hidden_dim, "latent_dim": settings.latent_dim}
+        actual = {"model": config.kind, "hidden_dim": config.hidden_dim, "latent_dim": config.latent_dim}
+        stored["dataset"], actual["dataset"] = settings.dataset, checkpoint.dataset
+        for name, value in stored.items():
+            if value != actual[name]:
+                raise CheckpointError(
+                    f"{checkpoint.path}: its training settings say {name} {shown(value)}, but its model and"
+                    f" metadata say {shown(actual[name])}"
+                )
+        check_model_fits_data(checkpoint)
+        return settings
 
     def model_config(self, num_classes: int) -> ModelConfig:
         """The model these settings describe."""
         return ModelConfig(
             kind=self.model, hidden_dim=self.hidden_dim, latent_dim=self.latent_dim, num_classes=num_classes
+        )
+
+
+def _first_problem(values: dict) -> tuple[str, str] | None:
+    """(field, why it is wrong) for the first field in values that TrainSettings would not take, or None."""
+    for name, value in values.items():
+        if (problem := _problem(name, value)) is not None:
+            return name, problem
+    return None
+
+
+def _problem(name: str, value: object) -> str | None:
+    """Why value is not one the field name takes, or None (also for names that are no field)."""
+    if name in ("model", "dataset"):
+        choices = MODEL_KINDS if name == "model" else DATASET_NAMES
+        ok = type(value) is str and value in choices
+        return None if ok else f"must be one of {', '.join(choices)}, got {shown(value)}"
+    if name == "seed":
+        return seed_problem(value)
+    if name == "lr":
+        ok = type(value) in (int, float) and math.isfinite(value) and value > 0
+        return None if ok else f"must be a positive number, got {shown(value)}"
+    high = {"epochs": MAX_EPOCHS, "batch_size": MAX_SIZE, "latent_dim": MAX_SIZE, "hidden_dim": MAX_SIZE}.get(name)
+    if high is None:
+        return None
+    if type(value) is not int:
+        return f"must be an integer, got {shown(value)}"
+    if value <= 0:
+        return f"must be a positive number, got {value}"
+    return f"must be at most {high}, got {shown(value)}" if value > high else None
+
+
+def training_bytes(settings: TrainSettings) -> int:
+    """About how much memory training with settings needs: parameters with Adam's state, the largest batch's
+    activations (a training step, or an evaluation batch), and the dataset."""
+    config = settings.model_config(len(CLASS_NAMES[settings.dataset]))
+    state = TRAINING_COPIES * parameter_count(config) * FLOAT_BYTES
+    per_image = 2 * IMAGE_PIXELS + 2 * config.hidden_dim + 3 * config.latent_dim
+    batch = max(settings.batch_size, EVAL_BATCH)
+    return state + ACTIVATION_COPIES * batch * per_image * FLOAT_BYTES + DATASET_BYTES
+
+
+def device_memory(device: torch.device) -> int:
+    """Bytes free for tensors on device: the GPU's free memory on CUDA, else the machine's available memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return available_memory()
+
+
+def check_memory(settings: TrainSettings, device: torch.device) -> None:
+    """Refuse, naming the size flags, settings whose training would not fit in device's free memory."""
+    need, free = training_bytes(settings), device_memory(device)
+    if need > free:
+        raise UserError(
+            f"--hidden-dim {settings.hidden_dim} with --latent-dim {settings.latent_dim} and --batch-size"
+            f" {settings.batch_size} needs about {gigabytes(need)} for the model, Adam's state and activations;"
+            f" {device} has {gigabytes(free)} free: lower them"
         )

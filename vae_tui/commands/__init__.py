@@ -7,6 +7,8 @@ so `vae-tui --help` and every `vae-tui COMMAND --help` stay fast.
 import argparse
 from collections.abc import Callable
 
+from models.limits import MAX_SEED  # what torch's generators take; train's settings check the same bound
+
 # The names of models.MODEL_KINDS and train.data.DATASET_NAMES, written out because importing
 # those modules imports torch; tests/test_cli_parser.py fails if they drift apart.
 MODELS = ("vae", "cvae")
@@ -14,8 +16,6 @@ DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 Commands = argparse._SubParsersAction  # what `add_parser` of each command module receives
-
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes at most a signed 64-bit integer
 
 
 def bounded_int(low: int, high: int) -> "Callable[[str], int]":

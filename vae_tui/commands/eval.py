@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from models import load_checkpoint
-    from train.data import CLASS_NAMES, load_dataset
+    from train.data import CLASS_NAMES, check_model_fits_data, load_dataset
     from train.device import resolve_device, unit_pixels
     from train.evaluate import evaluate_model
     from train.progress import make_eval_progress
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
     if checkpoint.dataset not in CLASS_NAMES:
         raise UserError(f"{args.checkpoint} was trained on {checkpoint.dataset!r}, which vae-tui cannot load")
+    check_model_fits_data(checkpoint)
     device = resolve_device(args.device)
     console = Console()
     with make_eval_progress(console, quiet=args.json) as progress:  # on stdout: piped or --json, it stays silent

@@ -61,10 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)  # decoding one small batch: threads cost more than they give
     checkpoint, source = resolve(args)
+    from train.data import check_model_fits_data
     from vae_tui.app import create_app
     from vae_tui.decoding import image_shape
 
     image_shape(checkpoint.config.input_dim)  # a model the explorer cannot draw stops here, on one line
+    check_model_fits_data(checkpoint)
     app = create_app(checkpoint, source, Path(args.exports))
     app.run()
     if app.return_code:  # Textual has printed what went wrong; a crash must not look like success

@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from models import load_checkpoint
+    from train.data import check_model_fits_data
     from train.grids import grid, save_png
     from vae_tui.decoding import Decoder
 
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"-o {args.output}: the output must be a .png file")
     torch.set_num_threads(1)  # the same bytes on every run and machine size
     checkpoint = load_checkpoint(args.checkpoint)
+    check_model_fits_data(checkpoint)
     if args.classes and len(args.classes) * args.n > MAX_IMAGES:
         raise UserError(f"{len(args.classes)} --class rows of --n {args.n} are more than {MAX_IMAGES} images")
     z, labels, columns = rows(args, checkpoint)

@@ -41,7 +41,7 @@ def _resume_settings(args: argparse.Namespace, checkpoint: "Checkpoint") -> "Tra
     """The checkpoint's settings; flags may only repeat them, except --epochs, which may extend."""
     from train.settings import TrainSettings
 
-    stored = TrainSettings.from_dict(checkpoint.training)
+    stored = TrainSettings.from_checkpoint(checkpoint)  # every field checked, and against the model
     given = _given_settings(args)
     conflicts = [
         f"--{name.replace('_', '-')} {value} (checkpoint: {getattr(stored, name)})"
@@ -110,10 +110,12 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
     from train.device import resolve_device
     from train.loop import Trainer
     from train.progress import make_progress
+    from train.settings import check_memory
 
     device = resolve_device(args.device)
     resume, settings, data, out_dir, lock = _start_resumed(args) if args.resume else _start_new(args, stop)
     try:
+        check_memory(settings, device)  # sizes that would not fit stop here, on one line naming the flags
         progress = make_progress(Console())
         reach("start", "model")
         trainer = Trainer(settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs)
