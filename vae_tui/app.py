@@ -4,12 +4,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.markup import escape
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
 
 from models import Checkpoint
 from models.text import printable
-from vae_tui.keys import APP_KEYS, EXPLORER_KEYS, bindings
+from vae_tui.keys import APP_KEYS, EXPLORER_KEYS, bindings, palette_title
 from vae_tui.screens.explorer import ExplorerScreen
 from vae_tui.screens.help import HelpScreen
 
@@ -19,11 +21,15 @@ class ExplorerApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "vae-tui"
-    BINDINGS = [b for b in bindings(APP_KEYS) if b.action != "command_palette"]
+    BINDINGS = [
+        *(b for b in bindings(APP_KEYS) if b.action != "command_palette"),
+        Binding("escape", "hide_help_panel", "Close the keys panel", show=False),
+    ]
 
     def __init__(self, checkpoint: Checkpoint, source: str, exports_dir: Path = Path("exports")) -> None:
         super().__init__()
         self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
+        self.shown_notifications: dict[tuple[str, str, str], Notification] = {}  # by (message, title, severity)
 
     def get_default_screen(self) -> Screen:
         return ExplorerScreen(self.checkpoint, self.source, self.exports_dir)
@@ -32,6 +38,30 @@ class ExplorerApp(App):
     def explorer(self) -> ExplorerScreen:
         """The main screen (also while a dialog is on top)."""
         return self.screen_stack[0]  # type: ignore[return-value]
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """As App.notify, except that a message still on screen is not stacked again: the toast shown stays."""
+        timeout = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        notification = Notification(message, title, severity, timeout, markup=markup)
+        shown = self.shown_notifications.get((message, title, severity))
+        if shown is not None and not shown.has_expired:
+            notification.identity = shown.identity  # Textual keeps one toast per identity
+        else:
+            self.shown_notifications[message, title, severity] = notification
+        self.post_message(Notify(notification))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_help_panel":  # escape closes Textual's keys panel, and only it
+            return bool(self.screen.query("HelpPanel"))
+        return super().check_action(action, parameters)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -47,9 +77,10 @@ class ExplorerApp(App):
                     continue
                 title = f"Pick class {label}: {escape(printable(names[label]))}"  # the palette reads titles as markup
             else:
-                title = key.description
+                title = palette_title(key)
             yield SystemCommand(title, f"key: {key.display}", lambda action=key.action: self._run_on_explorer(action))
-        yield SystemCommand("Show every key", "key: ?", self.action_help)
+        help_key = next(key for key in APP_KEYS if key.action == "help")
+        yield SystemCommand(palette_title(help_key), f"key: {help_key.display}", self.action_help)
 
     def _run_on_explorer(self, action: str) -> None:
         self.call_later(self.explorer.run_action, action)

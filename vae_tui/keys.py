@@ -43,6 +43,13 @@ APP_KEYS = [
 FOOTER_DISPLAY = {"up,k": "\u2191\u2193", "left,h": "\u2190\u2192", "left_square_bracket": "[ ]"}
 
 
+def palette_title(key: Key) -> str:
+    """The key's command-palette title: it contains the footer word, so typing what the footer shows finds it."""
+    if not key.footer or key.footer in key.description.lower():
+        return key.description
+    return f"{key.footer.capitalize()}: {key.description[0].lower()}{key.description[1:]}"
+
+
 def bindings(keys: list[Key]) -> list[Binding]:
     """Textual bindings for keys; those with a footer label show in the footer."""
     return [
