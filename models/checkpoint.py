@@ -24,7 +24,7 @@ from models.atomic import write_atomic
 from models.checkpoint_file import MAX_HEADER_BYTES, METADATA_KEY, Layout, read_layout, read_tensors
 from models.errors import CheckpointError
 from models.limits import IMAGE_PIXELS, IMAGE_SIDE, MAX_SIZE, shown
-from models.resume import ResumeState, resume_state
+from models.resume import ResumeState, parameter_index, resume_state
 from models.text import mostly_control, printable
 from models.vae import MODEL_KINDS, VAE, ModelConfig, build_model
 from models.version import package_version
@@ -209,17 +209,18 @@ def _check_layout(layout: Layout, expected: dict[str, torch.Tensor], config: Mod
             raise CheckpointError(
                 f"{path}: {name.removeprefix('model.')} has shape {layout.entries[name].shape}, expected {shape}"
             )
-    parameters = list(shapes.values())[:-1]
+    parameters = [tuple(t.shape) for t in expected.values()]  # in the order Adam numbers them
     max_resume = max(config.num_classes * config.latent_dim, 1 << 16)
     for name, entry in layout.entries.items():
         if name in shapes:
             continue
         kind, _, rest = name.partition(".")
-        index = rest.partition(".")[0]
+        index, _, key = rest.partition(".")
+        position = parameter_index(index, len(parameters))
         if kind == "model":
             raise CheckpointError(f"{path} has weights this model does not: {shown(rest)}")
-        if kind == "optimizer" and index.isdigit() and int(index) < len(parameters):
-            if entry.shape not in ((), parameters[int(index)]):
+        if kind == "optimizer" and position is not None and key:
+            if entry.shape not in ((), parameters[position]):
                 raise CheckpointError(f"{path} has malformed optimizer state: {shown(name)} has shape {entry.shape}")
         elif kind == "resume" and rest:
             if math.prod(entry.shape) > max_resume:

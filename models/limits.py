@@ -3,6 +3,7 @@
 Torch-free, so that the command line can name the bounds in --help without importing torch.
 """
 
+import math
 import os
 
 IMAGE_SIDE = 28  # FashionMNIST's and MNIST's images, the only ones vae-tui trains on and draws
@@ -21,6 +22,13 @@ def shown(value: object) -> str:
         return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def finite_number(value: object) -> bool:
+    """Whether value is a finite float, or an int a float can hold (bool is neither)."""
+    if type(value) is int:
+        return value.bit_length() <= 1023
+    return type(value) is float and math.isfinite(value)
 
 
 def size_problem(value: object, low: int = 1, high: int = MAX_SIZE) -> str | None:

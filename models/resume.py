@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from models.errors import CheckpointError
-from models.limits import shown
+from models.limits import finite_number, shown
 
 
 @dataclass
@@ -24,6 +24,14 @@ ADAM_FLAGS = ("amsgrad", "maximize", "differentiable", "decoupled_weight_decay")
 ADAM_OPTIONAL_FLAGS = ("foreach", "fused", "capturable")  # True, False or None (torch picks)
 ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")  # per parameter, once it has taken a step
 MAX_RNG_BYTES = 1 << 16  # a CPU generator's state is 5056 bytes; MPS's a few hundred
+
+
+def parameter_index(text: str, count: int) -> int | None:
+    """text as the index of one of count parameters ("0", "1" ...), or None if it is not one."""
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(count))):
+        return None
+    index = int(text)
+    return index if index < count else None
 
 
 def resume_state(
@@ -76,24 +84,20 @@ def _param_groups(raw: object, n_params: int, path: Path) -> list[dict]:
     return groups
 
 
-def _finite_number(value: object) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
-
-
 def _group_value_problem(key: str, value: object) -> str | None:
     """Why a param group's setting is not one Adam takes, or None."""
     if key in ADAM_NUMBERS:
-        ok = _finite_number(value) and value >= 0
+        ok = finite_number(value) and value >= 0
         return None if ok else f"must be a finite number, not negative; got {shown(value)}"
     if key == "betas":
-        ok = isinstance(value, list) and len(value) == 2 and all(_finite_number(b) and 0 <= b < 1 for b in value)
+        ok = isinstance(value, list) and len(value) == 2 and all(finite_number(b) and 0 <= b < 1 for b in value)
         return None if ok else f"must be two numbers from 0 to 1; got {shown(value)}"
     if key in ADAM_FLAGS:
         return None if type(value) is bool else f"must be true or false; got {shown(value)}"
     if key in ADAM_OPTIONAL_FLAGS:
         return None if value is None or type(value) is bool else f"must be true, false or null; got {shown(value)}"
     # a setting a later torch may add: kept if it is a flag or a number, refused otherwise
-    if value is None or type(value) is bool or _finite_number(value):
+    if value is None or type(value) is bool or finite_number(value):
         return None
     return f"is of a type Adam does not take; got {shown(value)}"
 
@@ -107,21 +111,24 @@ def _optimizer_state(
         raise _bad(path, "scalars must be an object")
     state: dict[int, dict] = {}
     for index, values in scalars.items():  # written by a torch whose step was a number
-        if not (index.isdigit() and int(index) < len(shapes) and isinstance(values, dict) and set(values) <= {"step"}):
+        position = parameter_index(index, len(shapes))
+        if position is None or not isinstance(values, dict) or not set(values) <= {"step"}:
             raise _bad(path, f"unexpected scalars {shown(index)}")
         step = values.get("step", 0)
-        if not (_finite_number(step) and step >= 0):
+        if not (finite_number(step) and step >= 0):
             raise _bad(path, f"step must be a number, not negative; got {shown(step)}")
-        state.setdefault(int(index), {})["step"] = torch.tensor(float(step))
+        state.setdefault(position, {})["step"] = torch.tensor(float(step))
     for name, value in tensors.items():
         if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
+            _, index, key = name.split(".", 2)  # the index was checked with the header's shapes
             state.setdefault(int(index), {})[key] = value
     required = (*ADAM_STATE, "max_exp_avg_sq") if amsgrad else ADAM_STATE
     for index, values in state.items():
         if missing := [key for key in required if key not in values]:
             raise _bad(path, f"parameter {index} lacks {', '.join(missing)}")
-        if any(not v.is_floating_point() or not torch.isfinite(v).all() for v in values.values()):
+        if any(v.dtype != torch.float32 for v in values.values()):  # as vae-tui writes it, and fused Adam takes it
+            raise _bad(path, f"parameter {index}'s state must be float32")
+        if any(not torch.isfinite(v).all() for v in values.values()):
             raise CheckpointError(f"{path}: its optimizer state contains NaN or infinite values")
         for key, value in values.items():
             if tuple(value.shape) != (() if key == "step" else shapes[index]):

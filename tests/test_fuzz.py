@@ -1,23 +1,33 @@
-"""Fuzzing the checkpoint loader and the IDX reader: whatever the bytes, only our own errors come out.
+"""Fuzzing the checkpoint loader, its metadata, the training settings and the IDX reader: only our own errors come out.
 
 A few hundred examples run in the suite; VAE_TUI_FUZZ_EXAMPLES=20000 runs more.
 """
 
 import contextlib
+import copy
 import gzip
+import hashlib
+import json
 import os
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import NamedTuple
 from unittest import mock
 
 import pytest
+import safetensors.torch
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models import CheckpointError, DataError, load_checkpoint, save_checkpoint
-from tests.conftest import idx_bytes, make_split
+from models import Checkpoint, CheckpointError, DataError, UserError, build_model, load_checkpoint, save_checkpoint
+from models.checkpoint import METADATA_KEY, _data_offset
+from models.limits import MAX_EPOCHS, MAX_SEED, MAX_SIZE
+from tests.conftest import TINY_SETTINGS, idx_bytes, make_split
 from train import data as data_module
 from train.data import parse_idx, read_idx_bytes
+from train.settings import TrainSettings
 
 EXAMPLES = int(os.environ.get("VAE_TUI_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
@@ -27,8 +37,10 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def valid_checkpoint(tmp_path_factory: pytest.TempPathFactory, make_checkpoint: Callable) -> bytes:
-    path = tmp_path_factory.mktemp("fuzz") / "valid.safetensors"
-    return save_checkpoint(path, make_checkpoint(resume=True)).read_bytes()
+    """A resumable checkpoint whose training settings are complete and match its model."""
+    checkpoint = make_checkpoint(resume=True)
+    checkpoint.training = asdict(TINY_SETTINGS)
+    return save_checkpoint(tmp_path_factory.mktemp("fuzz") / "valid.safetensors", checkpoint).read_bytes()
 
 
 def mutate(data: bytes, edits: list[tuple[int, int, int]], cut: int | None) -> bytes:
@@ -54,10 +66,33 @@ HEADER_EDITS = st.lists(
 
 
 def load_only_our_errors(path: Path, blob: bytes) -> None:
+    """Load blob as a checkpoint, weights only and to resume; what loads must also resume and train a step."""
     path.write_bytes(blob)
     for with_resume in (False, True):
-        with contextlib.suppress(CheckpointError):
-            load_checkpoint(path, with_resume=with_resume)
+        with contextlib.suppress(UserError):
+            checkpoint = load_checkpoint(path, with_resume=with_resume)
+            if with_resume:
+                resume_one_step(checkpoint)
+
+
+def resume_one_step(checkpoint: Checkpoint) -> None:
+    """What `train --resume` does with a checkpoint before its first batch, then one Adam step as the Trainer takes it
+    (fused, on the CPU); raises only UserError for what it refuses."""
+    training = TrainSettings.from_checkpoint(checkpoint)
+    model = build_model(training.model_config(num_classes=10))
+    model.load_state_dict(checkpoint.model.state_dict())
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.lr, fused=True)
+    try:  # as Trainer._restore: a state of another shape is refused there in one line
+        optimizer.load_state_dict(checkpoint.resume.optimizer)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(str(e)) from None
+    for group in optimizer.param_groups:
+        group.update({"fused": True, "foreach": None, "capturable": False})
+    for name, state in checkpoint.resume.tensors.items():
+        if name.startswith("rng") and name.endswith(".cpu"):
+            torch.Generator().set_state(state)
+    model.loss(torch.rand(4, 784), torch.arange(4))[0].backward()
+    optimizer.step()
 
 
 @FUZZ
@@ -104,3 +139,165 @@ def test_idx_mutations(tmp_path: Path, kind: str, gz: bool, edits: list, cut: in
     # MNIST with no MD5 known, so that every mutation reaches gunzip and the IDX parser
     with contextlib.suppress(DataError), mock.patch.object(data_module, "_torchvision_md5", lambda dataset: {}):
         parse_idx(read_idx_bytes(path, "mnist"), path, 3 if kind == "images" else 1)
+
+
+# --- the metadata's fields: types, ranges, huge integers, markup and control characters -----
+
+HUGE = "HUGE_INTEGER"  # written into the JSON text as 5000 digits: json.dumps cannot write such an int
+HOSTILE_STRINGS = [
+    "",
+    "[/]",
+    "[link=http://x]a[/link]",
+    "\x1b]2;pwned\x07",
+    "\x1b[2J",
+    "\x9b31m",
+    "\u202eevil",
+    "\ud800",
+]
+HOSTILE_STRINGS += ["128", "1e-3", "abc", "vae", "cvae", "mnist", "fashion-mnist", "NaN", HUGE, "-" + HUGE]
+BOUNDS = [0, 1, -1, 2, 9, 10, 784, 2**31, MAX_SIZE, MAX_SIZE + 1, MAX_EPOCHS + 1, MAX_SEED, MAX_SEED + 1, 2**64, 10**30]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(BOUNDS),
+    st.floats(allow_subnormal=False),  # train.loop flushes denormals to zero (hypothesis checks)
+    st.sampled_from(HOSTILE_STRINGS),
+    st.text(max_size=12),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+FIELDS = [
+    ("format_version",), ("model",), ("model", "kind"), ("model", "input_dim"), ("model", "hidden_dim"),
+    ("model", "latent_dim"), ("model", "num_classes"), ("dataset",), ("class_names",), ("class_names", 0),
+    ("class_names", 9), ("epoch",), ("metrics",), ("metrics", "test_loss"), ("training",),
+    *[("training", f.name) for f in fields(TrainSettings)], ("package_version",), ("created",), ("optimizer",),
+    ("optimizer", "param_groups"), ("optimizer", "param_groups", 0), ("optimizer", "scalars"),
+    ("optimizer", "scalars", "0"), ("optimizer", "scalars", "0", "step"),
+    *[("optimizer", "param_groups", 0, key) for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")],
+    *[("optimizer", "param_groups", 0, key) for key in ("foreach", "fused", "capturable", "params", "extra")],
+    ("resume",), ("resume", "epoch"), ("resume", "step"), ("resume", "best_epoch"), ("resume", "best_test_loss"),
+]  # fmt: skip
+EDIT = st.tuples(st.sampled_from(FIELDS), st.booleans(), VALUES)  # (field, delete it?, else its new value)
+
+
+class Parts(NamedTuple):
+    """A checkpoint's tensors and metadata, to edit and sign again; shown short in hypothesis' reports."""
+
+    tensors: dict[str, torch.Tensor]
+    info: dict
+
+    def __repr__(self) -> str:
+        return "<the valid checkpoint's tensors and metadata>"
+
+
+@pytest.fixture(scope="module")
+def valid_parts(valid_checkpoint: bytes) -> Parts:
+    """The valid checkpoint's tensors and metadata."""
+    header = json.loads(valid_checkpoint[8 : _data_offset(valid_checkpoint)])
+    return Parts(safetensors.torch.load(valid_checkpoint), json.loads(header["__metadata__"][METADATA_KEY]))
+
+
+def edited(info: dict, edits: list[tuple[tuple, bool, object]]) -> dict:
+    """A copy of info with each edit applied where its path still leads to an object or list."""
+    info = copy.deepcopy(info)
+    for path, delete, value in edits:
+        parent = info
+        for key in path[:-1]:
+            parent = parent[key] if isinstance(parent, dict | list) and _has(parent, key) else None
+        if isinstance(parent, dict | list) and (_has(parent, path[-1]) or isinstance(parent, dict)):
+            if delete and _has(parent, path[-1]):
+                del parent[path[-1]]
+            elif not delete:
+                parent[path[-1]] = value
+    return info
+
+
+def _has(container: dict | list, key: object) -> bool:
+    return key in container if isinstance(container, dict) else isinstance(key, int) and key < len(container)
+
+
+def signed(tensors: dict, info: dict) -> bytes:
+    """A checkpoint of tensors with metadata info, its checksum matching (the HUGE strings as 5000-digit integers)."""
+    unsigned = safetensors.torch.save(tensors)
+    info = {**info, "sha256": hashlib.sha256(unsigned[_data_offset(unsigned) :]).hexdigest()}
+    text = json.dumps(info).replace(f'"{HUGE}"', "9" * 5000).replace(f'"-{HUGE}"', "-" + "9" * 5000)
+    return safetensors.torch.save(tensors, metadata={METADATA_KEY: text})
+
+
+@FUZZ
+@given(edits=st.lists(EDIT, min_size=1, max_size=3))
+def test_checkpoint_metadata_fields(tmp_path: Path, valid_parts: Parts, edits: list) -> None:
+    """Fields replaced or deleted, the file signed again: the loader and the resume see values a buggy or hostile
+    writer could leave."""
+    tensors, info = valid_parts
+    load_only_our_errors(tmp_path / "fields.safetensors", signed(tensors, edited(info, edits)))
+
+
+TENSOR_NAMES = ["resume.rng_now.cpu", "resume.rng_epoch_start.cpu", "resume.rng_now.cuda", "resume.rng_now.mps"]
+TENSOR_NAMES += [
+    "resume.loss_sum",
+    "optimizer.0.step",
+    "optimizer.0.exp_avg",
+    "optimizer.9.exp_avg_sq",
+    "class_centroids",
+]
+TENSOR_NAMES += ["model.to_mu.bias", "optimizer.10.step", "optimizer.0.max_exp_avg_sq", "resume", "junk"]
+DTYPES = [torch.uint8, torch.float32, torch.float64, torch.int64, torch.bool, torch.float16]
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(TENSOR_NAMES),
+    delete=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+    shape=st.lists(st.integers(0, 6000), max_size=2),
+    fill=st.sampled_from([0.0, 1.0, -1.0, float("nan"), 255.0]),
+)
+def test_checkpoint_resume_tensors(
+    tmp_path: Path,
+    valid_parts: Parts,
+    name: str,
+    delete: bool,
+    dtype: torch.dtype,
+    shape: list,
+    fill: float,
+) -> None:
+    """RNG states, Adam's state and weights replaced by tensors of another dtype, shape or content, or removed."""
+    tensors, info = valid_parts
+    tensors = dict(tensors)
+    if delete:
+        tensors.pop(name, None)
+    elif 0 < torch.Size(shape).numel() <= 1 << 16 or not shape:
+        tensors[name] = torch.full(shape, fill).to(dtype)
+    load_only_our_errors(tmp_path / "tensors.safetensors", signed(tensors, info))
+
+
+SETTING_NAMES = [f.name for f in fields(TrainSettings)]
+
+
+@FUZZ
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(SETTING_NAMES) | st.text(max_size=4), VALUES | st.just(10**5000), max_size=4
+    ),
+    drop=st.lists(st.sampled_from(SETTING_NAMES), max_size=2),
+)
+def test_train_settings_from_metadata(changes: dict, drop: list) -> None:
+    """Settings as read from a checkpoint: refused with a UserError, or every field of its type and in its range."""
+    values = {**asdict(TINY_SETTINGS), **changes}
+    for name in drop:
+        values.pop(name, None)
+    try:
+        training = TrainSettings.from_dict(values)
+    except UserError:
+        return
+    assert type(training.lr) is float and training.lr > 0
+    sizes = (training.batch_size, training.latent_dim, training.hidden_dim)
+    assert all(type(n) is int and 0 < n <= MAX_SIZE for n in sizes) and 0 < training.epochs <= MAX_EPOCHS
+    assert type(training.seed) is int and 0 <= training.seed <= MAX_SEED
+    torch.Generator().manual_seed(training.seed)
+    training.model_config(num_classes=10)

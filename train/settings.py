@@ -1,13 +1,21 @@
 """TrainSettings: what `vae-tui train` takes that shapes the result, checked as flags and as checkpoint metadata."""
 
-import math
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 import torch
 
 from models import MODEL_KINDS, CheckpointError, ModelConfig, UserError, parameter_count
-from models.limits import IMAGE_PIXELS, MAX_EPOCHS, MAX_SIZE, available_memory, gigabytes, seed_problem, shown
+from models.limits import (
+    IMAGE_PIXELS,
+    MAX_EPOCHS,
+    MAX_SIZE,
+    available_memory,
+    finite_number,
+    gigabytes,
+    seed_problem,
+    shown,
+)
 from train.data import CLASS_NAMES, DATASET_NAMES, check_model_fits_data
 from train.evaluate import EVAL_BATCH
 
@@ -94,7 +102,7 @@ def _problem(name: str, value: object) -> str | None:
     if name == "seed":
         return seed_problem(value)
     if name == "lr":
-        ok = type(value) in (int, float) and math.isfinite(value) and value > 0
+        ok = finite_number(value) and value > 0
         return None if ok else f"must be a positive number, got {shown(value)}"
     high = {"epochs": MAX_EPOCHS, "batch_size": MAX_SIZE, "latent_dim": MAX_SIZE, "hidden_dim": MAX_SIZE}.get(name)
     if high is None:
