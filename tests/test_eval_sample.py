@@ -16,7 +16,9 @@ from models import load_checkpoint
 from tests.conftest import TINY_FLAGS, write_dataset
 from tests.terminal import run_in_pty
 from train.evaluate import evaluate_model, iwae_log_likelihood
-from vae_tui.commands.explore import pretrained_path
+from vae_tui.cli import build_parser
+from vae_tui.commands import pretrained_names
+from vae_tui.commands.explore import pretrained_path, resolve
 from vae_tui.decoding import Decoder
 
 
@@ -190,3 +192,38 @@ def test_sample_errors(tmp_path: Path, run_cli: Callable, args: list[str], fragm
 
 def test_sample_refuses_non_png(tmp_path: Path, run_cli: Callable) -> None:
     run_cli("sample", str(pretrained_path("vae")), "-o", str(tmp_path / "x.jpg")).assert_one_line_error(".png")
+
+
+@pytest.mark.parametrize("name", pretrained_names())
+def test_pretrained_names_the_bundled_file_in_every_command(tmp_path: Path, run_cli: Callable, name: str) -> None:
+    assert name in ("vae", "cvae") or pretrained_path(name).is_file()
+    by_name, by_path = tmp_path / "by-name.png", tmp_path / "by-path.png"
+    assert run_cli("sample", "--pretrained", name, "-o", str(by_name)).code == 0
+    assert run_cli("sample", str(pretrained_path(name)), "-o", str(by_path)).code == 0
+    assert by_name.read_bytes() == by_path.read_bytes()
+    checkpoint, source = resolve(build_parser().parse_args(["explore", "--pretrained", name]))
+    assert checkpoint.path == pretrained_path(name) and source == f"bundled pretrained {name.upper()}"
+    # eval found the bundled checkpoint: it goes on to look for its dataset (FashionMNIST), here in an empty folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("eval", "--pretrained", name, "--data-dir", str(empty))
+    result.assert_one_line_error("fashion-mnist")
+    assert "checkpoint" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["eval"], ["sample", "-o", "x.png"], ["explore"]])
+def test_a_checkpoint_and_pretrained_together_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(*command, str(pretrained_path("vae")), "--pretrained", "vae")
+    result.assert_one_line_error("give a checkpoint", "or --pretrained vae, not both")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("command", [["eval"], ["sample", "-o", "x.png"]])
+def test_no_checkpoint_at_all_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_cli(*command).assert_one_line_error("give a checkpoint file (CKPT) or --pretrained {cvae,vae}")

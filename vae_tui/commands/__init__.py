@@ -6,8 +6,11 @@ so `vae-tui --help` and every `vae-tui COMMAND --help` stay fast.
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
+from models.errors import UserError
 from models.limits import MAX_SEED  # what torch's generators take; train's settings check the same bound
+from models.text import printable
 
 # The names of models.MODEL_KINDS and train.data.DATASET_NAMES, written out because importing
 # those modules imports torch; tests/test_cli_parser.py fails if they drift apart.
@@ -16,6 +19,8 @@ DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 Commands = argparse._SubParsersAction  # what `add_parser` of each command module receives
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "weights"  # the checkpoints that ship with the package
 
 
 def bounded_int(low: int, high: int) -> "Callable[[str], int]":
@@ -41,9 +46,43 @@ def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
-    """CKPT, the checkpoint file of the commands that read one."""
-    parser.add_argument("checkpoint", metavar="CKPT", help="a .safetensors checkpoint")
+def pretrained_names() -> list[str]:
+    """The names of the bundled checkpoints: vae_tui/weights/NAME.safetensors."""
+    return sorted(path.stem for path in PRETRAINED_DIR.glob("*.safetensors"))
+
+
+def pretrained_path(name: str) -> Path:
+    """The bundled checkpoint of that name."""
+    return PRETRAINED_DIR / f"{name}.safetensors"
+
+
+def add_checkpoint_argument(parser: argparse.ArgumentParser, what: str = "a .safetensors checkpoint") -> None:
+    """CKPT, the checkpoint file of the commands that read one, and --pretrained NAME instead of it."""
+    parser.add_argument("checkpoint", nargs="?", metavar="CKPT", help=f"{what} (or --pretrained NAME)")
+    names = pretrained_names()
+    parser.add_argument(
+        "--pretrained",
+        choices=names,
+        metavar="NAME",
+        help=f"a checkpoint that ships with vae-tui instead of CKPT: {', '.join(names)} (trained on FashionMNIST)",
+    )
+
+
+def checkpoint_path(args: argparse.Namespace) -> Path | None:
+    """The file CKPT or --pretrained names; None when neither is given, a UserError when both are."""
+    if args.checkpoint and args.pretrained:
+        raise UserError(f"give a checkpoint ({printable(args.checkpoint)}) or --pretrained {args.pretrained}, not both")
+    if args.pretrained:
+        return pretrained_path(args.pretrained)
+    return Path(args.checkpoint) if args.checkpoint else None
+
+
+def required_checkpoint_path(args: argparse.Namespace) -> Path:
+    """checkpoint_path, for a command that cannot go on without one."""
+    path = checkpoint_path(args)
+    if path is None:
+        raise UserError(f"give a checkpoint file (CKPT) or --pretrained {{{','.join(pretrained_names())}}}")
+    return path
 
 
 def add_device_and_data_flags(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 from models.errors import UserError
 from models.text import printable
-from vae_tui.commands import Commands, add_checkpoint_argument, add_device_and_data_flags, add_seed_flag, bounded_int
+from vae_tui.commands import (
+    Commands,
+    add_checkpoint_argument,
+    add_device_and_data_flags,
+    add_seed_flag,
+    bounded_int,
+    required_checkpoint_path,
+)
 
 MAX_SAMPLES = 10_000  # K = 1000 takes about 45 s for the 10,000 test images on 2 CPU cores; time grows with K
 
@@ -75,9 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from train.evaluate import evaluate_model
     from train.progress import make_eval_progress
 
-    checkpoint = load_checkpoint(args.checkpoint)
+    path = required_checkpoint_path(args)
+    checkpoint = load_checkpoint(path)
     if checkpoint.dataset not in CLASS_NAMES:
-        raise UserError(f"{args.checkpoint} was trained on {checkpoint.dataset!r}, which vae-tui cannot load")
+        raise UserError(f"{path} was trained on {checkpoint.dataset!r}, which vae-tui cannot load")
     check_model_fits_data(checkpoint)
     device = resolve_device(args.device)
     console = Console()
@@ -102,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "checkpoint": str(args.checkpoint),
+                    "checkpoint": str(path),
                     "dataset": checkpoint.dataset,
                     "seconds": seconds,
                     **evaluation.to_dict(),
@@ -112,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     kind = checkpoint.config.kind.upper()
-    title = f"{kind} · {checkpoint.dataset} test set ({evaluation.images} images) · {args.checkpoint}"
+    title = f"{kind} · {checkpoint.dataset} test set ({evaluation.images} images) · {path}"
     for part in table(evaluation, title):
         console.print(part)
     console.print(f"{seconds:.1f} s on {device}, seed {args.seed}", highlight=False)

@@ -5,17 +5,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vae_tui.commands import MODELS, Commands
+from vae_tui.commands import Commands, add_checkpoint_argument, checkpoint_path, pretrained_path
 
 if TYPE_CHECKING:
     from models import Checkpoint
-
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-
-def pretrained_path(kind: str) -> Path:
-    """The bundled FashionMNIST checkpoint of that kind."""
-    return PRETRAINED_DIR / f"{kind}.safetensors"
 
 
 def newest_run_checkpoint(runs: Path = Path("runs")) -> Path | None:
@@ -28,15 +21,16 @@ def resolve(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
     """The checkpoint to open and how to name its source in the header."""
     from models import load_checkpoint
 
-    if args.checkpoint:
-        path = Path(args.checkpoint)
+    path = checkpoint_path(args)
+    if args.pretrained:
+        return load_checkpoint(path), f"bundled pretrained {args.pretrained.upper()}"
+    if path is not None:
         if path.is_dir():  # a run folder: open its best checkpoint
             path = path / "best.safetensors"
         return load_checkpoint(path), str(path)
-    if not args.pretrained and (newest := newest_run_checkpoint()):
+    if newest := newest_run_checkpoint():
         return load_checkpoint(newest), str(newest)
-    kind = args.pretrained or "cvae"
-    return load_checkpoint(pretrained_path(kind), expect_kind=kind), f"bundled pretrained {kind.upper()}"
+    return load_checkpoint(pretrained_path("cvae"), expect_kind="cvae"), "bundled pretrained CVAE"
 
 
 def add_parser(commands: Commands) -> None:
@@ -44,11 +38,10 @@ def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "explore",
         help="open the latent explorer (Textual app) on a checkpoint",
-        description="Pick a class, nudge latent dimensions and watch the decoded image. With no CHECKPOINT: "
+        description="Pick a class, nudge latent dimensions and watch the decoded image. With no CKPT: "
         "the newest runs/*/best.safetensors, else the pretrained CVAE that ships with vae-tui.",
     )
-    parser.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT", help="a .safetensors file or a run folder")
-    parser.add_argument("--pretrained", choices=MODELS, help="open the bundled pretrained VAE or CVAE")
+    add_checkpoint_argument(parser, "a .safetensors file or a run folder")
     parser.add_argument(
         "--exports", metavar="DIR", default="exports", help="where s and g save PNGs (default: exports)"
     )

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 from models.errors import UserError
 from models.text import printable
-from vae_tui.commands import MAX_SEED, Commands, add_checkpoint_argument, add_seed_flag, bounded_int
+from vae_tui.commands import (
+    MAX_SEED,
+    Commands,
+    add_checkpoint_argument,
+    add_seed_flag,
+    bounded_int,
+    required_checkpoint_path,
+)
 
 # Caps that keep a grid a picture, not a memory bomb: 4096 images of 28x28 are 13 MB of floats,
 # and 16384 px is the longest side a PNG viewer reliably opens.
@@ -128,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() != ".png":
         raise UserError(f"-o {args.output}: the output must be a .png file")
     torch.set_num_threads(1)  # the same bytes on every run and machine size
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = load_checkpoint(required_checkpoint_path(args))
     check_model_fits_data(checkpoint)
     if args.classes and len(args.classes) * args.n > MAX_IMAGES:
         raise UserError(f"{len(args.classes)} --class rows of --n {args.n} are more than {MAX_IMAGES} images")

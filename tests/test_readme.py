@@ -1,0 +1,89 @@
+"""Every ```sh example in README.md runs as written, each block in an empty folder, except the marked lines."""
+
+import re
+import shlex
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REAL_FASHION_MNIST
+from vae_tui.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+MARKERS = ("needs network", "interactive", "takes minutes")  # what a line that is not run says first in its comment
+NEEDS_FASHION_MNIST = ("train", "eval")  # commands that read the dataset of the bundled models
+
+
+def sh_blocks(text: str) -> list[list[str]]:
+    """The lines of each ```sh block, continuation lines joined, blank lines and whole-line comments left out."""
+    blocks = []
+    for body in re.findall(r"^```sh\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE):
+        joined = re.sub(r"\\\n\s*", " ", body)
+        blocks.append(
+            [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        )
+    return blocks
+
+
+def split_comment(line: str) -> tuple[str, str]:
+    """A line's command and its trailing comment ('' if none)."""
+    command, *comment = re.split(r"\s+#\s*", line, maxsplit=1)
+    return command, comment[0] if comment else ""
+
+
+def marker(line: str) -> str | None:
+    """The marker a line's comment starts with, if any: such a line is not run."""
+    comment = split_comment(line)[1]
+    return next((m for m in MARKERS if comment.startswith(m)), None)
+
+
+BLOCKS = sh_blocks(README.read_text())
+
+
+def test_the_readme_has_examples_and_each_excluded_line_says_why() -> None:
+    lines = [line for block in BLOCKS for line in block]
+    run = [line for line in lines if marker(line) is None]
+    assert len(BLOCKS) >= 8 and len(run) >= 8, "the README's examples went missing, or nearly all are excluded"
+    for line in lines:
+        command = split_comment(line)[0]
+        if "explore" in shlex.split(command) or "vae-tui explore" in command:
+            assert marker(line) is not None and "interactive" in split_comment(line)[1], line
+        if "--download" in command or "pip install" in command:
+            assert marker(line) is not None and "needs network" in split_comment(line)[1], line
+
+
+@pytest.mark.parametrize(
+    "block", BLOCKS, ids=[f"{i}-{split_comment(block[0])[0][:40].strip()}" for i, block in enumerate(BLOCKS)]
+)
+def test_readme_block_runs_as_written(
+    block: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ran = 0
+    for line in block:
+        if marker(line) is not None:
+            continue
+        argv = shlex.split(split_comment(line)[0])
+        redirect = None
+        if len(argv) >= 2 and argv[-2] == ">":
+            argv, redirect = argv[:-2], Path(argv[-1])
+        assert argv[0] == "vae-tui" and not {">", "|", "&&", ";"} & set(argv), (
+            f"the test runs `vae-tui ...` lines only: mark this line or teach the test: {line}"
+        )
+        if argv[1] in NEEDS_FASHION_MNIST and not REAL_FASHION_MNIST.is_dir():
+            pytest.skip("Debian's dataset-fashion-mnist is not installed")
+        capsys.readouterr()
+        if redirect is None:
+            code = main(argv[1:])
+        else:
+            with redirect.open("w") as out, redirect_stdout(out):
+                code = main(argv[1:])
+        assert code == 0, f"{line}\n{capsys.readouterr().err}"
+        if redirect is not None:
+            assert redirect.stat().st_size > 0, line
+        if "-o" in argv:
+            assert (tmp_path / argv[argv.index("-o") + 1]).stat().st_size > 0, line
+        ran += 1
+    if ran == 0:
+        pytest.skip("every line of this block is marked")
