@@ -12,8 +12,7 @@ from models import load_checkpoint
 from train.grids import to_image
 from vae_tui.app import ExplorerApp
 from vae_tui.commands.explore import pretrained_path
-from vae_tui.screens.explorer import truecolor_hint
-from vae_tui.screens.help import HelpScreen
+from vae_tui.screens.help import HelpScreen, truecolor_hint
 from vae_tui.screens.value import ValueScreen
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel
@@ -241,15 +240,10 @@ async def test_too_small_terminal(make_app: Callable, settle: Callable) -> None:
         assert not app.explorer.has_class("too-small")
 
 
-async def test_truecolor_hint_is_shown(
-    monkeypatch: pytest.MonkeyPatch, make_app: Callable, wait_until: Callable, toast_shows: Callable
-) -> None:
-    monkeypatch.delenv("COLORTERM")
-    app = make_app("vae")
-    async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await wait_until(pilot, lambda: toast_shows(app, "COLORTERM=truecolor"), "the truecolor hint")
-    assert truecolor_hint({"COLORTERM": "24bit"}) is None
-    assert "tmux" in truecolor_hint({"TMUX": "/tmp/tmux-0/default,1,0"})
+def test_truecolor_hint() -> None:
+    assert truecolor_hint({"COLORTERM": "24bit"}) is None and truecolor_hint({"COLORTERM": "truecolor"}) is None
+    hint = truecolor_hint({"TERM": "xterm-256color"})
+    assert "COLORTERM=truecolor" in hint and "set -as terminal-features ',*:RGB'" in hint
 
 
 async def test_key_repeat_is_absorbed(make_app: Callable, settle: Callable) -> None:

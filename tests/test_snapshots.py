@@ -32,10 +32,13 @@ def keys_then_frame(settle: Callable) -> Callable:
     return make
 
 
-def test_cvae_at_80x24(snap_compare: Callable, keys_then_frame: Callable) -> None:
-    """The CVAE as it opens at 80x24, the smallest supported size: class 0 T-shirt/top, z all 0, z16 selected (the
-    start selection). The latent panel shows z0-z14 only, so the selected row is off screen; below, the traversal
-    of z16 alone, with the hint that t shows the other strip."""
+def test_cvae_at_80x24(snap_compare: Callable, keys_then_frame: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CVAE as it opens at 80x24 without COLORTERM, the smallest supported size: the header reads "bundled CVAE
+    · fashion-mnist · epoch 20 · loss 238.7" with "256 colours · ? to fix" on the right (no toast); class 0
+    T-shirt/top, z all 0; the latent panel scrolled to z5-z19 so the start selection z16 (marked >) is in view; the
+    preview at 1x; below, the traversal of z16 alone with "(t: other strip)"; the compact footer whole, "↑↓ dim" to
+    "q quit" and "^p palette"."""
+    monkeypatch.delenv("COLORTERM")
     assert snap_compare(app("cvae"), terminal_size=(80, 24), run_before=keys_then_frame())
 
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -21,27 +20,19 @@ from models.text import printable
 from train.grids import PAD_VALUE, grid, save_png
 from vae_tui.decoding import Decoder, Frame
 from vae_tui.keys import EXPLORER_KEYS, bindings
+from vae_tui.screens.help import truecolor_hint
 from vae_tui.screens.value import ValueScreen
 from vae_tui.state import ExplorerState
 from vae_tui.widgets.class_list import ClassList
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel
 from vae_tui.widgets.strip_view import StripView
+from vae_tui.widgets.title_bar import TitleBar
 
 MIN_SIZE = (60, 20)
+WIDE_FOOTER = 100  # narrower: the footer drops its spacing, so every label reads whole at 80 columns
 IMAGE_PNG_SCALE = 10  # 28 px -> 280 px
 STRIP_PNG_SCALE = 4
-
-
-def truecolor_hint(environ: dict[str, str]) -> str | None:
-    """A hint on turning truecolor on, when the environment says it is off."""
-    if environ.get("COLORTERM", "").lower() in ("truecolor", "24bit"):
-        return None
-    inside_tmux = " In tmux, also: set -as terminal-features ',*:RGB'." if environ.get("TMUX") else ""
-    return (
-        "Truecolor is off (COLORTERM is not set), so images use the 256-colour grey ramp. "
-        f"If your terminal supports it, start with COLORTERM=truecolor.{inside_tmux}"
-    )
 
 
 class ExplorerScreen(Screen):
@@ -64,16 +55,11 @@ class ExplorerScreen(Screen):
         self.generator = torch.Generator().manual_seed(0)
         self.frame: Frame | None = None
         self.frame_listeners: list[Callable[[Frame], None]] = []  # called once a frame is on screen
+        self.colour_hint = truecolor_hint(dict(os.environ))  # the title bar marks it, the help screen explains it
 
     def compose(self) -> ComposeResult:
         checkpoint = self.checkpoint
-        loss = checkpoint.metrics.get("test_loss")
-        loss_text = f" · test loss {loss:.1f}" if isinstance(loss, float) else ""
-        details = (
-            f"  {checkpoint.config.kind.upper()} · {checkpoint.dataset} · epoch {checkpoint.epoch}{loss_text} · "
-            f"{self.source}"
-        )
-        yield Static(Text.assemble(("vae-tui", "bold"), printable(details)), id="title")  # a Text: never markup
+        yield TitleBar(checkpoint, self.source, colour_mark=self.colour_hint is not None, id="title")
         with Horizontal(id="main"):
             with Vertical(id="classes"):
                 yield Label("Class", classes="section")
@@ -90,10 +76,9 @@ class ExplorerScreen(Screen):
 
     def on_mount(self) -> None:
         self._show_state()
-        if hint := truecolor_hint(dict(os.environ)):
-            self.notify(hint, title="256 colours", severity="warning", timeout=10)
 
     def on_resize(self, event: Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < WIDE_FOOTER
         too_small = event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1]
         self.set_class(too_small, "too-small")
         if too_small:

@@ -1,6 +1,7 @@
-"""The help screen: every key and what it does."""
+"""The help screen: every key and what it does, and how to turn truecolor on when it is off."""
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -8,6 +9,19 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from vae_tui.keys import APP_KEYS, EXPLORER_KEYS
+
+
+def truecolor_hint(environ: dict[str, str]) -> str | None:
+    """How to turn truecolor on, when the environment says it is off (else None)."""
+    if environ.get("COLORTERM", "").lower() in ("truecolor", "24bit"):
+        return None
+    return (
+        "256 colours: COLORTERM does not say truecolor, so images use the 256-colour grey ramp. If your terminal shows "
+        "24-bit colour (most do), start with\n"
+        "  COLORTERM=truecolor vae-tui explore\n"
+        "and over SSH, export COLORTERM=truecolor on the server. In tmux, also add to ~/.tmux.conf:\n"
+        "  set -as terminal-features ',*:RGB'"
+    )
 
 
 def keys_table() -> Table:
@@ -27,16 +41,23 @@ def keys_table() -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    """Modal list of keys; escape, q or ? closes it."""
+    """Modal list of keys, under the truecolor hint when there is one; escape, q or ? closes it."""
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 86; max-width: 95%; height: auto; max-height: 90%;
                                   border: round $accent; padding: 0 1; background: $surface; }
+    HelpScreen #colour-hint { color: $text-warning; margin-bottom: 1; }
     """
+
+    def __init__(self, colour_hint: str | None = None) -> None:
+        super().__init__()
+        self.colour_hint = colour_hint
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = "vae-tui keys"
+            if self.colour_hint:
+                yield Static(Text(self.colour_hint), id="colour-hint")
             yield Static(keys_table())

@@ -15,7 +15,8 @@ class ValueScreen(ModalScreen[float | None]):
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
     DEFAULT_CSS = """
     ValueScreen { align: center middle; }
-    ValueScreen > Vertical { width: 40; height: auto; border: round $accent; padding: 0 1; background: $surface; }
+    ValueScreen > Vertical { width: 36; height: auto; border: round $accent; padding: 0 1; background: $surface; }
+    ValueScreen Label { color: $text-muted; }
     """
 
     def __init__(self, dim: int, value: float) -> None:
@@ -23,9 +24,10 @@ class ValueScreen(ModalScreen[float | None]):
         self.dim, self.value = dim, value
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(f"Value of z{self.dim} (in sigmas), enter to set:")
+        with Vertical() as box:
+            box.border_title = f"z{self.dim}, in prior sigmas"
             yield Input(value=f"{self.value:.2f}", type="number", select_on_focus=True)
+            yield Label("enter: set · escape: cancel")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         try:

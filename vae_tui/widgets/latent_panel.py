@@ -50,6 +50,11 @@ class LatentPanel(ScrollView, can_focus=False):
         text = self.line_text(index).ljust(self.size.width)
         return Strip([Segment(text, style or self.rich_style)], len(text)).crop(0, self.size.width)
 
+    def on_resize(self) -> None:
+        """Bring the selected row into view (centred when there is room) at the first layout and every resize."""
+        self.scroll_to_region(Region(0, self.state.selected, 1, 1), animate=False, immediate=True, center=True)
+        self._drawn = []
+
     def update_state(self) -> None:
         """Redraw after the state changed and keep the selection visible."""
         top, height = self.scroll_offset.y, self.size.height

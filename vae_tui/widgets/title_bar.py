@@ -1,0 +1,82 @@
+"""The title bar: the model and where it came from, shortened to fit the width; a mark while truecolor is off."""
+
+import re
+from pathlib import PurePath
+
+from rich.text import Text
+from textual.widget import Widget
+
+from models import Checkpoint
+from models.text import printable
+
+BUNDLED_PREFIX = "bundled pretrained "  # how `vae-tui explore` names the weights that ship with the package
+COLOUR_MARKS = ("256 colours · ? to fix", "256 colours")  # longest first
+
+
+def source_name(source: str) -> str:
+    """A short name for a checkpoint's source: "bundled CVAE", the run folder's name, or folder/stem."""
+    if source.startswith(BUNDLED_PREFIX):
+        return "bundled " + source.removeprefix(BUNDLED_PREFIX)
+    path = PurePath(source)
+    folder = path.parent.name
+    if not folder:
+        return path.stem
+    return folder if path.stem == "best" else f"{folder}/{path.stem}"
+
+
+def title_variants(checkpoint: Checkpoint, source: str) -> list[str]:
+    """The title from its longest to its shortest form; the bar shows the first that fits."""
+    kind = checkpoint.config.kind.upper()
+    name = source_name(source)
+    model = name if re.search(rf"\b{re.escape(kind)}\b", name, re.IGNORECASE) else f"{kind} {name}"
+    dataset, epoch = checkpoint.dataset, f"epoch {checkpoint.epoch}"
+    loss = checkpoint.metrics.get("test_loss")
+    test_loss, short_loss = ([f"test loss {loss:.1f}"], [f"loss {loss:.1f}"]) if isinstance(loss, float) else ([], [])
+    variants = [
+        [f"vae-tui  {kind}", dataset, epoch, *test_loss, source],
+        [f"vae-tui  {model}", dataset, epoch, *test_loss],
+        [f"vae-tui  {model}", dataset, epoch, *short_loss],
+        [model, dataset, epoch, *short_loss],
+        [model, epoch, *short_loss],
+        [model, *short_loss],
+        [model],
+    ]
+    return [printable(" · ".join(parts)) for parts in variants]
+
+
+def fit(variants: list[str], width: int) -> str:
+    """The first variant no wider than width; else the last one, cut with an ellipsis."""
+    for variant in variants:
+        if len(variant) <= width:
+            return variant
+    return variants[-1][: max(0, width - 1)] + "\u2026" if width > 0 else ""
+
+
+class TitleBar(Widget, can_focus=False):
+    """One line: the model's title on the left, the 256-colour mark on the right."""
+
+    COMPONENT_CLASSES = {"title-bar--app", "title-bar--mark"}
+    DEFAULT_CSS = """
+    TitleBar { height: 1; padding: 0 1; }
+    TitleBar > .title-bar--app { text-style: bold; }
+    TitleBar > .title-bar--mark { color: $text-warning; text-style: bold; }
+    """
+
+    def __init__(self, checkpoint: Checkpoint, source: str, colour_mark: bool, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.variants = title_variants(checkpoint, source)
+        self.colour_mark = colour_mark
+
+    def render(self) -> Text:
+        width = self.content_size.width
+        mark = ""
+        if self.colour_mark:  # the mark stays whole; the title gives way first
+            mark = next((m for m in COLOUR_MARKS if len(m) + 2 + len(self.variants[-1]) <= width), COLOUR_MARKS[-1])
+        title = fit(self.variants, width - (len(mark) + 2 if mark else 0))
+        text = Text(title, no_wrap=True, overflow="crop")  # a Text: names from the file are never markup
+        if title.startswith("vae-tui"):
+            text.stylize(self.get_component_rich_style("title-bar--app"), 0, len("vae-tui"))
+        if mark:
+            text.append(" " * (width - len(title) - len(mark)))
+            text.append(mark, self.get_component_rich_style("title-bar--mark"))
+        return text
