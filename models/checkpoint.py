@@ -49,6 +49,7 @@ class Checkpoint:
     package_version: str = field(default_factory=package_version)
     resume: ResumeState | None = None
     path: Path | None = None
+    sha256: str | None = None  # of the tensor data, as the file stores it (checked on load)
 
     @property
     def config(self) -> ModelConfig:
@@ -112,7 +113,9 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     model.load_state_dict(_model_state(tensors, expected, path), assign=True)
     centroids = _tensor(tensors, "class_centroids", (config.num_classes, config.latent_dim), path).clone()
-    checkpoint = Checkpoint(model=model.eval(), class_centroids=centroids, path=path, **described)
+    checkpoint = Checkpoint(
+        model=model.eval(), class_centroids=centroids, path=path, sha256=layout.info["sha256"], **described
+    )
     if with_resume:
         checkpoint.resume = resume_state(layout.info, tensors, [tuple(t.shape) for t in expected.values()], path)
     return checkpoint
