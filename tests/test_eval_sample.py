@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from torch.distributions import Normal
 
 from models import load_checkpoint
@@ -227,3 +228,95 @@ def test_no_checkpoint_at_all_is_refused(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     run_cli(*command).assert_one_line_error("give a checkpoint file (CKPT) or --pretrained {cvae,vae}")
+
+
+# --- PNGs that record how they were drawn, and --from-png ------------------------------------------------
+
+
+def png_record(path: Path) -> dict:
+    """The vae-tui record in a PNG's text chunk."""
+    with Image.open(path) as image:
+        return json.loads(image.text["vae-tui"])
+
+
+def with_record(source: Path, target: Path, text: str | None) -> Path:
+    """A copy of source's image with text as its vae-tui record (None: no record)."""
+    info = PngInfo()
+    if text is not None:
+        info.add_text("vae-tui", text)
+    with Image.open(source) as image:
+        image.save(target, pnginfo=info)
+    return target
+
+
+def test_sample_png_records_the_checkpoint_kind_classes_and_z(sample: Callable) -> None:
+    path = sample("bags.png", "--class", "Bag", "--n", "3", "--seed", "5")
+    record = png_record(path)
+    checkpoint = load_checkpoint(pretrained_path("cvae"))
+    assert record["checkpoint"] == str(pretrained_path("cvae").resolve()) and record["kind"] == "cvae"
+    assert record["sha256"] == checkpoint.sha256 and len(record["sha256"]) == 64
+    assert record["class"] == [8, 8, 8] and record["columns"] == 3 and record["scale"] == 4
+    assert record["z"] == torch.randn(3, 20, generator=torch.Generator().manual_seed(5)).tolist()
+    vae = png_record(sample("v.png", "--n", "2", checkpoint=pretrained_path("vae")))
+    assert vae["kind"] == "vae" and vae["class"] == [None, None]  # a VAE has no condition
+
+
+def test_from_png_draws_the_same_bytes(tmp_path: Path, sample: Callable, run_cli: Callable) -> None:
+    vae = pretrained_path("vae")
+    drawn = sample("t2b.png", "--interpolate", "Trouser", "Bag", "--steps", "5", checkpoint=vae)
+    copy = tmp_path / "copy.safetensors"  # the same weights elsewhere: the hash is what counts
+    copy.write_bytes(vae.read_bytes())
+    for checkpoint in ([], ["--pretrained", "vae"], [str(copy)]):
+        again = tmp_path / "again.png"
+        result = run_cli("sample", *checkpoint, "--from-png", str(drawn), "-o", str(again))
+        assert result.code == 0, result.stderr
+        assert again.read_bytes() == drawn.read_bytes()
+        again.unlink()
+
+
+@pytest.fixture
+def drawn_by_vae(sample: Callable) -> Path:
+    """A PNG that `vae-tui sample` drew from the bundled VAE."""
+    return sample("drawn.png", "--n", "2", checkpoint=pretrained_path("vae"))
+
+
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("no record", "has no vae-tui record"),
+        ("not json", "its vae-tui record is garbled"),
+        ("a list", "its vae-tui record is garbled (not a format-1 record)"),
+        ("z of text", "its vae-tui record is garbled (each z must be a list of finite numbers or null)"),
+        ("class 99", "its vae-tui record is garbled (a class outside 0-9)"),
+        ("z too short", "its vae-tui record is garbled (it does not fit the checkpoint's model)"),
+        ("huge grid", "more than 4096 images"),
+        ("not a png", "cannot read"),
+        ("other weights", "was drawn by other weights"),
+        ("checkpoint gone", "which is not there: give that checkpoint as CKPT"),
+        ("a flag too", "--from-png draws the grid the PNG records: leave out --n, --scale"),
+    ],
+)
+def test_from_png_refusals(tmp_path: Path, drawn_by_vae: Path, run_cli: Callable, case: str, fragment: str) -> None:
+    record = png_record(drawn_by_vae)
+    edited = {
+        "not json": "{'z': [",
+        "a list": "[1, 2]",
+        "z of text": json.dumps({**record, "z": ["abc", None]}),
+        "class 99": json.dumps({**record, "class": [99, None]}),
+        "z too short": json.dumps({**record, "z": [[0.5], None]}),
+        "huge grid": json.dumps({**record, "z": [None] * 5000, "class": [None] * 5000}),
+        "checkpoint gone": json.dumps({**record, "checkpoint": str(tmp_path / "gone.safetensors")}),
+    }
+    png, args = tmp_path / "edited.png", []
+    if case == "no record":
+        with_record(drawn_by_vae, png, None)
+    elif case == "not a png":
+        png.write_bytes(b"GIF89a not a png at all")
+    elif case in edited:
+        with_record(drawn_by_vae, png, edited[case])
+    else:
+        png = drawn_by_vae
+        args = ["--pretrained", "cvae"] if case == "other weights" else ["--n", "3", "--scale", "2"]
+    out = tmp_path / "out.png"
+    run_cli("sample", *args, "--from-png", str(png), "-o", str(out)).assert_one_line_error(fragment)
+    assert not out.exists()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from models.atomic import write_atomic
 
@@ -36,8 +37,11 @@ def to_image(pixels: torch.Tensor, scale: int = 1) -> Image.Image:
     return image
 
 
-def save_png(path: str | Path, pixels: torch.Tensor, scale: int = 1) -> Path:
-    """Write a (H, W) tensor in [0, 1] as a PNG, atomically."""
+def save_png(path: str | Path, pixels: torch.Tensor, scale: int = 1, text: dict[str, str] | None = None) -> Path:
+    """Write a (H, W) tensor in [0, 1] as a PNG, atomically; text, if given, goes into tEXt chunks before the image."""
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
     buffer = io.BytesIO()
-    to_image(pixels, scale).save(buffer, format="PNG", compress_level=1)  # fast: written every epoch
+    to_image(pixels, scale).save(buffer, format="PNG", compress_level=1, pnginfo=info)  # fast: written every epoch
     return write_atomic(path, buffer.getvalue())

@@ -13,6 +13,7 @@ from vae_tui.commands import (
     add_checkpoint_argument,
     add_seed_flag,
     bounded_int,
+    checkpoint_path,
     required_checkpoint_path,
 )
 
@@ -22,11 +23,13 @@ MAX_COLUMNS = 256
 MAX_IMAGES = 4096
 MAX_SCALE = 16
 MAX_SIDE_PX = 16384
+DEFAULTS = {"n": 8, "classes": None, "seed": 0, "traverse": None, "interpolate": None, "steps": 8, "scale": 4}
 
 if TYPE_CHECKING:
     import torch
 
     from models import Checkpoint
+    from vae_tui.exports import Export
 
 
 def _class_index(value: str, checkpoint: "Checkpoint") -> int:
@@ -93,12 +96,22 @@ def add_parser(commands: Commands) -> None:
         "sample",
         help="write a grid PNG of decoded samples, traversals or interpolations",
         description="Decode images from a checkpoint into one grid PNG. The same arguments and seed give the same "
-        "file, byte for byte.",
+        "file, byte for byte. The PNG records the checkpoint (path and SHA-256), each image's class and z: "
+        "--from-png draws it again.",
     )
     add_checkpoint_argument(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="where to write the PNG")
     parser.add_argument(
-        "--n", type=bounded_int(1, MAX_COLUMNS), default=8, help=f"images per row (default: 8; at most {MAX_COLUMNS})"
+        "--from-png",
+        type=Path,
+        metavar="FILE.png",
+        help="draw again a PNG that vae-tui sample or the explorer saved, from the checkpoint it records (or CKPT)",
+    )
+    parser.add_argument(
+        "--n",
+        type=bounded_int(1, MAX_COLUMNS),
+        default=DEFAULTS["n"],
+        help=f"images per row (default: 8; at most {MAX_COLUMNS})",
     )
     parser.add_argument(
         "--class", dest="classes", action="append", metavar="C", help="CVAE class (index or name); repeat for more rows"
@@ -111,13 +124,13 @@ def add_parser(commands: Commands) -> None:
     parser.add_argument(
         "--steps",
         type=bounded_int(2, MAX_COLUMNS),
-        default=8,
+        default=DEFAULTS["steps"],
         help=f"images in an interpolation (default: 8; 2 to {MAX_COLUMNS})",
     )
     parser.add_argument(
         "--scale",
         type=bounded_int(1, MAX_SCALE),
-        default=4,
+        default=DEFAULTS["scale"],
         help=f"pixels per image pixel (default: 4; at most {MAX_SCALE})",
     )
     parser.set_defaults(run=run)
@@ -129,28 +142,70 @@ def run(args: argparse.Namespace) -> int:
 
     from models import load_checkpoint
     from train.data import check_model_fits_data
-    from train.grids import grid, save_png
     from vae_tui.decoding import Decoder
+    from vae_tui.exports import export_of, save_export
 
     if args.output.suffix.lower() != ".png":
         raise UserError(f"-o {args.output}: the output must be a .png file")
     torch.set_num_threads(1)  # the same bytes on every run and machine size
-    checkpoint = load_checkpoint(required_checkpoint_path(args))
-    check_model_fits_data(checkpoint)
-    if args.classes and len(args.classes) * args.n > MAX_IMAGES:
-        raise UserError(f"{len(args.classes)} --class rows of --n {args.n} are more than {MAX_IMAGES} images")
-    z, labels, columns = rows(args, checkpoint)
-    side = math.isqrt(checkpoint.config.input_dim)
-    width, height = (count * (side + 2) + 2 for count in (columns, -(-len(z) // columns)))
-    if max(width, height) * args.scale > MAX_SIDE_PX:
-        raise UserError(
-            f"the grid would be {width * args.scale}x{height * args.scale} px, more than {MAX_SIDE_PX} on a side:"
-            " lower --scale or --n"
-        )
-    images = Decoder(checkpoint.model).images(z, labels)
+    if args.from_png:
+        export, checkpoint = _from_png(args)
+    else:
+        checkpoint = load_checkpoint(required_checkpoint_path(args))
+        check_model_fits_data(checkpoint)
+        if args.classes and len(args.classes) * args.n > MAX_IMAGES:
+            raise UserError(f"{len(args.classes)} --class rows of --n {args.n} are more than {MAX_IMAGES} images")
+        z, labels, columns = rows(args, checkpoint)
+        classes = labels.tolist() if checkpoint.model.conditional else [None] * len(z)
+        export = export_of(checkpoint, z.tolist(), classes, columns, args.scale)
+    _check_size(export, math.isqrt(checkpoint.config.input_dim))
     try:
-        save_png(args.output, grid(images, columns), scale=args.scale)
+        save_export(args.output, export, Decoder(checkpoint.model))
     except OSError as e:
         raise UserError(f"cannot write {args.output}: {e.strerror or e}") from None
     print(printable(str(args.output)))
     return 0
+
+
+def _from_png(args: argparse.Namespace) -> "tuple[Export, Checkpoint]":
+    """The record in --from-png and the checkpoint to draw it: CKPT or --pretrained if given, else the recorded one."""
+    from models import load_checkpoint
+    from train.data import check_model_fits_data
+    from vae_tui.exports import check_drawable, read_export
+
+    changed = [name for name, default in DEFAULTS.items() if getattr(args, name) != default]
+    given = ["--class" if name == "classes" else f"--{name}" for name in changed]
+    if given:
+        raise UserError(f"--from-png draws the grid the PNG records: leave out {', '.join(given)}")
+    export = read_export(args.from_png)
+    path = checkpoint_path(args)
+    if path is None:
+        path = Path(export.checkpoint)
+        if not path.is_file():
+            raise UserError(
+                f"{printable(str(args.from_png))} was drawn by {printable(export.checkpoint)}, which is not there:"
+                " give that checkpoint as CKPT (or --pretrained NAME)"
+            )
+    checkpoint = load_checkpoint(path)
+    check_model_fits_data(checkpoint)
+    check_drawable(export, checkpoint, args.from_png)
+    return export, checkpoint
+
+
+def _check_size(export: "Export", side: int) -> None:
+    """Refuse a grid larger than MAX_IMAGES images, MAX_COLUMNS columns, MAX_SCALE or MAX_SIDE_PX on a side."""
+    columns = export.columns or 1
+    if len(export.z) > MAX_IMAGES or columns > MAX_COLUMNS or export.scale > MAX_SCALE:
+        raise UserError(
+            f"the PNG records {len(export.z)} images in {columns} columns at scale {export.scale}: more than "
+            f"{MAX_IMAGES} images, {MAX_COLUMNS} columns or scale {MAX_SCALE}"
+        )
+    if export.columns is None:
+        width = height = side
+    else:
+        width, height = (count * (side + 2) + 2 for count in (columns, -(-len(export.z) // columns)))
+    if max(width, height) * export.scale > MAX_SIDE_PX:
+        raise UserError(
+            f"the grid would be {width * export.scale}x{height * export.scale} px, more than {MAX_SIDE_PX} on a side:"
+            " lower --scale or --n"
+        )

@@ -1,0 +1,162 @@
+"""PNG exports that say how they were made: a text chunk naming the weights and each image's class and z."""
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from models import Checkpoint, UserError, rows_per_class
+from models.text import printable
+from train.grids import PAD_VALUE, grid, save_png
+from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
+
+TEXT_KEY = "vae-tui"  # the PNG tEXt keyword
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Export:
+    """How a PNG was drawn: which weights, and each cell's class and z (None: a blank cell of a grid)."""
+
+    checkpoint: str  # the checkpoint's absolute path when the PNG was written
+    sha256: str  # of its tensor data, as the checkpoint stores it
+    kind: str  # "vae" or "cvae"
+    classes: list[int | None]  # per cell; for a VAE the class picked in the explorer, or None
+    z: list[list[float] | None]  # per cell, latent_dim values
+    columns: int | None  # cells per row of a grid; None: a single image without a border
+    scale: int  # PNG pixels per image pixel
+
+    def to_json(self) -> str:
+        """The record as the PNG stores it: one image's class and z as they are, a grid's as lists."""
+        single = self.columns is None
+        record = {
+            "format": FORMAT,
+            "checkpoint": self.checkpoint,
+            "sha256": self.sha256,
+            "kind": self.kind,
+            "class": self.classes[0] if single else self.classes,
+            "z": self.z[0] if single else self.z,
+            "columns": self.columns,
+            "scale": self.scale,
+        }
+        return json.dumps(record, allow_nan=False)
+
+
+def export_of(
+    checkpoint: Checkpoint, z: list[list[float] | None], classes: list[int | None], columns: int | None, scale: int
+) -> Export:
+    """The record of cells z with classes, drawn by checkpoint."""
+    path = str(Path(checkpoint.path).resolve()) if checkpoint.path else ""
+    z = [None if cell is None else [float(v) for v in cell] for cell in z]
+    return Export(path, checkpoint.sha256 or "", checkpoint.config.kind, list(classes), z, columns, scale)
+
+
+def image_export(checkpoint: Checkpoint, z: list[float], label: int, scale: int) -> Export:
+    """One decoded image, as the explorer's `s` saves it."""
+    return export_of(checkpoint, [list(z)], [label], None, scale)
+
+
+def strip_export(checkpoint: Checkpoint, z: list[float], label: int, dim: int, scale: int) -> Export:
+    """The explorer's strip as one grid: z[dim] from -3 to +3 and, for a CVAE, a row of every class at z."""
+    traversal = [[*z[:dim], value, *z[dim + 1 :]] for value in TRAVERSAL_VALUES]
+    rows: list[tuple[list, list]] = [(traversal, [label] * len(traversal))]
+    if checkpoint.model.conditional:
+        class_z, class_labels = rows_per_class(torch.tensor([z]), torch.arange(checkpoint.config.num_classes))
+        rows.append((class_z.tolist(), class_labels.tolist()))
+    columns = max(len(cells) for cells, _ in rows)
+    z: list[list[float] | None] = []
+    classes: list[int | None] = []
+    for cells, labels in rows:  # each row filled up with blank cells
+        blank = [None] * (columns - len(cells))
+        z += cells + blank
+        classes += labels + blank
+    return export_of(checkpoint, z, classes, columns, scale)
+
+
+def draw(export: Export, decoder: Decoder) -> torch.Tensor:
+    """The export's pixels (H, W) in [0, 1]: its cells decoded in one batch, blanks in the grid's padding grey."""
+    filled = [i for i, cell in enumerate(export.z) if cell is not None]
+    z = torch.tensor([export.z[i] for i in filled], dtype=torch.float32)  # (N, latent_dim)
+    labels = torch.tensor([export.classes[i] or 0 for i in filled])
+    images = decoder.images(z, labels)  # (N, H, W)
+    if export.columns is None:
+        return images[0]
+    cells = torch.full((len(export.z), *images.shape[1:]), PAD_VALUE)
+    cells[filled] = images
+    return grid(cells, export.columns)
+
+
+def save_export(path: str | Path, export: Export, decoder: Decoder) -> Path:
+    """Draw the export and write it as a PNG carrying its record, atomically."""
+    return save_png(path, draw(export, decoder), export.scale, text={TEXT_KEY: export.to_json()})
+
+
+def read_export(path: Path) -> Export:
+    """The record in a PNG that vae-tui wrote; a UserError naming what is wrong otherwise."""
+    shown = printable(str(path))
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise UserError(f"{shown} is not a PNG")
+            text = image.info.get(TEXT_KEY)  # the chunks before the image data: nothing is decompressed
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise UserError(f"cannot read {shown}: {getattr(e, 'strerror', None) or e}") from None
+    if text is None:
+        raise UserError(f"{shown} has no vae-tui record: only PNGs saved by `vae-tui sample` or the explorer carry one")
+    try:
+        return _parse(text)
+    except (ValueError, TypeError, KeyError) as e:
+        raise UserError(f"{shown}: its vae-tui record is garbled ({printable(str(e))})") from None
+
+
+def _parse(text: str) -> Export:
+    """The record's fields, type-checked; ValueError, TypeError or KeyError if anything is off."""
+    record = json.loads(text)
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"not a format-{FORMAT} record")
+    columns = record["columns"]
+    single = columns is None
+    if not single and (type(columns) is not int or columns < 1):
+        raise ValueError("columns must be a positive integer or null")
+    classes = [record["class"]] if single else record["class"]
+    z = [record["z"]] if single else record["z"]
+    if not isinstance(classes, list) or not isinstance(z, list) or len(classes) != len(z) or not z:
+        raise ValueError("class and z must be lists of the same, non-zero length")
+    if any(c is not None and type(c) is not int for c in classes):
+        raise ValueError("each class must be an integer or null")
+    for cell in z:
+        if cell is not None and not (
+            isinstance(cell, list) and all(type(v) in (int, float) and math.isfinite(v) for v in cell)
+        ):
+            raise ValueError("each z must be a list of finite numbers or null")
+    if single and z[0] is None:
+        raise ValueError("a single image needs its z")
+    scale = record["scale"]
+    if type(scale) is not int or scale < 1:
+        raise ValueError("scale must be a positive integer")
+    checkpoint, sha256, kind = record["checkpoint"], record["sha256"], record["kind"]
+    if not all(isinstance(v, str) for v in (checkpoint, sha256, kind)):
+        raise ValueError("checkpoint, sha256 and kind must be strings")
+    return Export(checkpoint, sha256, kind, classes, z, columns, scale)
+
+
+def check_drawable(export: Export, checkpoint: Checkpoint, png: Path) -> None:
+    """Refuse, in one line, a record that checkpoint did not draw or cannot draw."""
+    shown = printable(str(png))
+    if export.sha256 != checkpoint.sha256:
+        raise UserError(
+            f"{shown} was drawn by other weights (SHA-256 {printable(export.sha256[:12])}...) than "
+            f"{printable(str(checkpoint.path))} ({(checkpoint.sha256 or '')[:12]}...): give the checkpoint it names, "
+            f"{printable(export.checkpoint)}"
+        )
+    latent_dim, num_classes = checkpoint.config.latent_dim, checkpoint.config.num_classes
+    if export.kind != checkpoint.config.kind or any(cell is not None and len(cell) != latent_dim for cell in export.z):
+        raise UserError(f"{shown}: its vae-tui record is garbled (it does not fit the checkpoint's model)")
+    if any(c is not None and not 0 <= c < num_classes for c in export.classes) or (
+        checkpoint.model.conditional
+        and any(c is None for c, z in zip(export.classes, export.z, strict=True) if z is not None)
+    ):
+        raise UserError(f"{shown}: its vae-tui record is garbled (a class outside 0-{num_classes - 1})")
