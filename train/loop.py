@@ -24,6 +24,7 @@ from models import (
     save_checkpoint,
 )
 from models.points import reach
+from train.carry import carried, check_carry, resume_epoch
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
 from train.evaluate import evaluate
@@ -111,38 +112,16 @@ class Trainer:
             self.optimizer.load_state_dict(checkpoint.resume.optimizer)
         except (ValueError, KeyError, TypeError, RuntimeError) as e:
             raise CheckpointError(f"{checkpoint.path}: its optimizer state does not fit this model ({e})") from None
-        self._check_carry(checkpoint)
+        check_carry(checkpoint, self.num_classes, self.settings.latent_dim)
         for group in self.optimizer.param_groups:  # the implementation follows this device, not the saved one
             group.update(self.adam_flags)
         progress = checkpoint.resume.progress
         self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
         self.best_test_loss, self.best_epoch = float(progress["best_test_loss"]), int(progress["best_epoch"])
         self.carry = dict(checkpoint.resume.tensors)
-        set_rng_states(self._carried("rng_now."), self.device)
+        set_rng_states(carried(self.carry, "rng_now."), self.device)
         self.saved_at, self.centroids = (self.epoch, self.step), checkpoint.class_centroids.to(self.device)
         self.metrics_rows = read_metrics(self.out_dir, self.epoch)
-
-    def _check_carry(self, checkpoint: Checkpoint) -> None:
-        """The resume tensors a checkpoint must hold to continue where it stopped."""
-        tensors, mid_epoch = checkpoint.resume.tensors, checkpoint.resume.progress["step"] > 0
-        shapes = {"rng_now.cpu": None}
-        if mid_epoch:
-            shapes.update(
-                {
-                    "rng_epoch_start.cpu": None,
-                    "loss_sum": (),
-                    "centroid_sums": (self.num_classes, self.settings.latent_dim),
-                }
-            )
-        for name, shape in shapes.items():
-            t = tensors.get(name)
-            ok = t is not None and (t.dtype == torch.uint8 if shape is None else tuple(t.shape) == shape)
-            if not ok:
-                raise CheckpointError(f"{checkpoint.path} lacks a usable resume state ({name})")
-
-    def _carried(self, prefix: str) -> dict[str, torch.Tensor]:
-        """The resume tensors under prefix, with the prefix removed."""
-        return {k.removeprefix(prefix): v for k, v in self.carry.items() if k.startswith(prefix)}
 
     def run(self, stop: StopFlag) -> list[EpochResult]:
         """Train up to settings.epochs; raise TrainingInterrupted or TrainingDiverged when it cannot finish."""
@@ -171,32 +150,13 @@ class Trainer:
 
     def _start_epoch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The epoch's shuffle and the RNG state it is drawn from; the running sums zeroed, or restored on resume."""
-        if not self.carry:
-            rng_epoch_start = rng_states(self.device)
-            self.loss_sum.zero_()
-            self.centroid_sums.zero_()
-            return torch.randperm(len(self.train_x), device=self.device), rng_epoch_start
-        # Resuming restores the RNG to its state at the epoch's start, before the shuffle, so that
-        # randperm draws this epoch's shuffle again (the stopped run's batches, those already trained
-        # and those to come). Mid-epoch it then restores the state at the stop, so that the remaining
-        # steps draw the reparameterization noise the stopped run would have drawn next. The state at
-        # the stop alone would draw another shuffle (some images twice, others never); the state at
-        # the epoch's start alone would repeat the noise of the epoch's first steps. At step 0 the state
-        # after the shuffle is already the stopped run's (a checkpoint of an epoch's end holds one state
-        # under both names; an older one saved at step 0 holds the state after the shuffle as rng_now).
-        rng_now = self._carried("rng_now.")
-        rng_epoch_start = self._carried("rng_epoch_start.") or rng_now
-        set_rng_states(rng_epoch_start, self.device)
-        permutation = torch.randperm(len(self.train_x), device=self.device)
-        if self.step == 0:
-            self.loss_sum.zero_()
-            self.centroid_sums.zero_()
-        else:
-            self.loss_sum.copy_(self.carry["loss_sum"])
-            self.centroid_sums.copy_(self.carry["centroid_sums"])
-            set_rng_states(rng_now, self.device)
-        self.carry = {}
-        return permutation, rng_epoch_start
+        if self.carry:  # the first epoch of a resumed run
+            carry, self.carry = self.carry, {}
+            return resume_epoch(carry, self.step, len(self.train_x), self.device, self.loss_sum, self.centroid_sums)
+        rng_epoch_start = rng_states(self.device)
+        self.loss_sum.zero_()
+        self.centroid_sums.zero_()
+        return torch.randperm(len(self.train_x), device=self.device), rng_epoch_start
 
     def _train_steps(self, stop: StopFlag, permutation: torch.Tensor, rng_epoch_start: dict, started: float) -> None:
         """The epoch's steps from self.step on; on a signal, save where it stopped and raise TrainingInterrupted."""
