@@ -16,7 +16,7 @@ from vae_tui.screens.help import HelpScreen, truecolor_hint
 from vae_tui.screens.value import ValueScreen
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel
-from vae_tui.widgets.strip_view import StripView
+from vae_tui.widgets.thumbnails import Thumbnails
 
 pytestmark = pytest.mark.usefixtures("truecolor")
 
@@ -28,8 +28,9 @@ def drawn_image(app: ExplorerApp) -> list:
 
 
 def drawn_strip(app: ExplorerApp) -> list:
-    view = app.explorer.query_one(StripView)
-    return [(seg.text, seg.style) for y in range(view.size.height) for seg in view.render_line(y)]
+    """The cells of the strips under the preview (those displayed)."""
+    views = [view for view in app.explorer.query(Thumbnails) if view.display and view.size.area]
+    return [(seg.text, seg.style) for view in views for y in range(view.size.height) for seg in view.render_line(y)]
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae"])

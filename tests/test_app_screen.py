@@ -11,7 +11,9 @@ from vae_tui.app import ExplorerApp
 from vae_tui.keys import APP_KEYS, EXPLORER_KEYS
 from vae_tui.screens.help import HelpScreen
 from vae_tui.screens.value import ValueScreen
-from vae_tui.widgets.latent_panel import LatentPanel
+from vae_tui.widgets.image_view import ImageView
+from vae_tui.widgets.latent_panel import BAR_HALF, BAR_START, LatentPanel
+from vae_tui.widgets.thumbnails import Thumbnails
 from vae_tui.widgets.title_bar import fit, source_name
 
 pytestmark = pytest.mark.usefixtures("truecolor")
@@ -145,3 +147,78 @@ async def test_keys_panel_closes_with_escape(make_app: Callable, wait_until: Cal
         await wait_until(pilot, lambda: not app.screen.query("HelpPanel"), "the keys panel closed")
         await pilot.press("escape")  # with no panel, escape does nothing
         assert app.is_running
+
+
+def strip_lines(app: ExplorerApp, selector: str) -> list[str]:
+    """The text a strip draws, line by line: its caption, then thumbnails and labels."""
+    view = app.explorer.query_one(selector, Thumbnails)
+    return ["".join(seg.text for seg in view.render_line(y)).rstrip() for y in range(view.size.height)]
+
+
+async def test_strips_are_labelled_and_mark_the_current_one(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert strip_lines(app, "#traversal")[-1].split() == ["-3", "-2", "-1", "[0]", "+1", "+2", "+3"]
+        assert on_screen(app, "-3         -2         -1        [0]         +1") == 1  # under each thumbnail
+        await pilot.press("L")  # z16 = +1.25: +1 is the nearest value
+        await settle(app, pilot)
+        assert strip_lines(app, "#traversal")[-1].split() == ["-3", "-2", "-1", "0", "[+1]", "+2", "+3"]
+        await pilot.press("t", "7")  # only one strip fits at 80x24: t shows the classes
+        await settle(app, pilot)
+        assert strip_lines(app, "#classes-below")[0] == "Every class at this z  (t: other strip)"
+        assert strip_lines(app, "#classes-below")[-1].split() == [*"0123456", "[7]", "8", "9"]
+        assert on_screen(app, "[7]") == 1
+
+
+async def test_big_terminal_uses_the_space(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(200, 60)) as pilot:
+        await settle(app, pilot)
+        image = app.explorer.query_one(ImageView)
+        assert image.scale == 3
+        drawn_rows = [y for y in range(image.size.height) if any(s.text.strip() for s in image.render_line(y))]
+        assert len(drawn_rows) == 42  # 28 pixel rows x 3, two per cell
+        traversal, classes = (app.explorer.query_one(s, Thumbnails) for s in ("#traversal", "#classes-beside"))
+        assert (traversal.grid.size, classes.grid.size, classes.grid.columns) == (26, 18, 3)
+        assert classes.region.x > image.region.x and classes.region.y == image.region.y  # beside the preview
+        assert strip_lines(app, "#classes-beside")[-1].strip() == "9 Ankle boot"
+        assert "[0 T-shirt/top]" in strip_lines(app, "#classes-beside")[10]
+        black = (0, 0, 0)
+        blank_cells = [s for y in range(image.size.height) for s in image.render_line(y) if not s.text.strip()]
+        assert blank_cells and all(s.style.bgcolor.get_truecolor() == black for s in blank_cells)
+        panel = app.explorer.query_one(LatentPanel)
+        below_rows = panel.render_line(panel.size.height - 1)  # past z19: empty
+        assert all(s.style.bgcolor.get_truecolor() == black for s in below_rows)
+        await pilot.resize_terminal(120, 40)
+        await settle(app, pilot)
+        assert not classes.display and app.explorer.query_one("#classes-below").display
+
+
+async def test_mouse_selects_rows_sets_values_and_picks_thumbnails(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        state, panel = app.explorer.state, app.explorer.query_one(LatentPanel)
+        top = panel.scroll_offset.y
+        await pilot.click(LatentPanel, offset=(2, 1))  # the name of the second row shown
+        assert state.selected == top + 1 and state.z == [0.0] * 20
+        await pilot.click(LatentPanel, offset=(BAR_START + 2 * BAR_HALF, 3))  # the bar's right end
+        assert state.selected == top + 3 and state.z[top + 3] == 3.0
+        await pilot.click(LatentPanel, offset=(BAR_START + BAR_HALF - 3, 3))  # halfway left of the centre
+        assert state.z[top + 3] == -1.5
+        await settle(app, pilot)
+        assert "> z" + f"{top + 3:<3}" + "---===|------  -1.50" in "".join(screen_text(app))
+        traversal = app.explorer.query_one("#traversal", Thumbnails)
+        size = traversal.grid.size
+        await pilot.click("#traversal", offset=(5 * (size + 1) + 2, 2))  # the sixth thumbnail: +2
+        assert state.z[top + 3] == 2.0
+        await pilot.click("#traversal", offset=(0, traversal.size.height - 1))  # the first label: -3
+        assert state.z[top + 3] == -3.0
+        await pilot.press("t")
+        await settle(app, pilot)
+        classes = app.explorer.query_one("#classes-below", Thumbnails)
+        await pilot.click("#classes-below", offset=(7 * (classes.grid.size + 1) + 1, 1))
+        assert state.label == 7
+        await settle(app, pilot)
+        assert "[7]" in strip_lines(app, "#classes-below")[-1]

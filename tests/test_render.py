@@ -4,9 +4,10 @@ import torch
 
 from models import ModelConfig, build_model
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
-from vae_tui.render import UPPER_HALF, fit_scale, half_block_strips, image_row, to_levels
-from vae_tui.state import STEP_RANGE, ExplorerState
-from vae_tui.widgets.latent_panel import bar
+from vae_tui.layout import Grid, Layout, plan
+from vae_tui.render import UPPER_HALF, fit_scale, fitting_labels, half_block_strips, image_row, label_cells, to_levels
+from vae_tui.state import STEP_RANGE, ExplorerState, nearest_index
+from vae_tui.widgets.latent_panel import bar, bar_value
 
 
 def cells(strip) -> list[tuple[str, tuple[int, int, int], tuple[int, int, int]]]:
@@ -104,3 +105,32 @@ def test_decoder_frame_matches_single_decodes() -> None:
     torch.testing.assert_close(frame.image, singles[0])
     torch.testing.assert_close(frame.traversal[0], singles[1])
     torch.testing.assert_close(frame.classes[8], singles[2])
+
+
+def test_labels_centre_under_thumbnails_and_bracket_the_current_one() -> None:
+    assert label_cells(["-1", "0", "+1"], 6, current=1) == ["  -1  ", " [0]  ", "  +1  "]
+    assert label_cells(["+3"], 3, current=0) == [" +3"]  # no room for brackets: the style alone marks it
+    names = [["0 T-shirt/top", "1 Trouser"], ["0", "1"]]
+    assert fitting_labels(names, 15) == names[0] and fitting_labels(names, 8) == names[1]
+    assert nearest_index(TRAVERSAL_VALUES, 1.25) == 4 and nearest_index(TRAVERSAL_VALUES, -9.0) == 0
+
+
+def test_a_click_on_the_bar_maps_its_column_to_minus_three_to_plus_three() -> None:
+    assert [bar_value(column) for column in (6, 9, 12, 18)] == [-3.0, -1.5, 0.0, 3.0]
+    assert bar_value(5) is None and bar_value(19) is None
+
+
+def test_layout_gives_big_terminals_a_larger_preview_and_thumbnails() -> None:
+    small = plan(80, 24, classes=10)
+    assert (small.scale, small.traversal.size, small.classes, small.one_strip) == (1, 10, None, True)
+    assert plan(80, 24, classes=10, show_classes=True).classes == Grid(10, 6, 10)
+    big = plan(200, 60, classes=10)
+    assert (big.scale, big.traversal.size, big.classes, big.classes_beside) == (3, 26, Grid(10, 18, 3), True)
+    assert plan(200, 60, classes=None) == Layout(3, Grid(7, 26, 7), None, False, False)
+    for width, height in [(60, 20), (80, 24), (100, 32), (120, 40), (160, 50), (200, 60), (300, 90)]:
+        for classes in (None, 10):
+            layout = plan(width, height, classes)
+            strips = [g for g in (layout.traversal, layout.classes) if g]
+            below = sum(g.height for g in strips if g is layout.traversal or not layout.classes_beside)
+            assert 2 + 1 + layout.scale * 14 + below <= height, (width, height, classes)  # everything fits
+            assert all(g.width <= width - 2 for g in strips)

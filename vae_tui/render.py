@@ -69,3 +69,20 @@ def image_row(images: torch.Tensor, size: int, gap: int = 1) -> list[Strip]:
             parts.append(strips[line_index])
         lines.append(Strip.join(parts))
     return lines
+
+
+def label_cells(labels: list[str], size: int, current: int | None) -> list[str]:
+    """Each label centred in a size-wide cell; the current one in brackets where they fit."""
+    cells = []
+    for index, label in enumerate(labels):
+        text = f"[{label}]" if index == current and len(label) + 2 <= size else label
+        cells.append(text[:size].center(size))
+    return cells
+
+
+def fitting_labels(variants: list[list[str]], size: int) -> list[str]:
+    """The first variant (longest first) whose every label fits in size cells with brackets; else the last."""
+    for labels in variants:
+        if all(len(label) + 2 <= size for label in labels):
+            return labels
+    return variants[-1]

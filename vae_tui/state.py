@@ -10,6 +10,11 @@ DEFAULT_STEP = 0.25
 HISTORY_LIMIT = 1000
 
 
+def nearest_index(values: tuple[float, ...], value: float) -> int:
+    """The index of the value in values nearest to value (the first on a tie)."""
+    return min(range(len(values)), key=lambda i: abs(values[i] - value))
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """An undoable point: z and class."""

@@ -18,21 +18,23 @@ from textual.widgets import Footer, Label, OptionList, Static
 from models import Checkpoint
 from models.text import printable
 from train.grids import PAD_VALUE, grid, save_png
-from vae_tui.decoding import Decoder, Frame
+from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
 from vae_tui.keys import EXPLORER_KEYS, bindings
+from vae_tui.layout import Layout, plan
 from vae_tui.screens.help import truecolor_hint
 from vae_tui.screens.value import ValueScreen
-from vae_tui.state import ExplorerState
+from vae_tui.state import ExplorerState, nearest_index
 from vae_tui.widgets.class_list import ClassList
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel
-from vae_tui.widgets.strip_view import StripView
+from vae_tui.widgets.thumbnails import Thumbnails
 from vae_tui.widgets.title_bar import TitleBar
 
 MIN_SIZE = (60, 20)
 WIDE_FOOTER = 100  # narrower: the footer drops its spacing, so every label reads whole at 80 columns
 IMAGE_PNG_SCALE = 10  # 28 px -> 280 px
 STRIP_PNG_SCALE = 4
+TRAVERSAL_LABELS = [f"{value:+.0f}" if value else "0" for value in TRAVERSAL_VALUES]
 
 
 class ExplorerScreen(Screen):
@@ -56,6 +58,8 @@ class ExplorerScreen(Screen):
         self.frame: Frame | None = None
         self.frame_listeners: list[Callable[[Frame], None]] = []  # called once a frame is on screen
         self.colour_hint = truecolor_hint(dict(os.environ))  # the title bar marks it, the help screen explains it
+        self.show_classes = False  # when only one strip fits: the class strip rather than the traversal
+        self.layout_plan: Layout | None = None
 
     def compose(self) -> ComposeResult:
         checkpoint = self.checkpoint
@@ -69,16 +73,26 @@ class ExplorerScreen(Screen):
                 yield LatentPanel(self.state)
             with Vertical(id="preview"):
                 yield Label("Preview", id="preview-title", classes="section", markup=False)
-                yield ImageView()
-        yield StripView(checkpoint.class_names, checkpoint.model.conditional)
+                with Horizontal(id="preview-row"):
+                    yield ImageView()
+                    yield Thumbnails(self._class_labels(), id="classes-beside")
+        with Vertical(id="strips"):
+            yield Thumbnails([TRAVERSAL_LABELS], id="traversal")
+            yield Thumbnails(self._class_labels(), id="classes-below")
         yield Static("", id="too-small")
         yield Footer()
 
     def on_mount(self) -> None:
         self._show_state()
 
+    def _class_labels(self) -> list[list[str]]:
+        """The class strip's labels: digit and name where they fit, else the digit."""
+        names = self.checkpoint.class_names
+        return [[f"{i} {printable(name)}" for i, name in enumerate(names)], [str(i) for i in range(len(names))]]
+
     def on_resize(self, event: Resize) -> None:
         self.query_one(Footer).compact = event.size.width < WIDE_FOOTER
+        self._arrange()
         too_small = event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1]
         self.set_class(too_small, "too-small")
         if too_small:
@@ -86,6 +100,47 @@ class ExplorerScreen(Screen):
                 f"The terminal is {event.size.width}x{event.size.height}; the explorer needs at least "
                 f"{MIN_SIZE[0]}x{MIN_SIZE[1]}. Enlarge it, or press q to quit."
             )
+
+    def _arrange(self) -> None:
+        """Place the strips and size the thumbnails for the terminal's size (see vae_tui.layout)."""
+        classes = self.state.num_classes if self.state.conditional else None
+        layout = self.layout_plan = plan(self.size.width, self.size.height, classes, self.show_classes)
+        beside = layout.classes if layout.classes_beside else None
+        below = None if layout.classes_beside else layout.classes
+        places = (("#traversal", layout.traversal), ("#classes-beside", beside), ("#classes-below", below))
+        for selector, shape in places:
+            thumbnails = self.query_one(selector, Thumbnails)
+            thumbnails.display = shape is not None
+            if shape is not None:
+                thumbnails.arrange(shape)
+        self._show_strips()
+
+    def _show_strips(self) -> None:
+        """The frame's strips, captioned and with the current value and class marked."""
+        if self.frame is None or self.layout_plan is None:
+            return
+        state, frame = self.state, self.frame
+        hint = "  (t: other strip)" if self.layout_plan.one_strip else ""
+        low, high = TRAVERSAL_LABELS[0], TRAVERSAL_LABELS[-1]
+        current = nearest_index(TRAVERSAL_VALUES, state.z[state.selected])
+        caption = f"Traversal of z{state.selected} from {low} to {high}{hint}"
+        self.query_one("#traversal", Thumbnails).show(caption, frame.traversal, current)
+        if frame.classes is not None:
+            for selector in ("#classes-beside", "#classes-below"):
+                self.query_one(selector, Thumbnails).show(f"Every class at this z{hint}", frame.classes, state.label)
+
+    def on_thumbnails_picked(self, message: Thumbnails.Picked) -> None:
+        if message.control.id == "traversal":
+            self.state.set_value(TRAVERSAL_VALUES[message.index])
+            self._show_state()
+        else:
+            self.action_pick_class(message.index)
+
+    def on_latent_panel_clicked(self, message: LatentPanel.Clicked) -> None:
+        self.state.select(message.index - self.state.selected)
+        if message.value is not None:
+            self.state.set_value(message.value)
+        self._show_state()
 
     def _show_state(self) -> None:
         """Ask for a new picture; the text parts are redrawn with it, so one screen update shows both."""
@@ -123,7 +178,7 @@ class ExplorerScreen(Screen):
         self.frame = frame
         self._show_text()
         self.query_one(ImageView).show(frame.image)
-        self.query_one(StripView).show(frame, self.state.selected)
+        self._show_strips()
         self.call_after_refresh(self._frame_shown, frame)
 
     def _frame_shown(self, frame: Frame) -> None:
@@ -176,7 +231,9 @@ class ExplorerScreen(Screen):
         self._show_state()
 
     def action_toggle_strip(self) -> None:
-        self.query_one(StripView).toggle()
+        if self.layout_plan is not None and self.layout_plan.one_strip:
+            self.show_classes = not self.show_classes
+            self._arrange()
 
     def _export_path(self, what: str) -> Path:
         dataset = re.sub(r"[^A-Za-z0-9_-]+", "_", self.checkpoint.dataset)  # a name from the file: no "/" or ".."

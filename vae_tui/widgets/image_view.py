@@ -25,15 +25,20 @@ class ImageView(Widget, can_focus=False):
         self._cache = None
         self.refresh()
 
+    @property
+    def scale(self) -> int:
+        """The integer scale the image is drawn at for the current size (0: shrunk to fit)."""
+        if self.pixels is None:
+            return 0
+        return fit_scale(*self.pixels.shape, self.size.height, self.size.width)
+
     def strips(self) -> list[Strip]:
         """The image's lines for the current size, cached until the image or size changes."""
         size = (self.size.width, self.size.height)
         if self.pixels is None:
             return []
         if self._cache is None or self._cache[0] != size:
-            height, width = self.pixels.shape
-            scale = fit_scale(height, width, self.size.height, self.size.width)
-            if scale:
+            if scale := self.scale:
                 lines = half_block_strips(to_levels(self.pixels), scale)
             else:  # smaller than one cell per pixel: shrink to what fits
                 side = max(2, min(self.size.width, 2 * self.size.height))
