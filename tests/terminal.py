@@ -91,12 +91,18 @@ class PtyResult:
         return Screen(columns).feed(self.output)
 
 
-def run_in_pty(
-    args: list[str], cwd: Path, columns: int = 80, rows: int = 24, timeout: float = 300, send: dict | None = None
-) -> PtyResult:
-    """`python -m vae_tui ARGS` with stdout and stderr on a pseudo-terminal of columns x rows.
+def _take_terminal() -> None:
+    """In the child: make the pseudo-terminal (its stdin) the controlling terminal, so Ctrl-C typed there signals it."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    send maps a piece of output to a signal number: when that text first appears, the process gets the signal.
+
+def run_in_pty(
+    args: list[str], cwd: Path, columns: int = 80, rows: int = 24, timeout: float = 300, keys: dict | None = None
+) -> PtyResult:
+    """`python -m vae_tui ARGS` in a pseudo-terminal of columns x rows, as its controlling terminal.
+
+    keys maps a piece of output to bytes typed into the terminal when that text first appears (b"\x03": Ctrl-C,
+    which the terminal turns into SIGINT and echoes as "^C").
     """
     main, secondary = os.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
@@ -105,15 +111,16 @@ def run_in_pty(
         env.pop(name, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "vae_tui", *args],
-        stdin=subprocess.DEVNULL,
+        stdin=secondary,
         stdout=secondary,
         stderr=secondary,
         cwd=cwd,
         env=env,
-        start_new_session=True,
+        start_new_session=True,  # a session of its own, whose controlling terminal this one becomes
+        preexec_fn=_take_terminal,
     )
     os.close(secondary)
-    chunks, pending = [], dict(send or {})
+    chunks, pending = [], dict(keys or {})
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -127,9 +134,9 @@ def run_in_pty(
                     break
                 chunks.append(data)
                 text = b"".join(chunks).decode(errors="replace")
-                for piece, signal_number in list(pending.items()):
+                for piece, typed in list(pending.items()):
                     if piece in text:
-                        process.send_signal(signal_number)
+                        os.write(main, typed)
                         del pending[piece]
         code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:

@@ -283,8 +283,8 @@ def test_sigint_during_the_final_writes_is_reported_and_the_run_finishes(
         unlisten()
     assert result.code == 0, result.stderr
     assert result.stderr.strip() == (
-        "SIGINT arrived after the last batch, during the final evaluation and writes: they were completed and the"
-        " run is finished"
+        "SIGINT arrived after the last batch, during the final evaluation and writes:\n"
+        "they were completed and the run is finished"
     )
     assert "Done: best test loss" in result.stdout
     assert_same_run(out, reference)
@@ -301,7 +301,7 @@ def test_sigint_during_start_up_of_a_resumed_run(mnist_dir: Path, tmp_path: Path
     finally:
         unlisten()
     assert result.code == 130
-    assert result.stderr == f"SIGINT: stopped and saved {last}. Resume with:\n  vae-tui train --resume {last}\n"
+    assert result.stderr == f"SIGINT: stopped and saved. Resume with:\n  vae-tui train --resume {last}\n"
     assert last.read_bytes() == before  # it holds that very moment already
 
 

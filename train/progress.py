@@ -1,11 +1,27 @@
 """Training progress: rich bars on a terminal, plain lines in logs."""
 
 from dataclasses import dataclass
+from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.console import Console, RenderableType
+from rich.constrain import Constrain
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from models.text import printable
+
+# Columns the bars leave free at the right edge. A line that fills the last column leaves the cursor
+# waiting to wrap; the "^C" the terminal echoes then starts a new line, and every redraw lands one
+# line too low: the epochs bar was printed twice after Ctrl-C.
+RIGHT_MARGIN = 2
 
 
 @dataclass
@@ -22,14 +38,23 @@ class EpochResult:
     images_per_s: float
     is_best: bool
 
-    def summary(self, total_epochs: int) -> str:
-        """One line: epoch, losses and time."""
-        best = "  best" if self.is_best else ""
-        return (
-            f"epoch {self.epoch:>{len(str(total_epochs))}}/{total_epochs}  train {self.train_loss:.2f}  "
-            f"test {self.test_loss:.2f} (recon {self.test_reconstruction:.2f} + kl {self.test_kl:.2f})  "
-            f"{self.seconds:.2f} s  {self.images_per_s / 1000:.1f}k img/s{best}"
-        )
+    def summary(self, total_epochs: int, width: int = 80) -> str:
+        """One line of at most width columns: epoch, losses (with the test loss's KL part), time, speed.
+
+        Speed, then the KL part, are left out when the numbers are too wide for the line (losses past 1000).
+        """
+        epoch = f"epoch {self.epoch:>{len(str(total_epochs))}}/{total_epochs}"
+        losses = f"train {self.train_loss:.2f}  test {self.test_loss:.2f}"
+        kl, seconds = f" (kl {self.test_kl:.2f})", f"{self.seconds:.1f} s"
+        speed, best = f"  {self.images_per_s / 1000:.1f}k img/s", "  best" if self.is_best else ""
+        for line in (
+            f"{epoch}  {losses}{kl}  {seconds}{speed}{best}",
+            f"{epoch}  {losses}{kl}  {seconds}{best}",
+            f"{epoch}  {losses}  {seconds}{best}",
+        ):
+            if len(line) <= width:
+                break
+        return line
 
 
 class PlainProgress:
@@ -67,12 +92,23 @@ class PlainProgress:
         self.close()
 
 
+class Bars(Progress):
+    """rich's Progress, drawn RIGHT_MARGIN columns narrower than the terminal."""
+
+    def __init__(self, *columns: ProgressColumn, console: Console, **options: Any) -> None:
+        self.terminal = console  # Progress asks for its renderable before it knows its console
+        super().__init__(*columns, console=console, **options)
+
+    def get_renderable(self) -> RenderableType:
+        return Constrain(super().get_renderable(), max(20, self.terminal.width - RIGHT_MARGIN))
+
+
 class RichProgress(PlainProgress):
     """A bar over epochs and one over batches with live loss, images/s and ETA."""
 
     def __init__(self, console: Console) -> None:
         super().__init__(console)
-        self.bars = Progress(
+        self.bars = Bars(
             TextColumn("[bold]{task.description:<7}"),
             BarColumn(bar_width=None),
             MofNCompleteColumn(),
@@ -84,9 +120,11 @@ class RichProgress(PlainProgress):
             refresh_per_second=8,
         )
         self.epochs_task = self.batches_task = None
+        self.steps_per_epoch = 0
 
     def start(self, total_epochs: int, first_epoch: int, steps_per_epoch: int) -> None:
         super().start(total_epochs, first_epoch, steps_per_epoch)
+        self.steps_per_epoch = steps_per_epoch
         self.bars.start()
         self.epochs_task = self.bars.add_task("epochs", total=total_epochs, completed=first_epoch - 1, status="")
         self.batches_task = self.bars.add_task("batches", total=steps_per_epoch, status="")
@@ -98,13 +136,17 @@ class RichProgress(PlainProgress):
         self.bars.update(self.batches_task, completed=step, status=f"loss {loss:7.2f}  {images_per_s:>7,.0f} img/s")
 
     def epoch_done(self, result: EpochResult) -> None:
-        self.bars.console.print(result.summary(self.total_epochs), highlight=False, soft_wrap=True)
+        self.bars.console.print(Text(result.summary(self.total_epochs)), highlight=False)
+        # the last batches' numbers are only shown a few times a second: the finished epoch fills its bar
+        status = f"loss {result.train_loss:7.2f}  {result.images_per_s:>7,.0f} img/s"  # the epoch's, as in its row
+        self.bars.update(self.batches_task, completed=self.steps_per_epoch, status=status)
         self.bars.update(self.epochs_task, completed=result.epoch)
         if result.is_best:
             self.bars.update(self.epochs_task, status=f"best test {result.test_loss:.2f}")
 
     def message(self, text: str) -> None:
-        self.bars.console.print(literal(text), highlight=False, soft_wrap=True, markup=False)
+        """Print a line that stays, wrapped between words to the terminal's width."""
+        self.bars.console.print(Text(literal(text)), highlight=False)
 
     def close(self) -> None:
         self.bars.stop()
@@ -130,7 +172,7 @@ class RichEvalProgress(EvalProgress):
     """`vae-tui eval` on a terminal: the stage, images done, elapsed time and ETA; erased when it ends."""
 
     def __init__(self, console: Console) -> None:
-        self.bars = Progress(
+        self.bars = Bars(
             TextColumn("{task.description}"),
             BarColumn(bar_width=20),
             TextColumn("{task.fields[count]}"),

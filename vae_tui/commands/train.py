@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             if e.checkpoint is None:
                 print(f"{e.signal_name} arrived before the first batch: nothing was trained or saved", file=sys.stderr)
             else:
-                print(f"{e.signal_name}: stopped and saved {e.checkpoint}. Resume with:", file=sys.stderr)
+                print(f"{e.signal_name}: stopped and saved. Resume with:", file=sys.stderr)  # the path: its own line
                 print(f"  vae-tui train --resume {e.checkpoint}", file=sys.stderr)
             return EXIT_CODES.get(e.signal_name, 1)
 
@@ -119,18 +119,19 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
         progress = make_progress(Console())
         reach("start", "model")
         trainer = Trainer(settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs)
-        where = f"from epoch {trainer.epoch}, batch {trainer.step} " if resume else ""
-        progress.message(
-            f"Training {settings.model.upper()} on {data.name} {where}({data.source}) on {device}, writing to {out_dir}"
-        )
+        where = f", from epoch {trainer.epoch}, batch {trainer.step}" if resume else ""
+        # one line each, paths on their own: at 80 columns nothing breaks mid-name
+        progress.message(f"Training {settings.model.upper()} on {data.name} on {device}{where}")
+        progress.message(f"data: {data.source}")
+        progress.message(f"writing to {out_dir}")
         with progress:
             trainer.run(stop)
     finally:
         lock.release()
     if stop.signal_name:  # after the last batch: nothing is left to stop, and the final files are whole
         print(
-            f"{stop.signal_name} arrived after the last batch, during the final evaluation and writes: they were"
-            " completed and the run is finished",
+            f"{stop.signal_name} arrived after the last batch, during the final evaluation and writes:\n"
+            "they were completed and the run is finished",
             file=sys.stderr,
         )
     best = load_checkpoint(out_dir / "best.safetensors")
