@@ -17,8 +17,8 @@ from textual.widgets import Footer, Label, OptionList, Static
 
 from models import Checkpoint
 from models.text import printable
-from train.grids import PAD_VALUE, grid, save_png
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
+from vae_tui.exports import Export, image_export, save_export, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
 from vae_tui.layout import Layout, plan
 from vae_tui.screens.help import truecolor_hint
@@ -246,10 +246,11 @@ class ExplorerScreen(Screen):
             path = self.exports_dir / f"{stem}-{stamp}-{counter}.png"
         return path
 
-    def _save(self, what: str, pixels: torch.Tensor, scale: int) -> Path | None:
+    def _save(self, what: str, export: Export) -> Path | None:
+        """Decode what export records and save it with the record, so `vae-tui sample --from-png` draws it again."""
         try:
             self.exports_dir.mkdir(parents=True, exist_ok=True)
-            path = save_png(self._export_path(what), pixels, scale)
+            path = save_export(self._export_path(what), export, self.decoder)
         except OSError as e:
             reason = printable(f"Could not save into {self.exports_dir}: {e.strerror or e}")
             self.notify(reason, severity="error", markup=False)
@@ -257,21 +258,13 @@ class ExplorerScreen(Screen):
         self.notify(printable(f"Saved {path}"), title="PNG", markup=False)
         return path
 
-    def _current_frame(self) -> Frame:
-        """The frame on screen when it shows the current state; else (a key was just pressed) a fresh decode."""
-        if self.frame is not None and self.frame.version == self.state.version:
-            return self.frame
-        return self.decoder.frame(self.state.version, list(self.state.z), self.state.label, self.state.selected)
-
     def action_save_image(self) -> Path | None:
         """Save the current image, upscaled by nearest neighbour."""
-        return self._save("z", self._current_frame().image, IMAGE_PNG_SCALE)
+        state = self.state
+        return self._save("z", image_export(self.checkpoint, list(state.z), state.label, IMAGE_PNG_SCALE))
 
     def action_save_strip(self) -> Path | None:
         """Save the strip (traversal, and for the CVAE every class) as one grid."""
-        frame = self._current_frame()
-        rows = [frame.traversal] + ([frame.classes] if frame.classes is not None else [])
-        columns = max(len(row) for row in rows)
-        blank = torch.full(frame.image.shape, PAD_VALUE)
-        cells = [torch.cat([row, blank.expand(columns - len(row), *blank.shape)]) for row in rows]
-        return self._save(f"z{self.state.selected}-strip", grid(torch.cat(cells), columns), STRIP_PNG_SCALE)
+        state = self.state
+        export = strip_export(self.checkpoint, list(state.z), state.label, state.selected, STRIP_PNG_SCALE)
+        return self._save(f"z{state.selected}-strip", export)
