@@ -3,6 +3,7 @@
 import torch
 from rich.segment import Segment
 from textual.events import Click
+from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -38,7 +39,7 @@ class Thumbnails(Widget, can_focus=False):
         self.caption = ""
         self.images: torch.Tensor | None = None  # (count, H, W)
         self.current: int | None = None
-        self._rows: tuple[tuple, list[list[Strip]]] | None = None  # (grid, images' identity) and each row's lines
+        self._rows: tuple[Grid, list[list[Strip]]] | None = None  # each grid row's lines, for the grid they fit
 
     def arrange(self, grid: Grid) -> None:
         """Draw at this grid's thumbnail size and columns."""
@@ -57,20 +58,19 @@ class Thumbnails(Widget, can_focus=False):
             self._rows = None
         self.refresh()
 
-    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return self.grid.height
 
-    def get_content_width(self, container: object, viewport: object) -> int:
+    def get_content_width(self, container: Size, viewport: Size) -> int:
         return self.grid.width
 
     def _image_rows(self) -> list[list[Strip]]:
         """Each grid row's half-block lines, cached while the images and the grid stay the same."""
-        key = (self.grid, id(self.images))
-        if self._rows is None or self._rows[0] != key:
+        if self._rows is None or self._rows[0] != self.grid:  # show() drops them when the images change
             columns, size = self.grid.columns, self.grid.size
             assert self.images is not None
             rows = [image_row(self.images[i : i + columns], size, GAP) for i in range(0, len(self.images), columns)]
-            self._rows = (key, rows)
+            self._rows = (self.grid, rows)
         return self._rows[1]
 
     def _label_line(self, start: int) -> Strip:
