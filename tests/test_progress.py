@@ -51,7 +51,7 @@ def test_a_finished_run_fits_80_columns_and_its_bars_end_complete_and_green(tmp_
 
 
 def test_ctrl_c_leaves_each_bar_once_and_every_line_within_80_columns(tmp_path: Path) -> None:
-    write_dataset(tmp_path / "data", n_train=16384)  # 512 batches an epoch: Ctrl-C lands mid-epoch
+    write_dataset(tmp_path / "data", n_train=4096)  # 128 batches an epoch: Ctrl-C lands in a later epoch
     args = ["train", *TINY_FLAGS, "--epochs", "50", "--data-dir", "data", "--out", str(OUT)]
     result = run_in_pty(args, tmp_path, keys={"epoch  2/50": CTRL_C})
     assert result.code == 130, result.output
