@@ -26,12 +26,14 @@ from models.errors import CheckpointError
 from models.limits import IMAGE_PIXELS, IMAGE_SIDE, MAX_SIZE, shown
 from models.resume import ResumeState, parameter_index, resume_state
 from models.text import mostly_control, printable
-from models.vae import MODEL_KINDS, VAE, ModelConfig, build_model
+from models.vae import ARCHS, MODEL_KINDS, VAE, ModelConfig, build_model
 from models.version import package_version
 
 __all__ = ["MAX_HEADER_BYTES", "METADATA_KEY", "Checkpoint", "ResumeState", "load_checkpoint", "save_checkpoint"]
 
-FORMAT_VERSION = 1
+# 2: the model config names its arch (mlp or conv). Version 1 files, all MLPs, still load; a
+# vae-tui that reads only version 1 refuses a version 2 file with "upgrade vae-tui".
+FORMAT_VERSION = 2
 SUFFIX = ".safetensors"
 
 
@@ -191,8 +193,11 @@ def _config_from(info: dict, path: Path) -> ModelConfig:
     raw = _typed(info, "model", dict, path)
     if raw.get("kind") not in MODEL_KINDS:
         raise CheckpointError(f"{path} has malformed metadata: unknown model kind {raw.get('kind')!r}")
+    raw = {"arch": "mlp", **raw}  # version 1 files have no arch: they are all MLPs
+    if raw["arch"] not in ARCHS:
+        raise CheckpointError(f"{path} holds a model of arch {shown(raw['arch'])}, unknown to this vae-tui: upgrade it")
     sizes = ("input_dim", "hidden_dim", "latent_dim", "num_classes")
-    if set(raw) != {"kind", *sizes} or not all(type(raw[s]) is int and 0 < raw[s] <= MAX_SIZE for s in sizes):
+    if set(raw) != {"kind", "arch", *sizes} or not all(type(raw[s]) is int and 0 < raw[s] <= MAX_SIZE for s in sizes):
         raise CheckpointError(f"{path} has malformed metadata: bad model sizes {shown(raw)}")
     return ModelConfig(**raw)
 

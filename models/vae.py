@@ -11,6 +11,7 @@ from models.limits import MAX_SIZE
 from models.loss import elbo_loss
 
 MODEL_KINDS = ("vae", "cvae")
+ARCHS = ("mlp", "conv")  # mlp: the demo's 784-400-20; conv: models/conv.py
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class ModelConfig:
     """Sizes of a model; stored in every checkpoint so it can be rebuilt exactly."""
 
     kind: str = "vae"  # "vae", or "cvae": encoder and decoder also see the class, one-hot
+    arch: str = "mlp"  # "mlp" (the demo's), or "conv": convolutions around the hidden layers
     input_dim: int = 784  # 28x28 pixels, flattened
     hidden_dim: int = 400  # the demo's width: one hidden layer on each side
     latent_dim: int = 20  # the demo's z size
@@ -26,6 +28,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise UserError(f"model kind must be one of {', '.join(MODEL_KINDS)}, not {self.kind!r}")
+        if self.arch not in ARCHS:
+            raise UserError(f"model arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
         for name in ("input_dim", "hidden_dim", "latent_dim", "num_classes"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
@@ -41,11 +45,11 @@ class VAE(nn.Module):
     """Gaussian encoder, standard normal prior, Bernoulli decoder (Kingma & Welling, 2014)."""
 
     conditional = False
+    arch = "mlp"
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
-        if config.kind != ("cvae" if self.conditional else "vae"):
-            raise ValueError(f"{type(self).__name__} got a {config.kind!r} config: use build_model(config)")
+        self._check_config(config)
         self.config = config
         condition_dim = config.num_classes if self.conditional else 0
         self.encoder_hidden = nn.Linear(config.input_dim + condition_dim, config.hidden_dim)
@@ -53,6 +57,11 @@ class VAE(nn.Module):
         self.to_logvar = nn.Linear(config.hidden_dim, config.latent_dim)
         self.decoder_hidden = nn.Linear(config.latent_dim + condition_dim, config.hidden_dim)
         self.to_logits = nn.Linear(config.hidden_dim, config.input_dim)
+
+    def _check_config(self, config: ModelConfig) -> None:
+        """config must describe this class: its kind and its arch."""
+        if (config.kind, config.arch) != ("cvae" if self.conditional else "vae", self.arch):
+            raise ValueError(f"{type(self).__name__} got a {config.kind!r} {config.arch!r} config: use build_model")
 
     def _condition(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Append the one-hot class to h for the CVAE; the VAE returns h unchanged."""
@@ -107,7 +116,7 @@ class VAE(nn.Module):
 
         For the CVAE, labels (n,) picks each image's class; by default classes cycle 0, 1, 2 ...
         """
-        device = self.to_logits.weight.device
+        device = self.to_mu.weight.device
         z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
         if self.conditional and labels is None:
             labels = torch.arange(n, device=device) % self.config.num_classes
@@ -130,6 +139,10 @@ def rows_per_class(z: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor
 
 def parameter_count(config: ModelConfig) -> int:
     """How many weights and biases build_model(config) has, counted without building it."""
+    if config.arch == "conv":
+        from models.conv import conv_parameter_count
+
+        return conv_parameter_count(config)
     condition = config.num_classes if config.kind == "cvae" else 0
     pixels, hidden, latent = config.input_dim, config.hidden_dim, config.latent_dim
     encoder = (pixels + condition + 1) * hidden + 2 * (hidden + 1) * latent  # encoder_hidden, to_mu, to_logvar
@@ -138,5 +151,9 @@ def parameter_count(config: ModelConfig) -> int:
 
 
 def build_model(config: ModelConfig) -> VAE:
-    """A fresh VAE or CVAE for config.kind."""
+    """A fresh model of config's kind (VAE or CVAE) and arch (MLP or conv)."""
+    if config.arch == "conv":
+        from models.conv import ConvCVAE, ConvVAE
+
+        return ConvCVAE(config) if config.kind == "cvae" else ConvVAE(config)
     return CVAE(config) if config.kind == "cvae" else VAE(config)

@@ -8,7 +8,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from models import CheckpointError, load_checkpoint, save_checkpoint
+from models import CheckpointError, ModelConfig, build_model, load_checkpoint, save_checkpoint
 from models.checkpoint import FORMAT_VERSION
 from tests.conftest import RESUME_PROGRESS, TINY, needs_cuda
 
@@ -114,6 +114,42 @@ def test_pickle_is_never_executed(tmp_path: Path) -> None:
 def test_newer_format_version(saved: Path, rewrite_checkpoint: Callable) -> None:
     rewrite_checkpoint(saved, edit_info=lambda info: info.update(format_version=FORMAT_VERSION + 1))
     with pytest.raises(CheckpointError, match="newer than this vae-tui reads"):
+        load_checkpoint(saved)
+
+
+def test_a_version_1_checkpoint_without_an_arch_loads_as_the_mlp(saved: Path, rewrite_checkpoint: Callable) -> None:
+    """What vae-tui wrote before the conv arch: format 1, no arch in the model config, no arch in the settings."""
+
+    def as_version_1(info: dict) -> None:
+        info.update(format_version=1)
+        del info["model"]["arch"]
+
+    before = load_checkpoint(saved)
+    rewrite_checkpoint(saved, edit_info=as_version_1)
+    old = load_checkpoint(saved)
+    assert old.config.arch == "mlp" and old.config == before.config
+    for a, b in zip(old.model.state_dict().values(), before.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_conv_checkpoint_round_trips_and_needs_the_new_format(tmp_path: Path, make_checkpoint: Callable) -> None:
+    checkpoint = make_checkpoint()
+    torch.manual_seed(0)
+    checkpoint.model = build_model(ModelConfig(kind="vae", arch="conv", hidden_dim=16, latent_dim=4))
+    path = save_checkpoint(tmp_path / "conv.safetensors", checkpoint)
+    loaded = load_checkpoint(path)
+    assert loaded.config.arch == "conv" and FORMAT_VERSION == 2
+    for a, b in zip(loaded.model.state_dict().values(), checkpoint.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    x = torch.rand(3, 784)
+    torch.testing.assert_close(
+        loaded.model.decode(loaded.model.encode(x)[0]), checkpoint.model.decode(checkpoint.model.encode(x)[0])
+    )
+
+
+def test_an_unknown_arch_asks_for_an_upgrade(saved: Path, rewrite_checkpoint: Callable) -> None:
+    rewrite_checkpoint(saved, edit_info=lambda info: info["model"].update(arch="transformer"))
+    with pytest.raises(CheckpointError, match="arch 'transformer', unknown to this vae-tui: upgrade it"):
         load_checkpoint(saved)
 
 

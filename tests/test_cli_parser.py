@@ -6,16 +6,48 @@ import pytest
 import torch
 
 from models import MODEL_KINDS, UserError
+from models.vae import ARCHS as MODEL_ARCHS
 from models.version import package_version
 from train.data import DATASET_NAMES
 from train.device import resolve_device
+from train.settings import LR_SCHEDULES as TRAIN_LR_SCHEDULES
 from vae_tui.cli import COMMANDS, build_parser
-from vae_tui.commands import DATASETS, DEVICES, MODELS
+from vae_tui.commands import ARCHS, DATASETS, DEVICES, LR_SCHEDULES, MODELS
 
 
 def test_choices_are_the_models_and_datasets_names() -> None:
     assert MODELS == MODEL_KINDS, "vae_tui/commands/__init__.py MODELS must list models.vae.MODEL_KINDS"
     assert DATASETS == DATASET_NAMES, "vae_tui/commands/__init__.py DATASETS must list train.data.DATASET_NAMES"
+    assert ARCHS == MODEL_ARCHS, "vae_tui/commands/__init__.py ARCHS must list models.vae.ARCHS"
+    assert LR_SCHEDULES == TRAIN_LR_SCHEDULES, "LR_SCHEDULES must list train.settings.LR_SCHEDULES"
+
+
+def test_a_gpu_by_index(run_cli: Callable) -> None:
+    assert build_parser().parse_args(["train", "--device", "cuda:1"]).device == "cuda:1"
+    result = run_cli("train", "--device", "cuda:x")
+    result.assert_one_line_error("invalid device 'cuda:x'", "cuda:N")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="--device cuda:3: no CUDA GPU is available here"):
+            resolve_device("cuda:3")
+    else:
+        with pytest.raises(UserError, match=f"has {torch.cuda.device_count()} CUDA GPU"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+        assert resolve_device("cuda:0") == torch.device("cuda", 0)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train"],
+        ["explore"],
+        ["eval"],
+        ["sample", "-o", "a.png"],
+        ["import-example", "a", "--dataset", "mnist", "-o", "b"],
+    ],
+)
+def test_every_command_takes_threads(argv: list[str], run_cli: Callable) -> None:
+    assert build_parser().parse_args([*argv, "--threads", "3"]).threads == 3
+    run_cli(*argv, "--threads", "0").assert_one_line_error("0 is out of range: use 1 to 1024")
 
 
 @pytest.mark.parametrize("name", DEVICES)
@@ -28,11 +60,17 @@ def test_every_device_choice_is_one_resolve_device_knows(name: str) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["train"], ["explore"], ["eval", "c.safetensors"], ["sample", "c.safetensors", "-o", "out.png"]],
+    [
+        ["train"],
+        ["explore"],
+        ["eval", "c.safetensors"],
+        ["sample", "c.safetensors", "-o", "out.png"],
+        ["import-example", "sd.pt", "--dataset", "mnist", "-o", "out.safetensors"],
+    ],
 )
 def test_each_command_module_parses_its_own_command(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
-    module = {command.__name__.rsplit(".", 1)[1]: command for command in COMMANDS}[argv[0]]
+    module = {command.__name__.rsplit(".", 1)[1].replace("_", "-"): command for command in COMMANDS}[argv[0]]
     assert args.command == argv[0] and args.run is module.run
 
 

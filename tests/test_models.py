@@ -4,12 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import CVAE, VAE, ModelConfig, UserError, build_model, elbo_loss
+from models import CVAE, VAE, ModelConfig, UserError, build_model, elbo_loss, parameter_count
+from models.conv import ConvCVAE, ConvVAE
 
 
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
-def test_shapes(kind: str) -> None:
-    config = ModelConfig(kind=kind, hidden_dim=48, latent_dim=6)
+def test_shapes(kind: str, arch: str) -> None:
+    config = ModelConfig(kind=kind, arch=arch, hidden_dim=48, latent_dim=6)
     model = build_model(config)
     x, y = torch.rand(5, 784), torch.arange(5)
     mu, logvar = model.encode(x, y)
@@ -48,9 +50,10 @@ def test_loss_stays_finite_where_the_demo_clamps() -> None:
     assert torch.isfinite(total) and total > 300  # BCE from logits keeps the full 2 * 200 nats
 
 
-def test_cvae_decoder_uses_the_class() -> None:
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_cvae_decoder_uses_the_class(arch: str) -> None:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(kind="cvae", hidden_dim=32, latent_dim=4))
+    model = build_model(ModelConfig(kind="cvae", arch=arch, hidden_dim=32, latent_dim=4))
     z = torch.zeros(2, 4)
     a, b = model.decode(z, torch.tensor([0, 1]))
     assert not torch.allclose(a, b)
@@ -70,3 +73,46 @@ def test_bad_sizes_are_refused() -> None:
         ModelConfig(latent_dim=0)
     with pytest.raises(UserError, match="kind"):
         ModelConfig(kind="gan")
+    with pytest.raises(UserError, match="arch must be one of mlp, conv"):
+        ModelConfig(arch="resnet")
+
+
+def test_conv_model_is_the_reference_design() -> None:
+    """Two stride-2 convolutions (32, 64 channels), a 256 hidden layer, latent 20, mirrored: 1.66 M weights."""
+    config = ModelConfig(arch="conv", hidden_dim=256)
+    model = build_model(config)
+    assert isinstance(model, ConvVAE) and not isinstance(build_model(ModelConfig(arch="mlp")), ConvVAE)
+    assert isinstance(build_model(ModelConfig(kind="cvae", arch="conv", hidden_dim=256)), ConvCVAE)
+    assert [tuple(p.shape) for p in model.encoder_conv1.parameters()] == [(32, 1, 3, 3), (32,)]
+    assert [tuple(p.shape) for p in model.encoder_conv2.parameters()] == [(64, 32, 3, 3), (64,)]
+    assert model.encoder_hidden.weight.shape == (256, 64 * 7 * 7) and model.to_mu.weight.shape == (20, 256)
+    assert model.to_logits.weight.shape == (32, 1, 3, 3)  # a transposed convolution: (in, out, k, k)
+    for kind in ("vae", "cvae"):
+        for arch in ("mlp", "conv"):
+            sized = ModelConfig(kind=kind, arch=arch, hidden_dim=40, latent_dim=3, num_classes=7)
+            assert parameter_count(sized) == sum(p.numel() for p in build_model(sized).parameters())
+    assert parameter_count(config) == 1_662_249
+
+
+def test_conv_loss_equals_the_formula() -> None:
+    """The conv model's loss is the demo's BCE-sum + KL on its own logits, mu and logvar with the same noise."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="cvae", arch="conv", hidden_dim=32, latent_dim=4))
+    x, y = torch.rand(6, 784), torch.arange(6)
+    total, reconstruction, kl, mu = model.loss(x, y, generator=torch.Generator().manual_seed(5))
+    mu_again, logvar = model.encode(x, y)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(5))
+    probabilities = torch.sigmoid(model.decode(mu_again + eps * torch.exp(0.5 * logvar), y))
+    demo_reconstruction = F.binary_cross_entropy(probabilities, x, reduction="sum")
+    demo_kl = -0.5 * torch.sum(1 + logvar - mu_again.pow(2) - logvar.exp())
+    torch.testing.assert_close(mu, mu_again)
+    torch.testing.assert_close(reconstruction, demo_reconstruction, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(kl, demo_kl)
+    torch.testing.assert_close(total, demo_reconstruction + demo_kl, rtol=1e-5, atol=1e-3)
+
+
+def test_a_class_does_not_take_another_arch_config() -> None:
+    with pytest.raises(ValueError, match="use build_model"):
+        ConvVAE(ModelConfig(arch="mlp"))
+    with pytest.raises(ValueError, match="use build_model"):
+        VAE(ModelConfig(arch="conv"))

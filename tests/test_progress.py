@@ -37,7 +37,8 @@ def test_a_finished_run_fits_80_columns_and_its_bars_end_complete_and_green(tmp_
     screen = result.screen(80)
     assert not screen.wraps, screen.wraps
     lines = screen.lines()
-    assert lines[0] == "Training VAE on mnist on cpu" and lines[1].startswith("data: data (--data-dir), unverified")
+    assert re.fullmatch(r"Training VAE \(mlp\) on mnist on cpu \(\d+ threads?\)", lines[0]), lines[0]
+    assert lines[1].startswith("data: data (--data-dir), unverified")
     assert f"writing to {OUT}" in lines
     summary = re.compile(r"epoch 2/2  train [\d.]+  test [\d.]+ \(kl [\d.]+\)  [\d.]+ s  [\d.]+k img/s")
     assert any(summary.match(line) for line in lines), lines

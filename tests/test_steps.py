@@ -1,15 +1,18 @@
 """Training steps: the static-shape step (what the CUDA graph runs) matches the eager one."""
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 
 from models import ModelConfig, UserError, build_model, elbo_loss
 from tests.conftest import needs_cuda
-from train.steps import EagerStep, GraphedStep, StaticShapeStep
+from train.steps import CheckedGraphStep, EagerStep, GraphedStep, StaticShapeStep, make_step
 
 
 def run_epoch(
-    step_class: type[EagerStep], device: str = "cpu", **kwargs: object
+    step_class: Callable[..., EagerStep], device: str = "cpu", **kwargs: object
 ) -> tuple[list[torch.Tensor], float, torch.Tensor]:
     """One epoch over 200 images at batch 64 (the last batch has 8): weights, loss sum, centroid sums.
 
@@ -73,3 +76,93 @@ def test_graphed_step_matches_eager_on_gpu() -> None:
     assert graphed_loss == pytest.approx(eager_loss, rel=1e-4)
     for a, b in zip(graphed_weights, eager_weights, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+# --- the fallback from CUDA graphs, on the CPU: graph classes whose capture or replay misbehaves --------------
+
+
+class CaptureFails(GraphedStep):
+    def _capture(self) -> None:
+        StaticShapeStep._run(self)  # the warm-up moves the weights before the capture fails: it must be undone
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+
+class ReplayFails(GraphedStep):
+    def _capture(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        StaticShapeStep._run(self)  # the step runs and updates the weights, then the "replay" fails
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+class ReplayDisagrees(GraphedStep):
+    def _capture(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        StaticShapeStep._run(self)
+        self.loss_sum += 50.0  # a graph that computes something else than the eager step
+
+
+class ReplayAgrees(GraphedStep):
+    def _capture(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        StaticShapeStep._run(self)  # the static-shape step, as a faithful graph would replay it
+
+
+def run_made_step(graph_class: type[GraphedStep]) -> tuple[list[torch.Tensor], float, list[str], object]:
+    """run_epoch's epoch through make_step(graphed=True) with graph_class; also what it reported and the step."""
+    reports: list[str] = []
+    made = []
+
+    def factory(*args: object) -> object:
+        made.append(make_step(args, 64, True, reports.append, graph_class=graph_class))
+        return made[0]
+
+    weights, loss, _ = run_epoch(factory)
+    return weights, loss, reports, made[0]
+
+
+@pytest.mark.parametrize(
+    ("graph_class", "why"),
+    [
+        (CaptureFails, "capturing the step failed (RuntimeError: CUDA error: operation not permitted"),
+        (ReplayFails, "its first replay failed (RuntimeError: CUDA error: an illegal memory access"),
+        (ReplayDisagrees, "its first loss was"),
+    ],
+)
+def test_a_graph_that_fails_or_disagrees_gives_way_to_the_eager_step(graph_class: type, why: str) -> None:
+    eager_weights, eager_loss, _ = run_epoch(EagerStep)
+    weights, loss, reports, _ = run_made_step(graph_class)
+    assert len(reports) == 1 and reports[0].startswith("CUDA graphs off: ") and why in reports[0]
+    assert "eager" in reports[0]
+    assert loss == eager_loss  # the first batch's failed attempt was undone, every batch ran eagerly
+    for a, b in zip(weights, eager_weights, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_graph_that_agrees_keeps_running() -> None:
+    static_weights, static_loss, _ = run_epoch(StaticShapeStep, batch_size=64)
+    weights, loss, reports, step = run_made_step(ReplayAgrees)
+    assert reports == [] and isinstance(step, CheckedGraphStep) and step.step is step.graphed
+    assert loss == pytest.approx(static_loss, rel=1e-6)
+    for a, b in zip(weights, static_weights, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_training_goes_on_eagerly_when_capture_fails(
+    tmp_path: Path, run_training: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = run_training(tmp_path / "plain", epochs=1)
+    monkeypatch.setattr("train.loop.graphs_possible", lambda device: True)
+    monkeypatch.setattr(GraphedStep, "_capture", CaptureFails._capture)
+    fallen = run_training(tmp_path / "fallen", epochs=1)
+    assert not fallen.graphed
+    messages = [line for line in fallen.progress.lines if isinstance(line, str)]
+    assert len(messages) == 1 and messages[0].startswith("CUDA graphs off: capturing the step failed")
+    for a, b in zip(plain.model.parameters(), fallen.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert fallen.progress.lines[-1].test_loss == plain.progress.lines[-1].test_loss

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,33 @@ def test_centroids_are_class_means_of_mu(mnist_dir: Path, tmp_path: Path, run_tr
     torch.testing.assert_close(best.class_centroids, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_one_conv_epoch_lowers_the_loss_and_writes_every_artifact(
+    mnist_dir: Path, tmp_path: Path, run_training: Callable, kind: str
+) -> None:
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    x = data.test.images.reshape(len(data.test.images), -1).float() / 255
+    settings = replace(TINY_SETTINGS, model=kind, arch="conv")
+    torch.manual_seed(settings.seed)
+    untrained = evaluate(build_model(settings.model_config(10)), x, data.test.labels, seed=0)[0]
+    out = tmp_path / "run"
+    trainer = run_training(out, model=kind, arch="conv", epochs=1)
+    result = trainer.progress.lines[0]
+    assert result.test_loss < untrained - 25  # 16 steps: the conv model starts slower than the MLP
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.safetensors",
+        "last.safetensors",
+        "metrics.jsonl",
+        "reconst-1.png",
+        "sample-1.png",
+    ]
+    best = load_checkpoint(out / "best.safetensors", expect_kind=kind)
+    assert best.config.arch == "conv" and best.training["arch"] == "conv"
+    assert best.metrics["test_loss"] == pytest.approx(result.test_loss)
+    again = evaluate(best.model, x, data.test.labels, seed=TINY_SETTINGS.seed + 1)[0]
+    assert again == pytest.approx(result.test_loss, rel=1e-5)  # the loaded conv model is the trained one
+
+
 def test_cvae_sample_grid_has_a_row_per_class(tmp_path: Path, run_training: Callable) -> None:
     run_training(tmp_path / "run", model="cvae", epochs=1)
     assert Image.open(tmp_path / "run" / "sample-1.png").size == (2 * (8 * 30 + 2), 2 * (10 * 30 + 2))
@@ -69,13 +97,22 @@ def test_resume_at_an_epoch_boundary_is_bitwise(tmp_path: Path, run_training: Ca
     assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
 
 
-@pytest.mark.parametrize("model", ["vae", "cvae"])
+RESUMED_RECIPES = {
+    "vae": {"model": "vae"},
+    "cvae": {"model": "cvae"},
+    "conv vae, cosine, warm-up": {"model": "vae", "arch": "conv", "lr_schedule": "cosine", "kl_warmup": 1},
+    "conv cvae, beta": {"model": "cvae", "arch": "conv", "lr_schedule": "cosine", "beta": 0.5},
+}
+
+
+@pytest.mark.parametrize("recipe", RESUMED_RECIPES)
 def test_resume_mid_epoch_is_bitwise(
-    tmp_path: Path, make_trainer: Callable, run_training: Callable, model: str
+    tmp_path: Path, make_trainer: Callable, run_training: Callable, recipe: str
 ) -> None:
-    run_training(tmp_path / "straight", model=model)
+    changes = RESUMED_RECIPES[recipe]
+    run_training(tmp_path / "straight", **changes)
     stop = StopFlag()
-    trainer = make_trainer(tmp_path / "split", model=model)
+    trainer = make_trainer(tmp_path / "split", **changes)
     steps_seen = []
     original = trainer.optimizer.step
 
@@ -90,7 +127,7 @@ def test_resume_mid_epoch_is_bitwise(
         trainer.run(stop)
     state = load_checkpoint(tmp_path / "split" / "last.safetensors", with_resume=True).resume.progress
     assert (state["epoch"], state["step"]) == (2, 3)
-    run_training(tmp_path / "split", resume_from=tmp_path / "split" / "last.safetensors", model=model)
+    run_training(tmp_path / "split", resume_from=tmp_path / "split" / "last.safetensors", **changes)
     straight, split = (
         weights(tmp_path / "straight" / "last.safetensors"),
         weights(tmp_path / "split" / "last.safetensors"),

@@ -6,11 +6,17 @@ from models import UserError
 
 
 def resolve_device(name: str) -> torch.device:
-    """auto -> cuda, then mps, then cpu; an explicit device that is not there is a UserError."""
+    """auto -> cuda, then mps, then cpu; cuda:N picks a GPU; an explicit device that is not there is a UserError."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available here (try --device cpu)")
+    kind, _, index = name.partition(":")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is available here (try --device cpu)")
+    if kind == "cuda" and index:
+        count = torch.cuda.device_count()
+        if not (index.isascii() and index.isdigit()) or int(index) >= count:
+            raise UserError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+        return torch.device("cuda", int(index))
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps: Apple's MPS is not available here (try --device cpu)")
     if name not in ("cpu", "cuda", "mps"):
@@ -29,11 +35,24 @@ def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
 
 
 def set_rng_states(states: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Put back the states rng_states returned; a device generator a checkpoint from another device lacks
+    keeps its state (a CPU run resumed on a GPU)."""
     torch.set_rng_state(states["cpu"])
-    if device.type == "cuda":
+    if device.type == "cuda" and "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"], device)
-    elif device.type == "mps":
+    elif device.type == "mps" and "mps" in states:
         torch.mps.set_rng_state(states["mps"])
+
+
+def describe_device(device: torch.device, graphed: bool) -> str:
+    """The device for the training's first line: the GPU's name and whether CUDA graphs are on, or the threads."""
+    if device.type == "cuda":
+        graphs = "CUDA graphs on" if graphed else "CUDA graphs off"
+        return f"{device} ({torch.cuda.get_device_name(device)}, {graphs})"
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
+    return str(device)
 
 
 def unit_pixels(images: torch.Tensor) -> torch.Tensor:

@@ -29,8 +29,9 @@ from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
 from train.evaluate import evaluate
 from train.progress import EpochResult, PlainProgress
+from train.schedule import kl_weight, learning_rate, set_learning_rate
 from train.settings import TrainSettings
-from train.steps import EagerStep, GraphedStep
+from train.steps import graphs_possible, make_step
 from train.stop import StopFlag, TrainingInterrupted
 from train.writes import (
     GRID_COLUMNS,
@@ -75,9 +76,10 @@ class Trainer:
         torch.manual_seed(settings.seed)
         self.model = build_model(settings.model_config(self.num_classes)).to(device)
         fused = device.type in ("cpu", "cuda")
-        self.graphed = cuda_graphs and device.type == "cuda"
+        self.graphed = cuda_graphs and graphs_possible(device)
         # capturable keeps Adam's step count on the GPU, as a CUDA graph needs
-        self.adam_flags = {"fused": fused, "foreach": None if fused else True, "capturable": self.graphed}
+        capturable = self.graphed and device.type == "cuda"
+        self.adam_flags = {"fused": fused, "foreach": None if fused else True, "capturable": capturable}
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, **self.adam_flags)
         self.train_x, self.train_y = to_device_images(data.train.images, device), data.train.labels.to(device)
         self.test_x, self.test_y = to_device_images(data.test.images, device), data.test.labels.to(device)
@@ -96,12 +98,40 @@ class Trainer:
         self.centroids = torch.zeros(self.num_classes, settings.latent_dim, device=device)  # the newest written
         if resume is not None:
             self._restore(resume)
-        self.loss_sum = torch.zeros((), device=device)  # the epoch's summed training loss
+        self.loss_sum = torch.zeros((), device=device)  # the epoch's summed training loss (the true ELBO)
         self.centroid_sums = torch.zeros(self.num_classes, settings.latent_dim, device=device)
+        # Tensors that a CUDA graph reads, filled in place each step; None where they stay constant.
+        self.scheduled_lr = settings.lr_schedule != "constant"
+        if self.scheduled_lr and capturable:
+            for group in self.optimizer.param_groups:
+                group["lr"] = torch.tensor(float(group["lr"]), device=device)
+        self.kl_weight = None
+        if settings.kl_warmup > 0 or settings.beta != 1.0:
+            self.kl_weight = torch.full((), settings.beta, device=device)
         step_args = (self.model, self.optimizer, self.train_x, self.train_y, self.loss_sum, self.centroid_sums)
-        self.train_step = (
-            GraphedStep(*step_args, batch_size=settings.batch_size) if self.graphed else EagerStep(*step_args)
-        )
+        self.train_step = make_step((*step_args, self.kl_weight), settings.batch_size, self.graphed, self._graphs_off)
+
+    def _match_state_layout(self) -> None:
+        """Adam's loaded moments in their parameter's memory layout: the fused kernel walks both as flat memory,
+        and a conv weight is channels_last while a loaded moment is contiguous."""
+        for p in self.model.parameters():
+            state = self.optimizer.state.get(p, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p).copy_(value)
+
+    def _graphs_off(self, why: str) -> None:
+        """The graphed step could not be trusted: say why, once; the eager step runs instead."""
+        self.graphed = False
+        self.progress.message(why)
+
+    def _schedule(self, step: int) -> None:
+        """Set the learning rate and the KL weight for batch `step` of this epoch."""
+        global_step = (self.epoch - 1) * self.steps_per_epoch + step
+        if self.scheduled_lr:
+            set_learning_rate(self.optimizer, learning_rate(self.settings, global_step, self.steps_per_epoch))
+        if self.kl_weight is not None:
+            self.kl_weight.fill_(kl_weight(self.settings, global_step, self.steps_per_epoch))
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         """Continue from a resumable checkpoint exactly where it stopped."""
@@ -112,6 +142,7 @@ class Trainer:
             self.optimizer.load_state_dict(checkpoint.resume.optimizer)
         except (ValueError, KeyError, TypeError, RuntimeError) as e:
             raise CheckpointError(f"{checkpoint.path}: its optimizer state does not fit this model ({e})") from None
+        self._match_state_layout()
         check_carry(checkpoint, self.num_classes, self.settings.latent_dim)
         for group in self.optimizer.param_groups:  # the implementation follows this device, not the saved one
             group.update(self.adam_flags)
@@ -167,6 +198,7 @@ class Trainer:
             reach("batch", self.epoch, step)  # a signal sent here is seen before the step runs
             if stop.signal_name:
                 self._stop(stop.signal_name, step, permutation, rng_epoch_start)
+            self._schedule(step)
             self.train_step(permutation[step * batch_size : (step + 1) * batch_size])
             if (now := time.perf_counter()) - last_report >= REPORT_SECONDS:
                 last_report = now
@@ -188,6 +220,7 @@ class Trainer:
         test_loss, test_reconstruction, test_kl = evaluate(self.model, self.test_x, self.test_y, self.settings.seed + 1)
         self._check_finite(test_loss)
         is_best = self._record_best(test_loss)
+        last_step = self.epoch * self.steps_per_epoch - 1
         return EpochResult(
             epoch=self.epoch,
             train_loss=train_loss,
@@ -198,6 +231,8 @@ class Trainer:
             train_seconds=train_seconds,
             images_per_s=(self.steps_per_epoch - first_step) * self.settings.batch_size / train_seconds,
             is_best=is_best,
+            kl_weight=kl_weight(self.settings, last_step, self.steps_per_epoch),
+            lr=learning_rate(self.settings, last_step, self.steps_per_epoch),
         )
 
     def _record_best(self, test_loss: float) -> bool:
@@ -257,7 +292,11 @@ class Trainer:
         tensors.update({f"rng_epoch_start.{k}": v for k, v in rng_epoch_start.items()})
         tensors.update(extra)
         progress = {"epoch": epoch, "step": step, "best_test_loss": self.best_test_loss, "best_epoch": self.best_epoch}
-        return ResumeState(optimizer=self.optimizer.state_dict(), tensors=tensors, progress=progress)
+        optimizer = self.optimizer.state_dict()
+        for group in optimizer["param_groups"]:  # a scheduled lr on CUDA is a tensor: stored as the number
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"] = group["lr"].item()
+        return ResumeState(optimizer=optimizer, tensors=tensors, progress=progress)
 
     def _write_epoch(self, result: EpochResult) -> None:
         """The finished epoch's files, last.safetensors last of all: train/writes.py says why in this order."""

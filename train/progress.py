@@ -37,6 +37,8 @@ class EpochResult:
     train_seconds: float  # the training steps alone
     images_per_s: float
     is_best: bool
+    kl_weight: float = 1.0  # the KL term's weight in the training loss at the epoch's last batch
+    lr: float = 1e-3  # the learning rate of the epoch's last batch
 
     def summary(self, total_epochs: int, width: int = 80) -> str:
         """One line of at most width columns: epoch, losses (with the test loss's KL part), time, speed.

@@ -16,6 +16,7 @@ from models.limits import (
     seed_problem,
     shown,
 )
+from models.vae import ARCHS
 from train.data import CLASS_NAMES, DATASET_NAMES, check_model_fits_data
 from train.evaluate import EVAL_BATCH
 
@@ -29,6 +30,16 @@ TRAINING_COPIES = 4
 # layers, mu, logvar and z; tripled for the gradients and the temporaries of the loss.
 ACTIVATION_COPIES = 3
 DATASET_BYTES = 70_000 * IMAGE_PIXELS * (1 + FLOAT_BYTES)  # the real data, as bytes on the host and floats on device
+LR_SCHEDULES = ("constant", "cosine")
+MAX_BETA = 1000.0
+# Per arch, the defaults of the flags left out: the MLP keeps the demo's recipe; the conv recipe's
+# hidden width and schedule are the ones measured best (README, "Architectures").
+ARCH_DEFAULTS = {
+    "mlp": {"hidden_dim": 400, "lr_schedule": "constant"},
+    "conv": {"hidden_dim": 256, "lr_schedule": "cosine"},
+}
+# Fields older checkpoints lack, with the value those runs were trained with.
+ADDED_FIELDS = {"arch": "mlp", "beta": 1.0, "kl_warmup": 0, "lr_schedule": "constant"}
 
 
 @dataclass(frozen=True)
@@ -37,14 +48,22 @@ class TrainSettings:
 
     model: str = "vae"
     dataset: str = "fashion-mnist"
+    arch: str = "mlp"  # the demo's MLP, or convolutions (models/conv.py)
     epochs: int = 20
     batch_size: int = 128  # the demo's
-    lr: float = 1e-3  # the demo's Adam learning rate
+    lr: float = 1e-3  # the demo's Adam learning rate; with the cosine schedule, its first value
+    lr_schedule: str | None = None  # constant, or cosine decay to 0 over the epochs; None: the arch's default
     latent_dim: int = 20
-    hidden_dim: int = 400
+    hidden_dim: int | None = None  # None: the arch's default (400 for the MLP, the demo's width)
     seed: int = 0
+    beta: float = 1.0  # weight of the KL term in the training loss (Higgins et al., 2017); 1 is the ELBO
+    kl_warmup: int = 0  # epochs over which that weight ramps linearly from 0 to beta, step by step
 
     def __post_init__(self) -> None:
+        if (arch_defaults := ARCH_DEFAULTS.get(self.arch)) is not None:
+            for name, value in arch_defaults.items():
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, value)
         if found := _first_problem(self.__dict__):
             name, problem = found
             raise UserError(f"--{name.replace('_', '-')} {problem}")
@@ -54,20 +73,22 @@ class TrainSettings:
         """Settings from a checkpoint's `training` metadata, every field checked; unknown keys are ignored."""
         if not isinstance(values, dict):
             raise CheckpointError(f"{source} has malformed training settings: {shown(values)}")
+        values = {**ADDED_FIELDS, **values}
         if found := _first_problem(values):
             name, problem = found
             raise CheckpointError(f"{source} has malformed training settings: {name} {problem}")
         if missing := [f.name for f in fields(cls) if f.name not in values]:
             raise CheckpointError(f"{source} has malformed training settings: {', '.join(missing)} missing")
-        return cls(**{f.name: float(values[f.name]) if f.name == "lr" else values[f.name] for f in fields(cls)})
+        return cls(**{f.name: float(values[f.name]) if f.name in FLOAT_FIELDS else values[f.name] for f in fields(cls)})
 
     @classmethod
     def from_checkpoint(cls, checkpoint: "Checkpoint") -> "TrainSettings":
         """The settings a resumable checkpoint was trained with, checked against its model and dataset."""
         settings = cls.from_dict(checkpoint.training, str(checkpoint.path))
         config = checkpoint.config
-        stored = {"model": settings.model, "hidden_dim": settings.hidden_dim, "latent_dim": settings.latent_dim}
-        actual = {"model": config.kind, "hidden_dim": config.hidden_dim, "latent_dim": config.latent_dim}
+        stored = {"model": settings.model, "arch": settings.arch, "hidden_dim": settings.hidden_dim}
+        actual = {"model": config.kind, "arch": config.arch, "hidden_dim": config.hidden_dim}
+        stored["latent_dim"], actual["latent_dim"] = settings.latent_dim, config.latent_dim
         stored["dataset"], actual["dataset"] = settings.dataset, checkpoint.dataset
         for name, value in stored.items():
             if value != actual[name]:
@@ -81,8 +102,16 @@ class TrainSettings:
     def model_config(self, num_classes: int) -> ModelConfig:
         """The model these settings describe."""
         return ModelConfig(
-            kind=self.model, hidden_dim=self.hidden_dim, latent_dim=self.latent_dim, num_classes=num_classes
+            kind=self.model,
+            arch=self.arch,
+            hidden_dim=self.hidden_dim,
+            latent_dim=self.latent_dim,
+            num_classes=num_classes,
         )
+
+
+CHOICES = {"model": MODEL_KINDS, "dataset": DATASET_NAMES, "arch": ARCHS, "lr_schedule": LR_SCHEDULES}
+FLOAT_FIELDS = ("lr", "beta")
 
 
 def _first_problem(values: dict) -> tuple[str, str] | None:
@@ -95,22 +124,27 @@ def _first_problem(values: dict) -> tuple[str, str] | None:
 
 def _problem(name: str, value: object) -> str | None:
     """Why value is not one the field name takes, or None (also for names that are no field)."""
-    if name in ("model", "dataset"):
-        choices = MODEL_KINDS if name == "model" else DATASET_NAMES
-        ok = type(value) is str and value in choices
-        return None if ok else f"must be one of {', '.join(choices)}, got {shown(value)}"
+    if name in CHOICES:
+        ok = type(value) is str and value in CHOICES[name]
+        return None if ok else f"must be one of {', '.join(CHOICES[name])}, got {shown(value)}"
     if name == "seed":
         return seed_problem(value)
     if name == "lr":
         ok = finite_number(value) and value > 0
         return None if ok else f"must be a positive number, got {shown(value)}"
+    if name == "beta":
+        ok = finite_number(value) and 0 <= value <= MAX_BETA
+        return None if ok else f"must be a number from 0 to {MAX_BETA:g}, got {shown(value)}"
     high = {"epochs": MAX_EPOCHS, "batch_size": MAX_SIZE, "latent_dim": MAX_SIZE, "hidden_dim": MAX_SIZE}.get(name)
+    low = 1
+    if name == "kl_warmup":
+        high, low = MAX_EPOCHS, 0
     if high is None:
         return None
     if type(value) is not int:
         return f"must be an integer, got {shown(value)}"
-    if value <= 0:
-        return f"must be a positive number, got {value}"
+    if value < low:
+        return f"must be a positive number, got {value}" if low else f"must be 0 or more, got {value}"
     return f"must be at most {high}, got {shown(value)}" if value > high else None
 
 
@@ -120,6 +154,10 @@ def training_bytes(settings: TrainSettings) -> int:
     config = settings.model_config(len(CLASS_NAMES[settings.dataset]))
     state = TRAINING_COPIES * parameter_count(config) * FLOAT_BYTES
     per_image = 2 * IMAGE_PIXELS + 2 * config.hidden_dim + 3 * config.latent_dim
+    if config.arch == "conv":  # the feature maps of both convolutions, in the encoder and the decoder
+        from models.conv import CHANNELS, FEATURES
+
+        per_image += 2 * (CHANNELS[0] * (IMAGE_PIXELS // 4) + FEATURES)
     batch = max(settings.batch_size, EVAL_BATCH)
     return state + ACTIVATION_COPIES * batch * per_image * FLOAT_BYTES + DATASET_BYTES
 

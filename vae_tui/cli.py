@@ -6,10 +6,16 @@ import sys
 from models.errors import UserError
 from models.text import printable
 from models.version import package_version
+from vae_tui.commands import add_threads_flag, explore, import_example, sample, train
 from vae_tui.commands import eval as eval_command
-from vae_tui.commands import explore, sample, train
 
-COMMANDS = (train, explore, eval_command, sample)  # each adds its sub-parser; --help lists them in this order
+COMMANDS = (
+    train,
+    explore,
+    eval_command,
+    sample,
+    import_example,
+)  # each adds its sub-parser; --help lists them in this order
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,6 +33,8 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(commands)
+    for command_parser in commands.choices.values():
+        add_threads_flag(command_parser)
     return parser
 
 
@@ -34,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vae-tui` script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        if args.threads is not None:  # before any parallel work starts torch's thread pool
+            import torch
+
+            torch.set_num_threads(args.threads)
         return args.run(args)
     except UserError as e:
         sys.stderr.write(f"vae-tui {args.command}: error: {e}\n")

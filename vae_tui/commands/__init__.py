@@ -15,8 +15,11 @@ from models.text import printable
 # The names of models.MODEL_KINDS and train.data.DATASET_NAMES, written out because importing
 # those modules imports torch; tests/test_cli_parser.py fails if they drift apart.
 MODELS = ("vae", "cvae")
+ARCHS = ("mlp", "conv")  # models.vae.ARCHS
+LR_SCHEDULES = ("constant", "cosine")  # train.settings.LR_SCHEDULES
 DATASETS = ("fashion-mnist", "mnist")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N, a GPU by its index
+MAX_THREADS = 1024
 
 Commands = argparse._SubParsersAction  # what `add_parser` of each command module receives
 
@@ -85,10 +88,32 @@ def required_checkpoint_path(args: argparse.Namespace) -> Path:
     return path
 
 
+def device_name(text: str) -> str:
+    """An argparse type: auto, cpu, cuda, cuda:N or mps (whether that device exists is checked when it is used)."""
+    index = text.removeprefix("cuda:")
+    if text in DEVICES or (text.startswith("cuda:") and index.isascii() and index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"invalid device {text!r}: choose {', '.join(DEVICES)} or cuda:N")
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """--threads N, torch's CPU threads for the command (every command has it)."""
+    parser.add_argument(
+        "--threads",
+        type=bounded_int(1, MAX_THREADS),
+        metavar="N",
+        help="CPU threads torch may use (default: torch's, one per core); for shared servers",
+    )
+
+
 def add_device_and_data_flags(parser: argparse.ArgumentParser) -> None:
     """--device, --data-dir and --download, shared by the commands that read a dataset."""
     parser.add_argument(
-        "--device", choices=DEVICES, default="auto", help="where to compute (default: auto: cuda, mps, then cpu)"
+        "--device",
+        type=device_name,
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N,mps}",
+        help="where to compute (default: auto: cuda, mps, then cpu)",
     )
     parser.add_argument("--data-dir", metavar="DIR", help="folder with the dataset files (searched first)")
     parser.add_argument(

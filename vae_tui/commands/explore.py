@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     """Open the explorer; return the exit status."""
     import torch
 
-    torch.set_num_threads(1)  # decoding one small batch: threads cost more than they give
+    if args.threads is None:
+        torch.set_num_threads(1)  # decoding one small batch: threads cost more than they give
     checkpoint, source = resolve(args)
     from train.data import check_model_fits_data
     from vae_tui.app import create_app

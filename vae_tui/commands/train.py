@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from models.errors import UserError
-from vae_tui.commands import DATASETS, MODELS, Commands, add_device_and_data_flags
+from vae_tui.commands import ARCHS, DATASETS, LR_SCHEDULES, MODELS, Commands, add_device_and_data_flags
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -66,13 +66,30 @@ def add_parser(commands: Commands) -> None:
         "a row of metrics.jsonl, best.safetensors (lowest test loss) and, last of all, last.safetensors (resumable).",
     )
     parser.add_argument("--model", choices=MODELS, help="model kind (default: vae)")
+    parser.add_argument(
+        "--arch", choices=ARCHS, help="mlp: the demo's 784-400-20; conv: convolutions, sharper (default: mlp)"
+    )
     parser.add_argument("--dataset", choices=DATASETS, help="dataset (default: fashion-mnist)")
     parser.add_argument("--epochs", type=int, help="total epochs (default: 20)")
     parser.add_argument("--batch-size", type=int, help="images per step (default: 128)")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate; with cosine, the first one (default: 1e-3)")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help="constant, or cosine decay to 0 over the epochs (default: constant for mlp, cosine for conv)",
+    )
     parser.add_argument("--latent-dim", type=int, help="size of z (default: 20)")
-    parser.add_argument("--hidden-dim", type=int, help="hidden layer width (default: 400)")
+    parser.add_argument("--hidden-dim", type=int, help="hidden layer width (default: 400 for mlp, 256 for conv)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
+    parser.add_argument(
+        "--beta", type=float, help="weight of the KL term in the training loss (default: 1, the ELBO; 0 to 1000)"
+    )
+    parser.add_argument(
+        "--kl-warmup",
+        type=int,
+        metavar="N",
+        help="ramp the KL weight linearly from 0 to --beta over the first N epochs, per step (default: 0)",
+    )
     add_device_and_data_flags(parser)
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>-<dataset>-<timestamp>)")
     parser.add_argument("--resume", metavar="CKPT", help="continue from a last.safetensors written by an earlier run")
@@ -107,7 +124,7 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
 
     from models import load_checkpoint
     from models.points import reach
-    from train.device import resolve_device
+    from train.device import describe_device, resolve_device
     from train.loop import Trainer
     from train.progress import make_progress
     from train.settings import check_memory
@@ -121,7 +138,8 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
         trainer = Trainer(settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs)
         where = f", from epoch {trainer.epoch}, batch {trainer.step}" if resume else ""
         # one line each, paths on their own: at 80 columns nothing breaks mid-name
-        progress.message(f"Training {settings.model.upper()} on {data.name} on {device}{where}")
+        model = f"{settings.model.upper()} ({settings.arch})"
+        progress.message(f"Training {model} on {data.name} on {describe_device(device, trainer.graphed)}{where}")
         progress.message(f"data: {data.source}")
         progress.message(f"writing to {out_dir}")
         with progress:

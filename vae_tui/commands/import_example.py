@@ -1,0 +1,84 @@
+"""`vae-tui import-example`: a VAE trained with the PyTorch example (pytorch/examples, vae/main.py) as a checkpoint."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from models.errors import UserError
+from models.text import printable
+from vae_tui.commands import DATASETS, Commands, add_device_and_data_flags
+
+
+def add_parser(commands: Commands) -> None:
+    """The `import-example` sub-command and its flags."""
+    parser = commands.add_parser(
+        "import-example",
+        help="turn a state dict saved by the PyTorch example's VAE into a vae-tui checkpoint",
+        description="Read a state dict that pytorch/examples' vae/main.py saved (torch.save(model.state_dict(), F);"
+        " layers fc1, fc21, fc22, fc3, fc4, sizes taken from their shapes) with torch.load(weights_only=True),"
+        " which never runs code from the file, and write it as a vae-tui checkpoint. When the dataset is found,"
+        " the checkpoint also gets the class centroids (the explorer's class keys) and the test loss.",
+    )
+    parser.add_argument("state_dict", metavar="STATE_DICT", help="the file torch.save wrote")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, required=True, help="what the model was trained on (its class names)"
+    )
+    parser.add_argument("-o", "--out", metavar="OUT", required=True, help="the checkpoint to write (.safetensors)")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    add_device_and_data_flags(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Import; return the exit status."""
+    import torch
+
+    from models import Checkpoint, DataError, save_checkpoint
+    from models.example import model_from_example
+    from train.data import CLASS_NAMES, load_dataset
+    from train.device import resolve_device, to_device_images
+    from train.evaluate import class_centroids, evaluate
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserError(f"{printable(str(out))} exists: choose another -o, or add --force to replace it")
+    if not out.parent.is_dir():
+        raise UserError(f"-o {printable(str(out))}: the folder {printable(str(out.parent))} does not exist")
+    model = model_from_example(Path(args.state_dict))
+    config, class_names = model.config, CLASS_NAMES[args.dataset]
+    centroids, metrics = torch.zeros(config.num_classes, config.latent_dim), {}
+    try:
+        data = load_dataset(args.dataset, args.data_dir, args.download)
+    except DataError as e:
+        if args.data_dir or args.download:  # asked for, and not there: the user wants to know
+            raise
+        print(
+            f"{e}.\nWithout it the checkpoint has no class centroids (in the explorer, every class key goes to z = 0)"
+            " and no test loss; run import-example again with the data to add them.",
+            file=sys.stderr,
+        )
+    else:
+        device = resolve_device(args.device)
+        model.to(device)
+        train_x, test_x = to_device_images(data.train.images, device), to_device_images(data.test.images, device)
+        train_y, test_y = data.train.labels.to(device), data.test.labels.to(device)
+        centroids = class_centroids(model, train_x, train_y, config.num_classes)
+        test_loss, reconstruction, kl = evaluate(model, test_x, test_y, seed=1)  # train's seed + 1, as in training
+        metrics = {"test_loss": test_loss, "test_reconstruction": reconstruction, "test_kl": kl}
+    checkpoint = Checkpoint(
+        model=model,
+        dataset=args.dataset,
+        class_names=class_names,
+        epoch=0,
+        class_centroids=centroids,
+        metrics=metrics,
+        training={"imported_from": "pytorch/examples vae/main.py", "file": printable(str(args.state_dict))},
+    )
+    try:
+        save_checkpoint(out, checkpoint)
+    except OSError as e:
+        raise UserError(f"cannot write {printable(str(out))}: {e.strerror or e}") from None
+    loss = f", test loss {metrics['test_loss']:.2f}" if metrics else ""
+    print(f"Imported a VAE 784-{config.hidden_dim}-{config.latent_dim} ({args.dataset}{loss}) into:\n  {out}")
+    print(f"Explore it with:\n  vae-tui explore {out}")
+    return 0
