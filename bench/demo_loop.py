@@ -68,14 +68,15 @@ def run_demo(
     root: Path | None = None,
     seed: int = 0,
     on_epoch: Callable[[int, float], None] | None = None,
-) -> DemoVAE:
-    """Train the demo's way; on_epoch(epoch, seconds) after each epoch."""
+    make_model: Callable[[], nn.Module] = DemoVAE,
+) -> nn.Module:
+    """Train the demo's way (make_model: the demo's VAE, or another with its forward); on_epoch(epoch, seconds)."""
     from torchvision import datasets, transforms
 
     torch.manual_seed(seed)
     dataset = datasets.FashionMNIST(root=str(root or torchvision_root()), train=True, transform=transforms.ToTensor())
     data_loader = torch.utils.data.DataLoader(dataset=dataset, batch_size=batch_size, shuffle=True)
-    model = DemoVAE().to(device)
+    model = make_model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()

@@ -12,9 +12,16 @@ import torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))
 PY
 echo "== tests that need CUDA"
-python -m pytest -q -rs tests/test_steps.py tests/test_checkpoint.py -k "gpu or graphed" 2>&1 | tail -5
+python -m pytest -q -rs -p no:xdist tests/test_steps.py tests/test_checkpoint.py tests/test_cli_parser.py -k "gpu or graph or cuda" 2>&1 | tail -5
 echo "== training benchmark on cuda, batch 128"
 python bench/train_speed.py --device cuda --epochs 5 --rows vae-tui,floor --json "$OUT/train_speed_cuda.json"
+echo "== training benchmark on cuda, conv arch, batch 128"
+python bench/train_speed.py --arch conv --device cuda --epochs 3 --rows vae-tui,floor --json "$OUT/train_speed_conv_cuda.json"
+for model in vae cvae; do
+  echo "== vae-tui train --arch conv --model $model --device cuda:0 --epochs 2 (first line: the GPU and the graphs)"
+  rm -rf "$OUT/conv-$model"
+  python -m vae_tui train --arch conv --model $model --device cuda:0 --epochs 2 --out "$OUT/conv-$model" | grep -E "Training|CUDA graphs|epoch 2/2|Done"
+done
 for graphs in "" "--no-cuda-graphs"; do
   echo "== vae-tui train --device cuda --epochs 20 $graphs"
   rm -rf "$OUT/run"

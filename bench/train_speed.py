@@ -1,9 +1,11 @@
 """Training speed: the demo's loop, vae-tui's loop and the floor, in one process.
 
-Rows (same data, model 784-400-20, Adam 1e-3 and batch size):
-  demo     torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True), loss.item() per step
-  vae-tui  train.loop.Trainer exactly as `vae-tui train` runs it (eval, PNGs, checkpoints)
-  floor    forward, backward and fused Adam on one batch already in place: no data handling
+Rows (same data, model of --arch (mlp: 784-400-20), Adam 1e-3 and batch size):
+  demo       torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True), loss.item() per step
+  vae-tui    train.loop.Trainer exactly as `vae-tui train` runs it (eval, PNGs, checkpoints)
+  floor      forward, backward and fused Adam on one batch already in place: no data handling
+  reference  (--arch conv only) issue 11's reference conv VAE as plain PyTorch (bench/conv_reference.py),
+             in the demo's loop; the speed target is vae-tui's conv epoch at most 0.88x this row
 
 Every row runs with denormals flushed to zero (train.loop sets it on import, before the
 thread pool starts, and a thread pool started without it cannot get it later): the demo
@@ -11,7 +13,7 @@ gets that speed-up too, so the ratio is not inflated by it. Alone, in its defaul
 the demo is slower: `python bench/demo_loop.py`.
 Prints images/s and seconds per epoch (median of the epochs after the first), the ratios
 and the peak RSS, and writes the same as JSON.
-Usage: python bench/train_speed.py [--device cpu] [--batch-size 128] [--epochs 5]
+Usage: python bench/train_speed.py [--arch mlp|conv] [--device cpu] [--batch-size 128] [--epochs 5]
 """
 
 import argparse
@@ -27,8 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.conv_reference import DemoStyle, ReferenceConvVAE  # noqa: E402
 from bench.demo_loop import run_demo, torchvision_root  # noqa: E402
-from models import ModelConfig, build_model  # noqa: E402
+from models import build_model  # noqa: E402
 from train.data import load_dataset  # noqa: E402
 from train.device import resolve_device  # noqa: E402
 from train.loop import StopFlag, Trainer, TrainSettings  # noqa: E402
@@ -58,23 +61,50 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_demo(epochs: int, batch_size: int, device: torch.device) -> list[float]:
+def settings_for(arch: str, epochs: int, batch_size: int) -> TrainSettings:
+    """What `vae-tui train --arch ARCH` runs with these epochs and batch size."""
+    return TrainSettings(arch=arch, epochs=epochs, batch_size=batch_size)
+
+
+def bench_demo(epochs: int, batch_size: int, device: torch.device, arch: str) -> list[float]:
     seconds: list[float] = []
-    run_demo(epochs, batch_size, str(device), torchvision_root(), on_epoch=lambda e, s: seconds.append(s))
+    config = settings_for(arch, epochs, batch_size).model_config(10)
+    make_model = (lambda: DemoStyle(build_model(config))) if arch == "conv" else None
+    run_demo(
+        epochs,
+        batch_size,
+        str(device),
+        torchvision_root(),
+        on_epoch=lambda e, s: seconds.append(s),
+        **({"make_model": make_model} if make_model else {}),
+    )
     return seconds
 
 
-def bench_vae_tui(epochs: int, batch_size: int, device: torch.device) -> list[float]:
+def bench_reference(epochs: int, batch_size: int, device: torch.device, arch: str) -> list[float]:
+    seconds: list[float] = []
+    run_demo(
+        epochs,
+        batch_size,
+        str(device),
+        torchvision_root(),
+        on_epoch=lambda e, s: seconds.append(s),
+        make_model=ReferenceConvVAE,
+    )
+    return seconds
+
+
+def bench_vae_tui(epochs: int, batch_size: int, device: torch.device, arch: str) -> list[float]:
     data = load_dataset("fashion-mnist")
     clock = EpochClock()
     with tempfile.TemporaryDirectory() as out:
-        Trainer(TrainSettings(epochs=epochs, batch_size=batch_size), data, Path(out), device, clock).run(StopFlag())
+        Trainer(settings_for(arch, epochs, batch_size), data, Path(out), device, clock).run(StopFlag())
     return clock.seconds
 
 
-def bench_floor(epochs: int, batch_size: int, device: torch.device) -> list[float]:
+def bench_floor(epochs: int, batch_size: int, device: torch.device, arch: str) -> list[float]:
     torch.manual_seed(0)
-    model = build_model(ModelConfig()).to(device)
+    model = build_model(settings_for(arch, epochs, batch_size).model_config(10)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=device.type in ("cpu", "cuda"))
     x = torch.rand(batch_size, 784, device=device)
     steps = -(-TRAIN_IMAGES // batch_size)
@@ -94,21 +124,25 @@ def bench_floor(epochs: int, batch_size: int, device: torch.device) -> list[floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=5, help="per row; the first is a warm-up")
-    parser.add_argument("--rows", default="demo,vae-tui,floor")
-    parser.add_argument("--json", default="bench/results/train_speed.json")
+    parser.add_argument("--rows", help="default: demo,vae-tui,floor; with --arch conv: reference first")
+    parser.add_argument("--json", help="default: bench/results/train_speed[_conv].json")
     args = parser.parse_args()
+    args.rows = args.rows or ("reference,demo,vae-tui,floor" if args.arch == "conv" else "demo,vae-tui,floor")
+    args.json = args.json or f"bench/results/train_speed{'_conv' if args.arch == 'conv' else ''}.json"
     device = resolve_device(args.device)
-    benches = {"demo": bench_demo, "vae-tui": bench_vae_tui, "floor": bench_floor}
+    benches = {"demo": bench_demo, "vae-tui": bench_vae_tui, "floor": bench_floor, "reference": bench_reference}
     results = {}
     print(
-        f"device {device}, batch {args.batch_size}, {args.epochs} epochs per row, torch {torch.__version__}, "
+        f"arch {args.arch}, device {device}, batch {args.batch_size}, {args.epochs} epochs per row, "
+        f"torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
     for row in args.rows.split(","):
-        seconds = benches[row](args.epochs, args.batch_size, device)
+        seconds = benches[row](args.epochs, args.batch_size, device, args.arch)
         median = statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
         results[row] = {
             "seconds_per_epoch": median,
@@ -117,13 +151,13 @@ def main() -> None:
             "peak_rss_mb_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         print(
-            f"{row:8} {median:7.3f} s/epoch  {TRAIN_IMAGES / median:10,.0f} img/s  "
+            f"{row:9} {median:7.3f} s/epoch  {TRAIN_IMAGES / median:10,.0f} img/s  "
             f"(epochs: {', '.join(f'{s:.2f}' for s in seconds)})",
             flush=True,
         )
     ratios = {}
     if "vae-tui" in results:
-        for other in ("demo", "floor"):
+        for other in ("reference", "demo", "floor"):
             if other in results:
                 ratio = results["vae-tui"]["seconds_per_epoch"] / results[other]["seconds_per_epoch"]
                 ratios[f"vae-tui/{other}"] = ratio
@@ -134,6 +168,7 @@ def main() -> None:
     Path(args.json).write_text(
         json.dumps(
             {
+                "arch": args.arch,
                 "device": str(device),
                 "batch_size": args.batch_size,
                 "rows": results,
