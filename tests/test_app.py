@@ -290,3 +290,24 @@ def test_default_checkpoint_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert source == str(Path("runs") / "vae-mnist-1" / "best.safetensors") and checkpoint.config.kind == "vae"
     assert resolve(argparse.Namespace(checkpoint=str(run), pretrained=None))[0].config.kind == "vae"
     assert torch.equal(checkpoint.class_centroids, load_checkpoint(pretrained_path("vae")).class_centroids)
+
+
+async def test_a_conv_cvae_explores_like_the_mlp(tmp_path: Path, run_training: Callable, settle: Callable) -> None:
+    """A conv CVAE trained here: class and nudge keys change z and class, and the preview is its decoder's image."""
+    from vae_tui.app import create_app
+
+    run_training(tmp_path / "run", model="cvae", arch="conv", epochs=1)
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert checkpoint.config.arch == "conv"
+    app = create_app(checkpoint, str(tmp_path / "run"), tmp_path / "exports")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        before = drawn_image(app)
+        await pilot.press("4", "L", "L")
+        await settle(app, pilot)
+        state, frame = app.explorer.state, app.explorer.frame
+        assert state.label == 4 and state.z[state.selected] == pytest.approx(2.5)
+        with torch.no_grad():
+            expected = torch.sigmoid(checkpoint.model.decode(torch.tensor([state.z]), torch.tensor([4]))).view(28, 28)
+        torch.testing.assert_close(frame.image, expected, rtol=0, atol=1e-6)
+        assert drawn_image(app) != before

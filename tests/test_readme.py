@@ -11,7 +11,12 @@ from tests.conftest import REAL_FASHION_MNIST
 from vae_tui.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-MARKERS = ("needs network", "interactive", "takes minutes", "needs your file")  # what a line that is not run says first in its comment
+MARKERS = (
+    "needs network",
+    "interactive",
+    "takes minutes",
+    "needs your file",
+)  # what a line that is not run says first in its comment
 NEEDS_FASHION_MNIST = ("train", "eval")  # commands that read the dataset of the bundled models
 
 
