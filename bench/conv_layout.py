@@ -14,7 +14,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import ModelConfig, build_model  # noqa: E402
+from models import build_model  # noqa: E402
+from train.settings import TrainSettings  # noqa: E402
 
 torch.set_flush_denormal(True)
 
@@ -34,7 +35,7 @@ def step_seconds(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: to
 
 def variant(layout: str) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(arch="conv", hidden_dim=256))
+    model = build_model(TrainSettings(arch="conv").model_config(10))  # what `vae-tui train --arch conv` trains
     if layout == "nchw":
         model.to(memory_format=torch.contiguous_format)
     return model, torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)

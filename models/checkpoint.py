@@ -59,10 +59,12 @@ class Checkpoint:
         return self.model.config
 
 
-def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
-    """Write checkpoint to path atomically and return the path."""
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint, weight_dtype: torch.dtype = torch.float32) -> Path:
+    """Write checkpoint to path atomically and return the path; weight_dtype float16 halves the weights' bytes
+    (the bundled conv models: models/bundle.py); they load as float32."""
     tensors = {
-        f"model.{name}": t.detach().float().cpu().contiguous() for name, t in checkpoint.model.state_dict().items()
+        f"model.{name}": t.detach().to(weight_dtype).cpu().contiguous()
+        for name, t in checkpoint.model.state_dict().items()
     }
     tensors["class_centroids"] = checkpoint.class_centroids.detach().float().cpu().contiguous()
     info = {

@@ -1,7 +1,9 @@
 """The convolutional VAE and CVAE (`--arch conv`): the same interface and loss as the MLP, sharper images.
 
 Encoder: two stride-2 3x3 convolutions (28 -> 14 -> 7 pixels), a hidden layer, then mu and
-logvar. Decoder: the mirror image, with transposed convolutions, returning pixel logits.
+logvar. Decoder: the mirror image, with 4x4 stride-2 transposed convolutions (each output
+pixel gets the same number of kernel taps, where 3x3 ones alternate 1, 2 and 4: measured
+about a nat better in the first epochs), returning pixel logits.
 The CVAE's one-hot class joins the flattened convolution features on the way in and z on
 the way out, as in the MLP: cheap, and the convolutions stay those of the VAE.
 Images enter and leave flattened (B, 784), so the loss, the training steps, the checkpoint
@@ -40,8 +42,8 @@ class ConvVAE(VAE):
         self.to_logvar = nn.Linear(config.hidden_dim, config.latent_dim)
         self.decoder_hidden = nn.Linear(config.latent_dim + condition_dim, config.hidden_dim)
         self.decoder_features = nn.Linear(config.hidden_dim, FEATURES)
-        self.decoder_conv1 = nn.ConvTranspose2d(second, first, 3, stride=2, padding=1, output_padding=1)  # 14x14
-        self.to_logits = nn.ConvTranspose2d(first, 1, 3, stride=2, padding=1, output_padding=1)  # (B, 1, 28, 28)
+        self.decoder_conv1 = nn.ConvTranspose2d(second, first, 4, stride=2, padding=1)  # (B, 32, 14, 14)
+        self.to_logits = nn.ConvTranspose2d(first, 1, 4, stride=2, padding=1)  # (B, 1, 28, 28)
         self.to(memory_format=torch.channels_last)  # faster convolutions on the CPU: bench/train_speed.py --arch conv
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +72,7 @@ def conv_parameter_count(config: ModelConfig) -> int:
     first, second = CHANNELS
     hidden, latent = config.hidden_dim, config.latent_dim
     encoder_convolutions = (1 * 9 + 1) * first + (first * 9 + 1) * second
-    decoder_convolutions = (second * 9 + 1) * first + (first * 9 + 1) * 1  # a transposed one's bias: its outputs
+    decoder_convolutions = (second * 16 + 1) * first + (first * 16 + 1) * 1  # a transposed one's bias: its outputs
     encoder = (FEATURES + condition + 1) * hidden + 2 * (hidden + 1) * latent
     decoder = (latent + condition + 1) * hidden + (hidden + 1) * FEATURES
     return encoder_convolutions + encoder + decoder_convolutions + decoder

@@ -204,3 +204,18 @@ def test_checkpoint_saved_on_a_device_opens_on_cpu(tmp_path: Path, make_checkpoi
     assert loaded.model.to_mu.weight.device.type == "cpu" and loaded.class_centroids.device.type == "cpu"
     for name, tensor in loaded.model.state_dict().items():
         assert torch.equal(tensor, expected[name]), name
+
+
+def test_float16_weights_load_as_float32_within_a_grey_level(tmp_path: Path, make_checkpoint: Callable) -> None:
+    """What models/bundle.py writes for the bundled conv models: half the bytes, the same images to 1/255."""
+    from models.bundle import GREY_LEVEL, bundle
+
+    checkpoint = make_checkpoint("cvae")
+    source = save_checkpoint(tmp_path / "fp32.safetensors", checkpoint)
+    difference = bundle(source, tmp_path / "fp16.safetensors")
+    copy = load_checkpoint(tmp_path / "fp16.safetensors")
+    assert 0 < difference <= GREY_LEVEL and next(copy.model.parameters()).dtype == torch.float32
+    weights = sum(t.numel() for t in checkpoint.model.state_dict().values())
+    saved = source.stat().st_size - (tmp_path / "fp16.safetensors").stat().st_size
+    assert saved == pytest.approx(2 * weights, abs=64)
+    assert not list(tmp_path.glob(".*"))

@@ -77,8 +77,8 @@ def test_bad_sizes_are_refused() -> None:
         ModelConfig(arch="resnet")
 
 
-def test_conv_model_is_the_reference_design() -> None:
-    """Two stride-2 convolutions (32, 64 channels), a 256 hidden layer, latent 20, mirrored: 1.66 M weights."""
+def test_conv_model_layers() -> None:
+    """Two stride-2 3x3 convolutions (32, 64 channels), the hidden layer, latent 20; 4x4 transposed ones back."""
     config = ModelConfig(arch="conv", hidden_dim=256)
     model = build_model(config)
     assert isinstance(model, ConvVAE) and not isinstance(build_model(ModelConfig(arch="mlp")), ConvVAE)
@@ -86,12 +86,13 @@ def test_conv_model_is_the_reference_design() -> None:
     assert [tuple(p.shape) for p in model.encoder_conv1.parameters()] == [(32, 1, 3, 3), (32,)]
     assert [tuple(p.shape) for p in model.encoder_conv2.parameters()] == [(64, 32, 3, 3), (64,)]
     assert model.encoder_hidden.weight.shape == (256, 64 * 7 * 7) and model.to_mu.weight.shape == (20, 256)
-    assert model.to_logits.weight.shape == (32, 1, 3, 3)  # a transposed convolution: (in, out, k, k)
+    assert model.decoder_conv1.weight.shape == (64, 32, 4, 4)  # a transposed convolution: (in, out, k, k)
+    assert model.to_logits.weight.shape == (32, 1, 4, 4)
     for kind in ("vae", "cvae"):
         for arch in ("mlp", "conv"):
             sized = ModelConfig(kind=kind, arch=arch, hidden_dim=40, latent_dim=3, num_classes=7)
             assert parameter_count(sized) == sum(p.numel() for p in build_model(sized).parameters())
-    assert parameter_count(config) == 1_662_249
+    assert parameter_count(config) == 1_662_249 + 7 * 64 * 32 + 7 * 32  # the 3x3 reference's, plus the 4x4 taps
 
 
 def test_conv_loss_equals_the_formula() -> None:

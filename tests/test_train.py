@@ -61,9 +61,9 @@ def test_one_conv_epoch_lowers_the_loss_and_writes_every_artifact(
     torch.manual_seed(settings.seed)
     untrained = evaluate(build_model(settings.model_config(10)), x, data.test.labels, seed=0)[0]
     out = tmp_path / "run"
-    trainer = run_training(out, model=kind, arch="conv", epochs=1)
+    trainer = run_training(out, model=kind, arch="conv", epochs=1, batch_size=8)  # 64 steps
     result = trainer.progress.lines[0]
-    assert result.test_loss < untrained - 25  # 16 steps: the conv model starts slower than the MLP
+    assert result.test_loss < untrained - 50
     assert sorted(p.name for p in out.iterdir()) == [
         "best.safetensors",
         "last.safetensors",
