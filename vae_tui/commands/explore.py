@@ -11,6 +11,15 @@ if TYPE_CHECKING:
     from models import Checkpoint
 
 
+DEFAULT_PRETRAINED = ("cvae-conv", "cvae")  # with no argument and no runs: the first of these that is bundled
+
+
+def pretrained_label(name: str) -> str:
+    """How the header names a bundled model: "cvae-conv" -> "conv CVAE", "vae" -> "VAE"."""
+    kind, _, arch = name.partition("-")
+    return f"{arch} {kind.upper()}" if arch else kind.upper()
+
+
 def newest_run_checkpoint(runs: Path = Path("runs")) -> Path | None:
     """The most recently written best.safetensors under runs/, if any."""
     candidates = [p for p in runs.glob("*/best.safetensors") if p.is_file()]
@@ -23,14 +32,15 @@ def resolve(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
 
     path = checkpoint_path(args)
     if args.pretrained:
-        return load_checkpoint(path), f"bundled pretrained {args.pretrained.upper()}"
+        return load_checkpoint(path), f"bundled pretrained {pretrained_label(args.pretrained)}"
     if path is not None:
         if path.is_dir():  # a run folder: open its best checkpoint
             path = path / "best.safetensors"
         return load_checkpoint(path), str(path)
     if newest := newest_run_checkpoint():
         return load_checkpoint(newest), str(newest)
-    return load_checkpoint(pretrained_path("cvae"), expect_kind="cvae"), "bundled pretrained CVAE"
+    name = next(name for name in DEFAULT_PRETRAINED if pretrained_path(name).is_file())
+    return load_checkpoint(pretrained_path(name), expect_kind="cvae"), f"bundled pretrained {pretrained_label(name)}"
 
 
 def add_parser(commands: Commands) -> None:
@@ -39,7 +49,7 @@ def add_parser(commands: Commands) -> None:
         "explore",
         help="open the latent explorer (Textual app) on a checkpoint",
         description="Pick a class, nudge latent dimensions and watch the decoded image. With no CKPT: "
-        "the newest runs/*/best.safetensors, else the pretrained CVAE that ships with vae-tui.",
+        "the newest runs/*/best.safetensors, else the pretrained conv CVAE that ships with vae-tui.",
     )
     add_checkpoint_argument(parser, "a .safetensors file or a run folder")
     parser.add_argument(
