@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    kind = checkpoint.config.kind.upper()
+    kind = checkpoint.config.kind.upper() + (f" ({checkpoint.config.arch})" if checkpoint.config.arch != "mlp" else "")
     title = f"{kind} · {checkpoint.dataset} test set ({evaluation.images} images) · {path}"
     for part in table(evaluation, title):
         console.print(part)

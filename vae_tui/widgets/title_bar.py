@@ -27,6 +27,8 @@ def source_name(source: str) -> str:
 def title_variants(checkpoint: Checkpoint, source: str) -> list[str]:
     """The title from its longest to its shortest form; the bar shows the first that fits."""
     kind = checkpoint.config.kind.upper()
+    if checkpoint.config.arch != "mlp":  # the demo's MLP goes unnamed
+        kind = f"{checkpoint.config.arch} {kind}"
     name = source_name(source)
     model = name if re.search(rf"\b{re.escape(kind)}\b", name, re.IGNORECASE) else f"{kind} {name}"
     dataset, epoch = checkpoint.dataset, f"epoch {checkpoint.epoch}"
