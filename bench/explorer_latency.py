@@ -4,7 +4,7 @@ Key latency is measured from posting the key event to the `call_after_refresh` c
 follows the frame it produced, with the strip on, over a few hundred presses (no Pilot pause
 loops). Launch is the wall time of a fresh process that opens the bundled CVAE headless and
 exits on its first decoded frame, beside that of `python -c "import torch"`, both medians.
-Usage: python bench/explorer_latency.py [--presses 300] [--kind cvae] [--size 100x32]
+Usage: python bench/explorer_latency.py [--presses 300] [--kind cvae|vae|cvae-conv|vae-conv] [--size 100x32]
 """
 
 import argparse
@@ -85,7 +85,9 @@ def wall(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=300)
-    parser.add_argument("--kind", default="cvae", choices=["vae", "cvae"])
+    parser.add_argument(
+        "--kind", default="cvae", choices=["vae", "cvae", "vae-conv", "cvae-conv"], help="bundled model"
+    )
     parser.add_argument("--size", default="100x32")
     parser.add_argument("--launches", type=int, default=5)
     parser.add_argument("--json", default="bench/results/explorer_latency.json")

@@ -9,6 +9,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 _MODULES = {
+    "models.atlas": ("Atlas",),
     "models.checkpoint": ("Checkpoint", "ResumeState", "load_checkpoint", "save_checkpoint"),
     "models.errors": ("CheckpointError", "DataError", "UserError"),
     "models.loss": ("elbo_loss",),
@@ -18,6 +19,7 @@ _MODULE_OF = {name: module for module, names in _MODULES.items() for name in nam
 __all__ = sorted(_MODULE_OF)
 
 if TYPE_CHECKING:  # the same names, for editors and type checkers (tests/test_shared_parts.py compares)
+    from models.atlas import Atlas  # noqa: F401
     from models.checkpoint import Checkpoint, ResumeState, load_checkpoint, save_checkpoint  # noqa: F401
     from models.errors import CheckpointError, DataError, UserError  # noqa: F401
     from models.loss import elbo_loss  # noqa: F401

@@ -1,7 +1,8 @@
 """The checkpoint format: one safetensors file with weights, resume state and JSON metadata.
 
 Layout of the tensors: ``model.<param>`` (weights), ``class_centroids`` (num_classes,
-latent_dim), and for resumable checkpoints ``optimizer.<index>.<key>`` and ``resume.<name>``.
+latent_dim), ``atlas.<field>`` (models/atlas.py; checkpoints written before it have none),
+and for resumable checkpoints ``optimizer.<index>.<key>`` and ``resume.<name>``.
 The header's ``__metadata__["vae_tui"]`` holds a JSON object with the format version, the
 model config, dataset, class names, epoch, metrics, training settings, package version and
 a SHA-256 of the data section, so that a flipped byte in the weights is caught on load.
@@ -20,6 +21,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
+from models.atlas import Atlas, atlas_from, check_atlas_layout
 from models.atomic import write_atomic
 from models.checkpoint_file import MAX_HEADER_BYTES, METADATA_KEY, Layout, read_layout, read_tensors
 from models.errors import CheckpointError
@@ -52,6 +54,7 @@ class Checkpoint:
     resume: ResumeState | None = None
     path: Path | None = None
     sha256: str | None = None  # of the tensor data, as the file stores it (checked on load)
+    atlas: Atlas | None = None  # the test set's encodings and images, per-dimension stats; None in older files
 
     @property
     def config(self) -> ModelConfig:
@@ -61,12 +64,14 @@ class Checkpoint:
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint, weight_dtype: torch.dtype = torch.float32) -> Path:
     """Write checkpoint to path atomically and return the path; weight_dtype float16 halves the weights' bytes
-    (the bundled conv models: models/bundle.py); they load as float32."""
+    (the bundled conv models: train/bundle.py); they load as float32."""
     tensors = {
         f"model.{name}": t.detach().to(weight_dtype).cpu().contiguous()
         for name, t in checkpoint.model.state_dict().items()
     }
     tensors["class_centroids"] = checkpoint.class_centroids.detach().float().cpu().contiguous()
+    if checkpoint.atlas is not None:
+        tensors.update(checkpoint.atlas.tensors())
     info = {
         "format_version": FORMAT_VERSION,
         "model": checkpoint.config.to_dict(),
@@ -118,7 +123,12 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
     model.load_state_dict(_model_state(tensors, expected, path), assign=True)
     centroids = _tensor(tensors, "class_centroids", (config.num_classes, config.latent_dim), path).clone()
     checkpoint = Checkpoint(
-        model=model.eval(), class_centroids=centroids, path=path, sha256=layout.info["sha256"], **described
+        model=model.eval(),
+        class_centroids=centroids,
+        path=path,
+        sha256=layout.info["sha256"],
+        atlas=atlas_from(tensors, config.num_classes, path),
+        **described,
     )
     if with_resume:
         checkpoint.resume = resume_state(layout.info, tensors, [tuple(t.shape) for t in expected.values()], path)
@@ -219,10 +229,11 @@ def _check_layout(layout: Layout, expected: dict[str, torch.Tensor], config: Mod
             raise CheckpointError(
                 f"{path}: {name.removeprefix('model.')} has shape {layout.entries[name].shape}, expected {shape}"
             )
+    check_atlas_layout(layout.entries, config.latent_dim, path)
     parameters = [tuple(t.shape) for t in expected.values()]  # in the order Adam numbers them
     max_resume = max(config.num_classes * config.latent_dim, 1 << 16)
     for name, entry in layout.entries.items():
-        if name in shapes:
+        if name in shapes or name.startswith("atlas."):
             continue
         kind, _, rest = name.partition(".")
         index, _, key = rest.partition(".")

@@ -207,15 +207,18 @@ def test_checkpoint_saved_on_a_device_opens_on_cpu(tmp_path: Path, make_checkpoi
 
 
 def test_float16_weights_load_as_float32_within_a_grey_level(tmp_path: Path, make_checkpoint: Callable) -> None:
-    """What models/bundle.py writes for the bundled conv models: half the bytes, the same images to 1/255."""
-    from models.bundle import GREY_LEVEL, bundle
+    """What train/bundle.py writes for the bundled conv models: half the bytes, the same images to 1/255."""
+    from train.atlas import build_atlas
+    from train.bundle import GREY_LEVEL, bundle
 
     checkpoint = make_checkpoint("cvae")
+    images = torch.zeros(30, 28, 28, dtype=torch.uint8)
+    checkpoint.atlas = build_atlas(torch.randn(30, 4), torch.ones(4), images, torch.arange(30) % 10)
     source = save_checkpoint(tmp_path / "fp32.safetensors", checkpoint)
     difference = bundle(source, tmp_path / "fp16.safetensors")
     copy = load_checkpoint(tmp_path / "fp16.safetensors")
     assert 0 < difference <= GREY_LEVEL and next(copy.model.parameters()).dtype == torch.float32
     weights = sum(t.numel() for t in checkpoint.model.state_dict().values())
     saved = source.stat().st_size - (tmp_path / "fp16.safetensors").stat().st_size
-    assert saved == pytest.approx(2 * weights, abs=64)
+    assert saved == pytest.approx(2 * weights, abs=64) and copy.atlas is not None
     assert not list(tmp_path.glob(".*"))

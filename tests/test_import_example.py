@@ -67,6 +67,9 @@ def test_round_trip_decodes_the_same_images(
     expected = torch.stack([mu[data.train.labels == c].mean(0) for c in range(10)])
     torch.testing.assert_close(checkpoint.class_centroids, expected, rtol=1e-4, atol=1e-5)
     assert checkpoint.metrics["test_loss"] > 0 and checkpoint.dataset == "mnist"
+    test_x = data.test.images.reshape(-1, 784).float() / 255
+    with torch.no_grad():
+        torch.testing.assert_close(checkpoint.atlas.mu, original.encode(test_x)[0][checkpoint.atlas.indices])
 
 
 def test_without_the_dataset_it_says_what_is_missing(
@@ -79,6 +82,7 @@ def test_without_the_dataset_it_says_what_is_missing(
     assert "no class centroids" in result.stderr and "no test loss" in result.stderr
     checkpoint = load_checkpoint(out)
     assert checkpoint.metrics == {} and torch.count_nonzero(checkpoint.class_centroids) == 0
+    assert checkpoint.atlas is None and "no atlas" in result.stderr
 
 
 async def test_the_explorer_shows_the_examples_images(

@@ -35,13 +35,16 @@ def losses(out: Path) -> list[dict]:
 
 
 def assert_same_run(out: Path, reference: Path) -> None:
-    """Both checkpoints equal bit for bit (weights and centroids), the same loss rows, no temp file left."""
+    """Both checkpoints equal bit for bit (weights, centroids, atlas), the same loss rows, no temp file left."""
     for name in ("best.safetensors", "last.safetensors"):
         a, b = load_checkpoint(out / name), load_checkpoint(reference / name)
         assert a.epoch == b.epoch, name
         state_a, state_b = a.model.state_dict(), b.model.state_dict()
         assert all(torch.equal(state_a[k], state_b[k]) for k in state_b), name
         assert torch.equal(a.class_centroids, b.class_centroids), name
+        assert a.atlas is not None and b.atlas is not None, name
+        pairs = zip(a.atlas.tensors().values(), b.atlas.tensors().values(), strict=True)
+        assert all(torch.equal(x, y) for x, y in pairs), name
     assert losses(out) == losses(reference)
     assert not list(out.glob(".*.tmp"))
 

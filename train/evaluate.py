@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from models import VAE
+from models import VAE, elbo_loss
 
 EVAL_BATCH = 2000  # test-set batch: large, since no gradients are kept
 ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a unit is active if Var_x[E_q(z|x) z_d] > 0.01
@@ -142,15 +142,29 @@ def evaluate_model(
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[float, float, float]:
     """Negative ELBO per image (z sampled with a fixed seed), and its reconstruction and KL parts."""
+    return evaluate_with_encodings(model, x, y, seed)[:3]
+
+
+@torch.no_grad()
+def evaluate_with_encodings(
+    model: VAE, x: torch.Tensor, y: torch.Tensor, seed: int
+) -> tuple[float, float, float, torch.Tensor, torch.Tensor]:
+    """evaluate's three numbers, then mu of every image (N, D) and the mean KL of each dimension (D,).
+
+    The losses are model.loss's, op for op, so they equal what it gives.
+    """
     generator = torch.Generator(device=x.device).manual_seed(seed)
     sums = torch.zeros(3, device=x.device)
+    mus, kl_sums = [], torch.zeros(model.config.latent_dim, device=x.device)
     for start in range(0, len(x), EVAL_BATCH):
-        total, reconstruction, kl, _ = model.loss(
-            x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH], generator
-        )
+        xb, yb = x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
+        x_logits, mu, logvar = model(xb, yb, generator)
+        total, reconstruction, kl = elbo_loss(x_logits, xb, mu, logvar)
         sums += torch.stack([total, reconstruction, kl])
+        kl_sums += (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(0)  # Kingma & Welling, Appendix B
+        mus.append(mu)
     total, reconstruction, kl = (sums / len(x)).tolist()
-    return total, reconstruction, kl
+    return total, reconstruction, kl, torch.cat(mus), kl_sums / len(x)
 
 
 @torch.no_grad()

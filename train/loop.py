@@ -16,6 +16,7 @@ from typing import NoReturn
 import torch
 
 from models import (
+    Atlas,
     Checkpoint,
     CheckpointError,
     ResumeState,
@@ -24,10 +25,11 @@ from models import (
     save_checkpoint,
 )
 from models.points import reach
+from train.atlas import atlas_of, build_atlas
 from train.carry import carried, check_carry, resume_epoch
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
-from train.evaluate import evaluate
+from train.evaluate import evaluate_with_encodings
 from train.progress import EpochResult, PlainProgress
 from train.schedule import kl_weight, learning_rate, set_learning_rate
 from train.settings import TrainSettings
@@ -93,6 +95,7 @@ class Trainer:
         self.epoch, self.step = 1, 0
         self.best_test_loss, self.best_epoch = math.inf, 0
         self.metrics_rows: list[dict] = []
+        self.atlas: Atlas | None = None  # of the newest evaluation, for the files its epoch writes
         self.carry: dict[str, torch.Tensor] = {}  # the resume tensors, until the first epoch has used them
         self.saved_at: tuple[int, int] | None = None  # (epoch, step) that last.safetensors resumes at
         self.centroids = torch.zeros(self.num_classes, settings.latent_dim, device=device)  # the newest written
@@ -217,8 +220,11 @@ class Trainer:
         train_loss = self.loss_sum.item() / len(self.train_x)  # a host sync: train_seconds includes the device's work
         self._check_finite(train_loss)
         train_seconds = time.perf_counter() - started
-        test_loss, test_reconstruction, test_kl = evaluate(self.model, self.test_x, self.test_y, self.settings.seed + 1)
+        test_loss, test_reconstruction, test_kl, mu, kl_per_dim = evaluate_with_encodings(
+            self.model, self.test_x, self.test_y, self.settings.seed + 1
+        )
         self._check_finite(test_loss)
+        self.atlas = build_atlas(mu, kl_per_dim, self.data.test.images, self.data.test.labels)  # for this epoch's files
         is_best = self._record_best(test_loss)
         last_step = self.epoch * self.steps_per_epoch - 1
         return EpochResult(
@@ -272,7 +278,9 @@ class Trainer:
             f"the loss became {loss} in epoch {self.epoch}; training stopped, {kept}. Try a lower --lr."
         )
 
-    def _checkpoint(self, epoch: int, centroids: torch.Tensor, metrics: dict, resume: ResumeState | None) -> Checkpoint:
+    def _checkpoint(
+        self, epoch: int, centroids: torch.Tensor, metrics: dict, resume: ResumeState | None, atlas: Atlas
+    ) -> Checkpoint:
         return Checkpoint(
             model=self.model,
             dataset=self.data.name,
@@ -282,6 +290,7 @@ class Trainer:
             metrics=metrics,
             training=asdict(self.settings),
             resume=resume,
+            atlas=atlas,
         )
 
     def _resume_state(
@@ -312,9 +321,12 @@ class Trainer:
             if not result.is_best:
                 give_best_exact_centroids(self.out_dir, self.best_epoch, self.train_x, self.train_y)
         if result.is_best:
-            save_checkpoint(self.out_dir / "best.safetensors", self._checkpoint(epoch, centroids, metrics, None))
+            best = self._checkpoint(epoch, centroids, metrics, None, self.atlas)
+            save_checkpoint(self.out_dir / "best.safetensors", best)
         resume = self._resume_state(epoch + 1, 0, rng_states(self.device), {})
-        save_checkpoint(self.out_dir / "last.safetensors", self._checkpoint(epoch, centroids, metrics, resume))
+        save_checkpoint(
+            self.out_dir / "last.safetensors", self._checkpoint(epoch, centroids, metrics, resume, self.atlas)
+        )
         self.saved_at, self.centroids = (epoch + 1, 0), centroids
 
     def _save_interrupted(self, step: int, permutation: torch.Tensor, rng_epoch_start: dict) -> None:
@@ -327,4 +339,6 @@ class Trainer:
         resume = self._resume_state(
             self.epoch, step, rng_epoch_start, {"loss_sum": self.loss_sum, "centroid_sums": self.centroid_sums}
         )
-        save_checkpoint(self.out_dir / "last.safetensors", self._checkpoint(self.epoch - 1, centroids, metrics, resume))
+        atlas = atlas_of(self.model, self.test_x, self.test_y, self.data.test.images)  # of the weights as they are now
+        checkpoint = self._checkpoint(self.epoch - 1, centroids, metrics, resume, atlas)
+        save_checkpoint(self.out_dir / "last.safetensors", checkpoint)

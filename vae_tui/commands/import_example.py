@@ -35,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     from models import Checkpoint, DataError, save_checkpoint
     from models.example import model_from_example
+    from train.atlas import build_atlas
     from train.data import CLASS_NAMES, load_dataset
     from train.device import resolve_device, to_device_images
-    from train.evaluate import class_centroids, evaluate
+    from train.evaluate import class_centroids, evaluate_with_encodings
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -46,15 +47,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"-o {printable(str(out))}: the folder {printable(str(out.parent))} does not exist")
     model = model_from_example(Path(args.state_dict))
     config, class_names = model.config, CLASS_NAMES[args.dataset]
-    centroids, metrics = torch.zeros(config.num_classes, config.latent_dim), {}
+    centroids, metrics, atlas = torch.zeros(config.num_classes, config.latent_dim), {}, None
     try:
         data = load_dataset(args.dataset, args.data_dir, args.download)
     except DataError as e:
         if args.data_dir or args.download:  # asked for, and not there: the user wants to know
             raise
         print(
-            f"{e}.\nWithout it the checkpoint has no class centroids (in the explorer, every class key goes to z = 0)"
-            " and no test loss; run import-example again with the data to add them.",
+            f"{e}.\nWithout it the checkpoint has no class centroids (in the explorer, every class key goes to z = 0),"
+            " no test loss and no atlas (the map and the test images); run import-example again with the data.",
             file=sys.stderr,
         )
     else:
@@ -63,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
         train_x, test_x = to_device_images(data.train.images, device), to_device_images(data.test.images, device)
         train_y, test_y = data.train.labels.to(device), data.test.labels.to(device)
         centroids = class_centroids(model, train_x, train_y, config.num_classes)
-        test_loss, reconstruction, kl = evaluate(model, test_x, test_y, seed=1)  # train's seed + 1, as in training
-        metrics = {"test_loss": test_loss, "test_reconstruction": reconstruction, "test_kl": kl}
+        test_loss, reconstruction, kl, mu, kl_per_dim = evaluate_with_encodings(model, test_x, test_y, seed=1)
+        metrics = {"test_loss": test_loss, "test_reconstruction": reconstruction, "test_kl": kl}  # seed: train's + 1
+        atlas = build_atlas(mu, kl_per_dim, data.test.images, data.test.labels)
     checkpoint = Checkpoint(
         model=model,
         dataset=args.dataset,
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         class_centroids=centroids,
         metrics=metrics,
         training={"imported_from": "pytorch/examples vae/main.py", "file": printable(str(args.state_dict))},
+        atlas=atlas,
     )
     try:
         save_checkpoint(out, checkpoint)

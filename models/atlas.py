@@ -1,0 +1,108 @@
+"""The atlas a checkpoint carries: where the test set lives in latent space, test images, per-dimension stats.
+
+Stored as ``atlas.<field>`` tensors beside the weights, so the explorer's map and picker work
+with no dataset installed. Every field is checked on load like the weights: names, dtypes,
+shapes against the model's sizes (before any data is read), label and index ranges, NaN.
+"""
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from models.errors import CheckpointError
+from models.limits import IMAGE_SIDE
+
+MAX_POINTS = 1 << 16  # encodings or images: far more than the 2,000 and 500 training writes, a bound nonetheless
+MAX_TEST_INDEX = 1 << 24
+
+
+@dataclass
+class Atlas:
+    """Test-set encodings and images, the plane of their first two principal components, stats per dimension."""
+
+    mu: torch.Tensor  # (N, latent_dim) float32: encodings of N test images
+    labels: torch.Tensor  # (N,) int64: their classes
+    indices: torch.Tensor  # (N,) int64: their positions in the test set
+    images: torch.Tensor  # (M, 28, 28) uint8: test images for the picker
+    image_labels: torch.Tensor  # (M,) int64
+    image_indices: torch.Tensor  # (M,) int64
+    pca_mean: torch.Tensor  # (latent_dim,) float32: the mean encoding
+    pca_axes: torch.Tensor  # (2, latent_dim) float32: the first two principal directions, unit length
+    variance: torch.Tensor  # (latent_dim,) float32: Var(mu) over the whole test set (active above 0.01)
+    kl: torch.Tensor  # (latent_dim,) float32: mean KL per dimension over the whole test set
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The fields as the checkpoint stores them: atlas.<field>, contiguous on the CPU."""
+        return {f"atlas.{f.name}": getattr(self, f.name).detach().cpu().contiguous() for f in fields(self)}
+
+
+FIELDS = tuple(f.name for f in fields(Atlas))
+FLOAT_FIELDS = ("mu", "pca_mean", "pca_axes", "variance", "kl")
+INDEX_FIELDS = ("labels", "indices", "image_labels", "image_indices")
+
+
+def expected_shapes(shapes: dict[str, tuple[int, ...]], latent_dim: int, path: object) -> dict[str, tuple[int, ...]]:
+    """The shape each atlas tensor must have, given the header's shapes of mu and images; a CheckpointError if those
+    two are not (N, latent_dim) and (M, 28, 28) with N and M from 1 to MAX_POINTS."""
+    mu, images = shapes.get("mu", ()), shapes.get("images", ())
+    if len(mu) != 2 or mu[1] != latent_dim or not 0 < mu[0] <= MAX_POINTS:
+        raise CheckpointError(f"{path} has a malformed atlas: mu has shape {mu}, expected (N, {latent_dim})")
+    if len(images) != 3 or images[1:] != (IMAGE_SIDE, IMAGE_SIDE) or not 0 < images[0] <= MAX_POINTS:
+        raise CheckpointError(f"{path} has a malformed atlas: images have shape {images}, expected (M, 28, 28)")
+    n, m, d = mu[0], images[0], latent_dim
+    return {
+        "mu": (n, d),
+        "labels": (n,),
+        "indices": (n,),
+        "images": (m, IMAGE_SIDE, IMAGE_SIDE),
+        "image_labels": (m,),
+        "image_indices": (m,),
+        "pca_mean": (d,),
+        "pca_axes": (2, d),
+        "variance": (d,),
+        "kl": (d,),
+    }
+
+
+def check_atlas_layout(entries: dict, latent_dim: int, path: object) -> None:
+    """The header's atlas.* entries: all fields or none, each of its shape; before any data is read."""
+    names = {name.removeprefix("atlas."): entry for name, entry in entries.items() if name.startswith("atlas.")}
+    if not names:
+        return
+    if missing := [f for f in FIELDS if f not in names]:
+        raise CheckpointError(f"{path} has an incomplete atlas: {', '.join(missing)} missing")
+    if extra := sorted(set(names) - set(FIELDS)):
+        raise CheckpointError(f"{path} has a tensor vae-tui does not write: atlas.{extra[0][:40]}")
+    shapes = expected_shapes({k: v.shape for k, v in names.items()}, latent_dim, path)
+    for name, shape in shapes.items():
+        if names[name].shape != shape:
+            raise CheckpointError(
+                f"{path} has a malformed atlas: {name} has shape {names[name].shape}, expected {shape}"
+            )
+
+
+def atlas_from(tensors: dict[str, torch.Tensor], num_classes: int, path: object) -> Atlas | None:
+    """The Atlas in a checkpoint's tensors (None if it has none), its values checked: dtypes, finite, ranges."""
+    if "atlas.mu" not in tensors:
+        return None
+    values = {}
+    for name in FIELDS:
+        t = tensors[f"atlas.{name}"]
+        if name in FLOAT_FIELDS:
+            if not t.is_floating_point() or not torch.isfinite(t).all():
+                raise CheckpointError(f"{path} has a malformed atlas: {name} must be finite floats")
+            values[name] = t.float().clone()
+        elif name == "images":
+            if t.dtype != torch.uint8:
+                raise CheckpointError(f"{path} has a malformed atlas: images must be uint8, not {t.dtype}")
+            values[name] = t.clone()
+        else:
+            if t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+                raise CheckpointError(f"{path} has a malformed atlas: {name} must be integers, not {t.dtype}")
+            high = num_classes if "labels" in name else MAX_TEST_INDEX
+            if len(t) and (t.min() < 0 or t.max() >= high):
+                raise CheckpointError(f"{path} has a malformed atlas: {name} must lie in 0..{high - 1}")
+            values[name] = t.long().clone()
+    if (values["variance"] < 0).any():
+        raise CheckpointError(f"{path} has a malformed atlas: a negative variance")
+    return Atlas(**values)

@@ -1,0 +1,166 @@
+"""The atlas in every checkpoint training writes: encodings, test images, the PCA plane, per-dimension stats."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import CheckpointError, load_checkpoint
+from models.atlas import FIELDS
+from tests.conftest import TINY_SETTINGS
+from train.atlas import build_atlas, first_of_each_class, principal_plane
+from train.data import load_dataset
+from train.evaluate import evaluate_model
+from train.loop import StopFlag, TrainingInterrupted
+from vae_tui.commands.explore import pretrained_path
+
+
+@pytest.fixture
+def trained(tmp_path: Path, run_training: Callable) -> Path:
+    run_training(tmp_path / "run", model="cvae", epochs=1)
+    return tmp_path / "run"
+
+
+def test_best_and_last_carry_the_atlas_of_their_weights(trained: Path, mnist_dir: Path) -> None:
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    x, y = data.test.images.reshape(-1, 784).float() / 255, data.test.labels.long()
+    for name in ("best.safetensors", "last.safetensors"):
+        checkpoint = load_checkpoint(trained / name)
+        atlas = checkpoint.atlas
+        assert atlas is not None, name
+        # 128 test images, 12 or 13 a class: fewer than 200 (and 50) of each, so every one is kept
+        assert atlas.mu.shape == (128, 4) and torch.equal(atlas.indices, torch.arange(128))
+        assert torch.equal(atlas.images, data.test.images[atlas.image_indices])
+        assert torch.equal(atlas.labels, y[atlas.indices]) and torch.equal(atlas.image_labels, y[atlas.image_indices])
+        with torch.no_grad():
+            mu = checkpoint.model.encode(x, y)[0]
+        torch.testing.assert_close(atlas.mu, mu[atlas.indices], rtol=1e-5, atol=1e-5)
+        evaluation = evaluate_model(checkpoint.model, x, y, checkpoint.class_names, samples=1)
+        for d, row in enumerate(evaluation.dimensions):  # what `vae-tui eval` prints, to 3 decimals
+            assert round(atlas.variance[d].item(), 3) == round(row["variance"], 3)
+            assert round(atlas.kl[d].item(), 3) == round(row["kl"], 3)
+        torch.testing.assert_close(atlas.pca_axes @ atlas.pca_axes.T, torch.eye(2), rtol=0, atol=1e-5)
+        torch.testing.assert_close(atlas.pca_mean, mu.mean(0), rtol=1e-5, atol=1e-5)
+        spread = ((mu - atlas.pca_mean) @ atlas.pca_axes.T).var(0)
+        assert spread[0] >= spread[1]  # the first axis the direction of most variance
+
+
+def test_an_interrupted_last_carries_the_atlas_of_the_weights_it_holds(
+    tmp_path: Path, make_trainer: Callable, mnist_dir: Path
+) -> None:
+    stop = StopFlag()
+    trainer = make_trainer(tmp_path / "run")
+    original = trainer.optimizer.step
+
+    def step_then_stop(*args: object, **kwargs: object) -> None:
+        original(*args, **kwargs)
+        if trainer.epoch == 2:
+            stop.signal_name = "SIGINT"
+
+    trainer.optimizer.step = step_then_stop
+    with pytest.raises(TrainingInterrupted):
+        trainer.run(stop)
+    last = load_checkpoint(tmp_path / "run" / "last.safetensors", with_resume=True)
+    assert last.resume.progress["step"] == 1
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    with torch.no_grad():
+        mu = last.model.encode(data.test.images.reshape(-1, 784).float() / 255)[0]
+    torch.testing.assert_close(last.atlas.mu, mu[last.atlas.indices], rtol=1e-5, atol=1e-5)
+
+
+def test_the_atlas_keeps_the_first_of_each_class_and_a_stable_plane() -> None:
+    labels = torch.tensor([3, 1, 3, 3, 1, 0, 3])
+    assert first_of_each_class(labels, 2).tolist() == [0, 1, 2, 4, 5]
+    mu = torch.randn(500, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor([5.0, 1.0, 0.1])
+    mean, axes = principal_plane(mu)
+    assert axes[0, 0].abs() > 0.99 and axes[1, 1].abs() > 0.99  # the widest directions first
+    _, flipped = principal_plane(-mu)
+    torch.testing.assert_close(flipped, axes)  # signed by their largest entry: the same plane, the same axes
+    _, one_d = principal_plane(mu[:, :1])
+    assert one_d.shape == (2, 1) and one_d[1, 0] == 0
+    images = torch.zeros(500, 28, 28, dtype=torch.uint8)
+    atlas = build_atlas(mu, torch.ones(3), images, torch.arange(500) % 10)
+    assert len(atlas.mu) == 500 and len(atlas.images) == 500  # 50 a class: all of them
+
+
+def test_older_checkpoints_without_an_atlas_still_open() -> None:
+    assert load_checkpoint(pretrained_path("vae")).atlas is None
+
+
+def nan_mu(tensors: dict) -> None:
+    tensors["atlas.mu"][0, 0] = float("nan")
+
+
+def short_axes(tensors: dict) -> None:
+    tensors["atlas.pca_axes"] = tensors["atlas.pca_axes"][:1]
+
+
+def wide_mu(tensors: dict) -> None:
+    tensors["atlas.mu"] = torch.zeros(len(tensors["atlas.mu"]), 5)
+
+
+def big_images(tensors: dict) -> None:
+    tensors["atlas.images"] = torch.zeros(len(tensors["atlas.images"]), 32, 32, dtype=torch.uint8)
+
+
+def float_images(tensors: dict) -> None:
+    tensors["atlas.images"] = tensors["atlas.images"].float()
+
+
+def label_11(tensors: dict) -> None:
+    tensors["atlas.labels"][5] = 11
+
+
+def negative_index(tensors: dict) -> None:
+    tensors["atlas.image_indices"][0] = -1
+
+
+def no_kl(tensors: dict) -> None:
+    del tensors["atlas.kl"]
+
+
+def extra_field(tensors: dict) -> None:
+    tensors["atlas.notes"] = torch.zeros(3)
+
+
+def negative_variance(tensors: dict) -> None:
+    tensors["atlas.variance"][1] = -0.5
+
+
+def float_labels(tensors: dict) -> None:
+    tensors["atlas.labels"] = tensors["atlas.labels"].float()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (nan_mu, "malformed atlas: mu must be finite floats"),
+        (short_axes, "malformed atlas: pca_axes has shape (1, 4), expected (2, 4)"),
+        (wide_mu, "malformed atlas: mu has shape (128, 5), expected (N, 4)"),
+        (big_images, "malformed atlas: images have shape (128, 32, 32), expected (M, 28, 28)"),
+        (float_images, "malformed atlas: images must be uint8"),
+        (label_11, "malformed atlas: labels must lie in 0..9"),
+        (negative_index, "malformed atlas: image_indices must lie in 0.."),
+        (no_kl, "incomplete atlas: kl missing"),
+        (extra_field, "a tensor vae-tui does not write: atlas.notes"),
+        (negative_variance, "malformed atlas: a negative variance"),
+        (float_labels, "malformed atlas: labels must be integers"),
+    ],
+)
+def test_a_damaged_atlas_is_refused(
+    trained: Path, rewrite_checkpoint: Callable, run_cli: Callable, damage: Callable, message: str
+) -> None:
+    path = trained / "best.safetensors"
+    rewrite_checkpoint(path, edit_tensors=damage)
+    with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_checkpoint(path)
+    run_cli("sample", str(path), "-o", str(trained / "x.png")).assert_one_line_error(message)
+
+
+def test_every_field_is_written(trained: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(trained / "last.safetensors", "pt") as f:
+        stored = {k.removeprefix("atlas.") for k in f.keys() if k.startswith("atlas.")}  # noqa: SIM118
+    assert stored == set(FIELDS) and TINY_SETTINGS.latent_dim == 4
