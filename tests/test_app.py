@@ -41,6 +41,21 @@ def test_bundled_weights_load(kind: str) -> None:
     assert pretrained_path(kind).stat().st_size < 3_000_000
 
 
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_bundled_conv_weights_load(kind: str) -> None:
+    """The conv models: 20 epochs of the conv recipe, float16 weights (train/bundle.py): at most 7 MB of the file,
+    and under 8 MB with the atlas."""
+    checkpoint = load_checkpoint(pretrained_path(f"{kind}-conv"), expect_kind=kind)
+    assert checkpoint.config.arch == "conv" and checkpoint.training["arch"] == "conv"
+    assert checkpoint.dataset == "fashion-mnist" and checkpoint.training["epochs"] == 20
+    mlp = load_checkpoint(pretrained_path(kind))
+    assert checkpoint.metrics["test_loss"] < mlp.metrics["test_loss"]
+    size = pretrained_path(f"{kind}-conv").stat().st_size
+    assert checkpoint.atlas is not None and len(checkpoint.atlas.mu) == 2000 and len(checkpoint.atlas.images) == 500
+    atlas_bytes = sum(t.numel() * t.element_size() for t in checkpoint.atlas.tensors().values())
+    assert size - atlas_bytes <= 7_000_000 and size < 8_000_000
+
+
 async def test_nudge_keys(make_app: Callable, settle: Callable) -> None:
     app = make_app("cvae")
     async with app.run_test(size=(100, 32)) as pilot:
