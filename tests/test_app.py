@@ -327,3 +327,47 @@ async def test_a_conv_cvae_explores_like_the_mlp(tmp_path: Path, run_training: C
             expected = torch.sigmoid(checkpoint.model.decode(torch.tensor([state.z]), torch.tensor([4]))).view(28, 28)
         torch.testing.assert_close(frame.image, expected, rtol=0, atol=1e-6)
         assert drawn_image(app) != before
+
+
+async def test_inactive_dimensions_are_dimmed_marked_and_hidden_with_v(tmp_path: Path, settle: Callable) -> None:
+    """The bundled conv CVAE: its atlas says which dimensions are active; v hides the others, v shows them again."""
+    from vae_tui.app import create_app
+
+    checkpoint = load_checkpoint(pretrained_path("cvae-conv"))
+    active = (checkpoint.atlas.variance > 0.01).tolist()
+    assert 0 < sum(active) < len(active)
+    app = create_app(checkpoint, "bundled pretrained conv CVAE", tmp_path / "exports")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(app, pilot)
+        state, panel = app.explorer.state, app.explorer.query_one(LatentPanel)
+        assert active[state.selected]  # the start rule picks an active dimension
+        inactive = active.index(False)
+        assert panel.line_text(inactive).endswith(" ·")
+        assert panel.line_text(state.selected)[-1] in "▁▂▃▄▅▆▇█"
+        drawn = {panel.render_line(y).text.rstrip() for y in range(panel.size.height)}
+        assert panel.line_text(inactive) in drawn
+        styles = {seg.style for y in range(panel.size.height) for seg in panel.render_line(y)}
+        assert panel.get_component_rich_style("latent-panel--inactive") in styles
+        await pilot.press("v")
+        await settle(app, pilot)
+        assert state.shown == [d for d in range(len(active)) if active[d]]
+        drawn = [panel.render_line(y).text.rstrip() for y in range(panel.size.height)]
+        assert not any(line.endswith("·") for line in drawn) and sum(bool(line) for line in drawn) == sum(active)
+        assert "Active z" in str(app.explorer.query_one("#latent-title").render())
+        for _ in range(len(active)):
+            await pilot.press("j")
+            assert active[state.selected]
+        await pilot.press("v")
+        await settle(app, pilot)
+        assert state.shown == list(range(len(active)))
+
+
+async def test_v_says_why_nothing_hides(
+    make_app: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    app = make_app("cvae")  # written before the atlas: no per-dimension statistics
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("v")
+        await wait_until(pilot, lambda: toast_shows(app, "no per-dimension statistics"), "a toast saying why")
+        assert not app.explorer.state.hide_inactive

@@ -7,7 +7,7 @@ from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
 from vae_tui.layout import Grid, Layout, plan
 from vae_tui.render import UPPER_HALF, fit_scale, fitting_labels, half_block_strips, image_row, label_cells, to_levels
 from vae_tui.state import STEP_RANGE, ExplorerState, nearest_index
-from vae_tui.widgets.latent_panel import bar, bar_value
+from vae_tui.widgets.latent_panel import bar, bar_value, kl_glyph
 
 
 def cells(strip) -> list[tuple[str, tuple[int, int, int], tuple[int, int, int]]]:
@@ -89,6 +89,31 @@ def test_state_transitions() -> None:
     cvae.reset()
     assert cvae.z == [0.0, 0.0, 0.0]
     assert cvae.undo() and cvae.z == [1.5, 0.0, 0.0]
+
+
+def test_the_start_rule_picks_an_active_dimension_and_v_hides_the_others() -> None:
+    centroids = torch.zeros(10, 5)
+    centroids[:, 1] = torch.arange(10.0) * 3  # the widest spread, but dimension 1 is inactive
+    centroids[:, 3] = torch.arange(10.0)
+    variance = torch.tensor([0.5, 0.001, 0.002, 0.9, 0.3])
+    state = ExplorerState(centroids, conditional=True, variance=variance, kl=torch.tensor([1.0, 0, 0, 2.0, 0.5]))
+    assert state.active == [True, False, False, True, True] and state.selected == 3
+    assert ExplorerState(centroids, conditional=True).selected == 1  # without the stats: the widest spread
+    state.select(-2)
+    assert state.selected == 1 and state.shown == [0, 1, 2, 3, 4]  # shown: the inactive ones can be picked
+    assert state.toggle_inactive() and state.hide_inactive
+    assert state.shown == [0, 3, 4] and state.selected == 0  # the nearest active dimension
+    state.select(1)
+    assert state.selected == 3
+    state.select(5)
+    assert state.selected == 4
+    assert state.toggle_inactive() and state.shown == [0, 1, 2, 3, 4] and state.selected == 4
+    every = ExplorerState(centroids, conditional=True, variance=torch.ones(5))
+    assert not every.toggle_inactive() and not every.hide_inactive
+
+
+def test_kl_levels() -> None:
+    assert [kl_glyph(kl, 2.0) for kl in (0.0, 0.01, 1.0, 2.0, 3.0)] == [" ", "▁", "▄", "█", "█"]
 
 
 def test_decoder_frame_matches_single_decodes() -> None:

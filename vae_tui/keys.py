@@ -32,6 +32,7 @@ EXPLORER_KEYS = [
     Key("backspace", "reset", "Reset z to the start point", "backspace"),
     Key("u", "undo", "Undo the last change", "u", "undo"),
     Key("t", "toggle_strip", "Show the other strip when only one fits", "t"),
+    Key("v", "toggle_inactive", "Hide or show the inactive dimensions (marked ·, dimmed)", "v"),
     Key("s", "save_image", "Save the image as PNG", "s", "save"),
     Key("g", "save_strip", "Save the strip as a grid PNG", "g"),
 ]

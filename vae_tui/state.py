@@ -8,6 +8,7 @@ Z_LIMIT = 10.0  # |z| beyond this decodes to nothing the model has seen
 STEP_RANGE = (1 / 64, 4.0)
 DEFAULT_STEP = 0.25
 HISTORY_LIMIT = 1000
+ACTIVE_VARIANCE = 0.01  # train.evaluate's threshold, the one `vae-tui eval` reports active units by
 
 
 def nearest_index(values: tuple[float, ...], value: float) -> int:
@@ -26,7 +27,14 @@ class Snapshot:
 class ExplorerState:
     """Pure state and its transitions; the app renders it, the tests drive it."""
 
-    def __init__(self, class_centroids: torch.Tensor, conditional: bool, label: int = 0) -> None:
+    def __init__(
+        self,
+        class_centroids: torch.Tensor,
+        conditional: bool,
+        label: int = 0,
+        variance: torch.Tensor | None = None,
+        kl: torch.Tensor | None = None,
+    ) -> None:
         self.class_centroids = class_centroids  # (num_classes, latent_dim)
         self.conditional = conditional
         self.latent_dim = class_centroids.shape[1]
@@ -34,8 +42,15 @@ class ExplorerState:
         self.label = label
         self.z = self._start_for(label)
         self.start = list(self.z)
-        # start on the dimension that separates the classes most: the one most worth nudging
-        self.selected = int(class_centroids.var(dim=0).argmax()) if self.num_classes > 1 else 0
+        # Var(mu) over the test set (the checkpoint's atlas): a dimension at or below ACTIVE_VARIANCE does nothing
+        # the decoder notices (Burda et al., 2016). Unknown (an older checkpoint): every dimension counts as active.
+        self.active = [True] * self.latent_dim if variance is None else (variance > ACTIVE_VARIANCE).tolist()
+        self.kl = None if kl is None else kl.tolist()  # mean KL per dimension, nats
+        self.hide_inactive = False
+        # start on the active dimension that separates the classes most: the one most worth nudging
+        spread = class_centroids.var(dim=0) if self.num_classes > 1 else torch.zeros(self.latent_dim)
+        candidates = [d for d in range(self.latent_dim) if self.active[d]] or list(range(self.latent_dim))
+        self.selected = max(candidates, key=lambda d: (spread[d].item(), -d))
         self.step = DEFAULT_STEP
         self.history: list[Snapshot] = []
         self.version = 0  # bumped on every change that alters the picture
@@ -51,12 +66,39 @@ class ExplorerState:
     def _changed(self) -> None:
         self.version += 1
 
+    @property
+    def shown(self) -> list[int]:
+        """The dimensions the latent panel lists: all, or the active ones while inactive ones are hidden."""
+        every = range(self.latent_dim)
+        active = [d for d in every if self.active[d]]
+        return active if self.hide_inactive and active else list(every)
+
     def select(self, delta: int) -> None:
-        """Move the selection by delta dimensions, stopping at the ends."""
-        selected = min(max(self.selected + delta, 0), self.latent_dim - 1)
+        """Move the selection by delta rows of the shown dimensions, stopping at the ends."""
+        shown = self.shown
+        row = shown.index(self.selected) if self.selected in shown else 0
+        selected = shown[min(max(row + delta, 0), len(shown) - 1)]
         if selected != self.selected:
             self.selected = selected
             self._changed()  # the traversal strip follows the selection
+
+    def select_dimension(self, dim: int) -> None:
+        """Select dimension dim (a click on its row)."""
+        if 0 <= dim < self.latent_dim and dim != self.selected:
+            self.selected = dim
+            self._changed()
+
+    def toggle_inactive(self) -> bool:
+        """Hide or show the inactive dimensions; a hidden selection moves to the nearest active one. False when
+        there is nothing to hide (every dimension active, or none)."""
+        if all(self.active) or not any(self.active):
+            return False
+        self.hide_inactive = not self.hide_inactive
+        if not self.active[self.selected]:
+            nearest = min((d for d in range(self.latent_dim) if self.active[d]), key=lambda d: abs(d - self.selected))
+            self.selected = nearest
+            self._changed()
+        return True
 
     def set_value(self, value: float) -> None:
         """Set the selected dimension to value (clamped to +-Z_LIMIT)."""

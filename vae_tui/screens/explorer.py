@@ -52,7 +52,13 @@ class ExplorerScreen(Screen):
     def __init__(self, checkpoint: Checkpoint, source: str, exports_dir: Path) -> None:
         super().__init__()
         self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
-        self.state = ExplorerState(checkpoint.class_centroids, checkpoint.model.conditional)
+        atlas = checkpoint.atlas
+        self.state = ExplorerState(
+            checkpoint.class_centroids,
+            checkpoint.model.conditional,
+            variance=None if atlas is None else atlas.variance,
+            kl=None if atlas is None else atlas.kl,
+        )
         self.decoder = Decoder(checkpoint.model)
         self.generator = torch.Generator().manual_seed(0)
         self.frame: Frame | None = None
@@ -137,7 +143,7 @@ class ExplorerScreen(Screen):
             self.action_pick_class(message.index)
 
     def on_latent_panel_clicked(self, message: LatentPanel.Clicked) -> None:
-        self.state.select(message.index - self.state.selected)
+        self.state.select_dimension(message.index)
         if message.value is not None:
             self.state.set_value(message.value)
         self._show_state()
@@ -152,7 +158,8 @@ class ExplorerScreen(Screen):
 
     def _show_text(self) -> None:
         state = self.state
-        self._set_label("#latent-title", f"Latent z · step {state.step:g}")
+        shown = f"Active z ({len(state.shown)})" if state.hide_inactive else "Latent z"
+        self._set_label("#latent-title", f"{shown} · step {state.step:g}")
         name = printable(self.checkpoint.class_names[state.label])
         self._set_label("#preview-title", f"Preview · {state.label} {name}")
         self.query_one(LatentPanel).update_state()
@@ -228,6 +235,20 @@ class ExplorerScreen(Screen):
     def action_undo(self) -> None:
         if not self.state.undo():
             self.notify("Nothing to undo")
+        self._show_state()
+
+    def action_toggle_inactive(self) -> None:
+        state = self.state
+        if not state.toggle_inactive():
+            if self.checkpoint.atlas is None:
+                self.notify(
+                    "This checkpoint has no per-dimension statistics (an older vae-tui wrote it): "
+                    "python -m train.bundle CKPT OUT adds them",
+                    markup=False,
+                )
+            else:
+                self.notify("Every dimension is active: none to hide" if all(state.active) else "No active dimension")
+            return
         self._show_state()
 
     def action_toggle_strip(self) -> None:

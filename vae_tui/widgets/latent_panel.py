@@ -1,4 +1,4 @@
-"""The latent panel: one row per dimension with a bar from -3 to +3 sigma and the value."""
+"""The latent panel: one row per dimension with a bar from -3 to +3 sigma, the value and the dimension's mean KL."""
 
 from rich.segment import Segment
 from textual.events import Click
@@ -11,6 +11,15 @@ from vae_tui.state import ExplorerState
 
 BAR_HALF = 6  # cells on each side of the centre mark; the bar spans -3..+3 sigma
 BAR_START = 6  # the bar's first column in a row: marker, space, "z" and three digits
+KL_LEVELS = " ▁▂▃▄▅▆▇█"  # a dimension's mean KL as a fraction of the largest one's
+INACTIVE_MARK = "·"  # in the KL column of a dimension whose Var(mu) is at most 0.01
+
+
+def kl_glyph(kl: float, largest: float) -> str:
+    """One cell for a dimension's mean KL: an eighth-block level of kl / largest, at least the lowest for kl > 0."""
+    if largest <= 0 or kl <= 0:
+        return KL_LEVELS[0]
+    return KL_LEVELS[max(1, round(min(kl / largest, 1.0) * (len(KL_LEVELS) - 1)))]
 
 
 def bar_value(column: int) -> float | None:
@@ -41,55 +50,79 @@ class LatentPanel(ScrollView, can_focus=False):
             super().__init__()
             self.index, self.value = index, value
 
-    COMPONENT_CLASSES = {"latent-panel--selected"}
+    COMPONENT_CLASSES = {"latent-panel--selected", "latent-panel--inactive"}
     DEFAULT_CSS = """
     LatentPanel > .latent-panel--selected { background: $accent 40%; text-style: bold; }
+    LatentPanel > .latent-panel--inactive { color: $text-disabled; }
     """
 
     def __init__(self, state: ExplorerState, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.state = state
-        self.virtual_size = Size(26, state.latent_dim)
+        self._largest_kl = max(state.kl) if state.kl else 0.0
+        self.row_width = 28 if state.kl or not all(state.active) else 26  # with the KL column, or without
+        self.virtual_size = Size(self.row_width, state.latent_dim)
         self._drawn: list[str] = []  # row texts as last drawn, to repaint only rows that changed
 
     def line_text(self, index: int) -> str:
-        """The text of dimension index's row."""
-        marker = ">" if index == self.state.selected else " "
-        value = self.state.z[index]
-        return f"{marker} z{index:<3}{bar(value)} {value:+6.2f}"
+        """The text of dimension index's row: marker, name, bar, value, and its KL level (· when inactive)."""
+        state = self.state
+        marker = ">" if index == state.selected else " "
+        value = state.z[index]
+        text = f"{marker} z{index:<3}{bar(value)} {value:+6.2f}"
+        if not state.active[index]:
+            return f"{text} {INACTIVE_MARK}"
+        return f"{text} {kl_glyph(state.kl[index], self._largest_kl)}" if state.kl else text
+
+    def _row_style(self, index: int) -> object:
+        if index == self.state.selected:
+            return self.get_component_rich_style("latent-panel--selected")
+        if not self.state.active[index]:
+            return self.get_component_rich_style("latent-panel--inactive")
+        return self.rich_style
 
     def render_line(self, y: int) -> Strip:
-        index = y + self.scroll_offset.y
-        if index >= self.state.latent_dim:
+        shown = self.state.shown
+        row = y + self.scroll_offset.y
+        if row >= len(shown):
             return Strip.blank(self.size.width, self.rich_style)
-        style = self.get_component_rich_style("latent-panel--selected") if index == self.state.selected else None
+        index = shown[row]
         text = self.line_text(index).ljust(self.size.width)
-        return Strip([Segment(text, style or self.rich_style)], len(text)).crop(0, self.size.width)
+        return Strip([Segment(text, self._row_style(index))], len(text)).crop(0, self.size.width)
 
     def on_click(self, event: Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return
-        index = offset.y + self.scroll_offset.y
-        if 0 <= index < self.state.latent_dim:
-            self.post_message(self.Clicked(index, bar_value(offset.x + self.scroll_offset.x)))
+        shown = self.state.shown
+        row = offset.y + self.scroll_offset.y
+        if 0 <= row < len(shown):
+            self.post_message(self.Clicked(shown[row], bar_value(offset.x + self.scroll_offset.x)))
+
+    def _selected_row(self) -> int:
+        shown = self.state.shown
+        return shown.index(self.state.selected) if self.state.selected in shown else 0
 
     def on_resize(self) -> None:
         """Bring the selected row into view (centred when there is room) at the first layout and every resize."""
-        self.scroll_to_region(Region(0, self.state.selected, 1, 1), animate=False, immediate=True, center=True)
+        self.scroll_to_region(Region(0, self._selected_row(), 1, 1), animate=False, immediate=True, center=True)
         self._drawn = []
 
     def update_state(self) -> None:
         """Redraw after the state changed and keep the selection visible."""
-        top, height = self.scroll_offset.y, self.size.height
-        if height and not top <= self.state.selected < top + height:  # scrolling costs a layout pass
-            self.scroll_to_region(Region(0, self.state.selected, 1, 1), animate=False, immediate=True)
+        shown = self.state.shown
+        if self.virtual_size.height != len(shown):  # inactive dimensions hidden or shown again
+            self.virtual_size = Size(self.row_width, len(shown))
             self._drawn = []
-        texts = [self.line_text(i) for i in range(self.state.latent_dim)]
+        top, height, row = self.scroll_offset.y, self.size.height, self._selected_row()
+        if height and not top <= row < top + height:  # scrolling costs a layout pass
+            self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)
+            self._drawn = []
+        texts = [self.line_text(i) for i in shown]
         if len(self._drawn) != len(texts):
             self.refresh()
         else:
-            for index, (old, new) in enumerate(zip(self._drawn, texts, strict=True)):
+            for row, (old, new) in enumerate(zip(self._drawn, texts, strict=True)):
                 if old != new:
-                    self.refresh(Region(0, index - self.scroll_offset.y, self.size.width, 1))
+                    self.refresh(Region(0, row - self.scroll_offset.y, self.size.width, 1))
         self._drawn = texts
