@@ -66,32 +66,22 @@ def settings_for(arch: str, epochs: int, batch_size: int) -> TrainSettings:
     return TrainSettings(arch=arch, epochs=epochs, batch_size=batch_size)
 
 
-def bench_demo(epochs: int, batch_size: int, device: torch.device, arch: str) -> list[float]:
+def demo_seconds(epochs: int, batch_size: int, device: torch.device, **model: object) -> list[float]:
+    """Seconds of each epoch of the demo's loop, on the demo's model or make_model's."""
     seconds: list[float] = []
-    config = settings_for(arch, epochs, batch_size).model_config(10)
-    make_model = (lambda: DemoStyle(build_model(config))) if arch == "conv" else None
-    run_demo(
-        epochs,
-        batch_size,
-        str(device),
-        torchvision_root(),
-        on_epoch=lambda e, s: seconds.append(s),
-        **({"make_model": make_model} if make_model else {}),
-    )
+    run_demo(epochs, batch_size, str(device), torchvision_root(), on_epoch=lambda e, s: seconds.append(s), **model)
     return seconds
+
+
+def bench_demo(epochs: int, batch_size: int, device: torch.device, arch: str) -> list[float]:
+    config = settings_for(arch, epochs, batch_size).model_config(10)
+    if arch == "conv":
+        return demo_seconds(epochs, batch_size, device, make_model=lambda: DemoStyle(build_model(config)))
+    return demo_seconds(epochs, batch_size, device)
 
 
 def bench_reference(epochs: int, batch_size: int, device: torch.device, arch: str) -> list[float]:
-    seconds: list[float] = []
-    run_demo(
-        epochs,
-        batch_size,
-        str(device),
-        torchvision_root(),
-        on_epoch=lambda e, s: seconds.append(s),
-        make_model=ReferenceConvVAE,
-    )
-    return seconds
+    return demo_seconds(epochs, batch_size, device, make_model=ReferenceConvVAE)
 
 
 def bench_vae_tui(epochs: int, batch_size: int, device: torch.device, arch: str) -> list[float]:
