@@ -19,7 +19,7 @@ from tests.terminal import run_in_pty
 from train.evaluate import evaluate_model, iwae_log_likelihood
 from vae_tui.cli import build_parser
 from vae_tui.commands import pretrained_names
-from vae_tui.commands.explore import pretrained_path, resolve
+from vae_tui.commands.explore import pretrained_label, pretrained_path, resolve
 from vae_tui.decoding import Decoder
 
 
@@ -197,13 +197,13 @@ def test_sample_refuses_non_png(tmp_path: Path, run_cli: Callable) -> None:
 
 @pytest.mark.parametrize("name", pretrained_names())
 def test_pretrained_names_the_bundled_file_in_every_command(tmp_path: Path, run_cli: Callable, name: str) -> None:
-    assert name in ("vae", "cvae") or pretrained_path(name).is_file()
+    assert name in ("vae", "cvae", "vae-conv", "cvae-conv") or pretrained_path(name).is_file()
     by_name, by_path = tmp_path / "by-name.png", tmp_path / "by-path.png"
     assert run_cli("sample", "--pretrained", name, "-o", str(by_name)).code == 0
     assert run_cli("sample", str(pretrained_path(name)), "-o", str(by_path)).code == 0
     assert by_name.read_bytes() == by_path.read_bytes()
     checkpoint, source = resolve(build_parser().parse_args(["explore", "--pretrained", name]))
-    assert checkpoint.path == pretrained_path(name) and source == f"bundled pretrained {name.upper()}"
+    assert checkpoint.path == pretrained_path(name) and source == f"bundled pretrained {pretrained_label(name)}"
     # eval found the bundled checkpoint: it goes on to look for its dataset (FashionMNIST), here in an empty folder
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -227,7 +227,8 @@ def test_no_checkpoint_at_all_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable, command: list[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    run_cli(*command).assert_one_line_error("give a checkpoint file (CKPT) or --pretrained {cvae,vae}")
+    names = "{cvae,cvae-conv,vae,vae-conv}"
+    run_cli(*command).assert_one_line_error(f"give a checkpoint file (CKPT) or --pretrained {names}")
 
 
 # --- PNGs that record how they were drawn, and --from-png ------------------------------------------------
