@@ -25,3 +25,9 @@ def elbo_loss(
         reconstruction = (F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").sum(1) * weights).sum()
         kl = -0.5 * ((1 + logvar - mu.pow(2) - logvar.exp()).sum(1) * weights).sum()
     return reconstruction + kl, reconstruction, kl
+
+
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Each image's KL term per latent dimension, (B, D): 1/2 (mu^2 + sigma^2 - 1 - log sigma^2) (Kingma & Welling,
+    2014, Appendix B); its sum over D is elbo_loss's kl for that image."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)

@@ -4,6 +4,7 @@ import torch
 
 from models import VAE
 from models.atlas import Atlas
+from models.loss import kl_per_dimension
 
 POINTS_PER_CLASS = 200  # encodings kept per class: 2,000 for ten classes, enough for a scatter that shows the shape
 IMAGES_PER_CLASS = 50  # test images kept per class for the picker (39 KB a class as uint8)
@@ -56,11 +57,11 @@ def build_atlas(
 
 @torch.no_grad()
 def encode_test_set(model: VAE, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """mu (N, D) of every test image and the mean KL of each dimension (D,) (Kingma & Welling, Appendix B)."""
+    """mu (N, D) of every test image and the mean KL of each dimension (D,)."""
     mus, kl_sums = [], torch.zeros(model.config.latent_dim, device=x.device)
     for start in range(0, len(x), ENCODE_BATCH):
         mu, logvar = model.encode(x[start : start + ENCODE_BATCH], y[start : start + ENCODE_BATCH])
-        kl_sums += (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(0)
+        kl_sums += kl_per_dimension(mu, logvar).sum(0)
         mus.append(mu)
     return torch.cat(mus), kl_sums / len(x)
 

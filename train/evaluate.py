@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from models import VAE, elbo_loss
+from models.loss import kl_per_dimension
 
 EVAL_BATCH = 2000  # test-set batch: large, since no gradients are kept
 ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a unit is active if Var_x[E_q(z|x) z_d] > 0.01
@@ -99,7 +100,7 @@ def evaluate_model(
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         mu, logvar = model.encode(xb, yb)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)  # (B, D), Kingma & Welling Appendix B
+        kl = kl_per_dimension(mu, logvar)  # (B, D)
         z = model.reparameterize(mu, logvar, generator)
         reconstruction = -_bernoulli_log_likelihood(model.decode(z, yb), xb)
         reconstruction_mean = -_bernoulli_log_likelihood(model.decode(mu, yb), xb)
@@ -161,7 +162,7 @@ def evaluate_with_encodings(
         x_logits, mu, logvar = model(xb, yb, generator)
         total, reconstruction, kl = elbo_loss(x_logits, xb, mu, logvar)
         sums += torch.stack([total, reconstruction, kl])
-        kl_sums += (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(0)  # Kingma & Welling, Appendix B
+        kl_sums += kl_per_dimension(mu, logvar).sum(0)
         mus.append(mu)
     total, reconstruction, kl = (sums / len(x)).tolist()
     return total, reconstruction, kl, torch.cat(mus), kl_sums / len(x)

@@ -79,7 +79,8 @@ class StaticShapeStep(EagerStep):
         self.optimizer.zero_grad(set_to_none=True)
         self._body()
 
-    def __call__(self, index: torch.Tensor) -> None:
+    def _load(self, index: torch.Tensor) -> None:
+        """Put the batch's indices into the static index, padding a ragged batch at weight 0."""
         n = len(index)
         self.index[:n].copy_(index)
         if n < self.batch_size:
@@ -89,6 +90,9 @@ class StaticShapeStep(EagerStep):
         elif self.padded:
             self.weights.fill_(1.0)
             self.padded = False
+
+    def __call__(self, index: torch.Tensor) -> None:
+        self._load(index)
         self._run()
 
 
@@ -126,12 +130,9 @@ class GraphedStep(StaticShapeStep):
     def eager_loss(self, index: torch.Tensor) -> float:
         """The loss the step on `index` computes, by an eager forward pass; the RNG is left as it was."""
         saved = rng_states(self.device)
-        n = len(index)
-        padded = torch.cat([index, index[:1].expand(self.batch_size - n)])
-        weights = torch.ones(self.batch_size, device=self.device)
-        weights[n:] = 0.0
-        x, y = self.train_x.index_select(0, padded), self.train_y.index_select(0, padded)
-        total = self.model.loss(x, y, weights=weights)[0].item()
+        self._load(index)  # the very batch the replay that follows reads
+        x, y = self.train_x.index_select(0, self.index), self.train_y.index_select(0, self.index)
+        total = self.model.loss(x, y, weights=self.weights)[0].item()
         set_rng_states(saved, self.device)
         return total
 
