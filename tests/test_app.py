@@ -10,7 +10,7 @@ from textual.command import CommandList, CommandPalette
 
 from models import load_checkpoint
 from train.grids import to_image
-from vae_tui.app import ExplorerApp
+from vae_tui.app import ExplorerApp, create_app
 from vae_tui.commands.explore import pretrained_path
 from vae_tui.screens.help import HelpScreen, truecolor_hint
 from vae_tui.screens.value import ValueScreen
@@ -38,7 +38,8 @@ def test_bundled_weights_load(kind: str) -> None:
     checkpoint = load_checkpoint(pretrained_path(kind), expect_kind=kind)
     assert checkpoint.dataset == "fashion-mnist" and checkpoint.epoch in (19, 20)
     assert checkpoint.config.latent_dim == 20 and checkpoint.metrics["test_loss"] < 243
-    assert pretrained_path(kind).stat().st_size < 3_000_000
+    assert checkpoint.atlas is not None and len(checkpoint.atlas.mu) == 2000 and len(checkpoint.atlas.images) == 500
+    assert pretrained_path(kind).stat().st_size < 3_500_000  # float32 weights (2.6 MB) and the atlas (0.6 MB)
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
@@ -363,9 +364,11 @@ async def test_inactive_dimensions_are_dimmed_marked_and_hidden_with_v(tmp_path:
 
 
 async def test_v_says_why_nothing_hides(
-    make_app: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
+    tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
 ) -> None:
-    app = make_app("cvae")  # written before the atlas: no per-dimension statistics
+    checkpoint = load_checkpoint(pretrained_path("cvae"))
+    checkpoint.atlas = None  # as a checkpoint written before the atlas: no per-dimension statistics
+    app = create_app(checkpoint, "old CVAE", tmp_path / "exports")
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
         await settle(app, pilot)
         await pilot.press("v")

@@ -84,8 +84,19 @@ def test_the_atlas_keeps_the_first_of_each_class_and_a_stable_plane() -> None:
     assert len(atlas.mu) == 500 and len(atlas.images) == 500  # 50 a class: all of them
 
 
-def test_older_checkpoints_without_an_atlas_still_open() -> None:
-    assert load_checkpoint(pretrained_path("vae")).atlas is None
+def test_older_checkpoints_without_an_atlas_still_open(tmp_path: Path, rewrite_checkpoint: Callable) -> None:
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(pretrained_path("vae").read_bytes())
+
+    def drop_atlas(tensors: dict) -> None:
+        for name in [n for n in tensors if n.startswith("atlas.")]:
+            del tensors[name]
+
+    rewrite_checkpoint(old, edit_tensors=drop_atlas)
+    checkpoint, bundled = load_checkpoint(old), load_checkpoint(pretrained_path("vae"))
+    assert checkpoint.atlas is None and bundled.atlas is not None
+    z = torch.zeros(1, checkpoint.config.latent_dim)
+    assert torch.equal(checkpoint.model.decode(z), bundled.model.decode(z))
 
 
 def nan_mu(tensors: dict) -> None:

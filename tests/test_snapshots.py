@@ -35,17 +35,20 @@ def keys_then_frame(settle: Callable) -> Callable:
 def test_cvae_at_80x24(snap_compare: Callable, keys_then_frame: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CVAE as it opens at 80x24 without COLORTERM, the smallest supported size: the header reads "bundled CVAE
     · fashion-mnist · epoch 20 · loss 238.7" with "256 colours · ? to fix" on the right (no toast); class 0
-    T-shirt/top, z all 0; the latent panel scrolled to z6-z19 so the start selection z16 (marked >) is in view; the
-    preview at 1x; below, the traversal of z16 alone with "(t: other strip)", its 10 px thumbnails labelled -3 ...
-    +3 with [0] marked; the compact footer whole, "↑↓ dim" to "q quit" and "^p palette"."""
+    T-shirt/top, z all 0; the latent panel scrolled to z6-z19 so the start selection z16 (marked >) is in view,
+    each row ending in its mean-KL level (z16's the largest, a full block) or a dimmed · for the inactive z9, z11,
+    z13, z17 and z19 (the scrollbar's thumb beside z10); the preview at 1x; below, the traversal of z16 alone with
+    "(t: other strip)", its 10 px thumbnails labelled -3 ... +3 with [0] marked; the compact footer whole, "↑↓ dim"
+    to "q quit" and "^p palette"."""
     monkeypatch.delenv("COLORTERM")
     assert snap_compare(app("cvae"), terminal_size=(80, 24), run_before=keys_then_frame())
 
 
 def test_cvae_nudged_at_120x40(snap_compare: Callable, keys_then_frame: Callable) -> None:
     """The CVAE at 120x40 after L, 7, j: z16 (the start selection) nudged to +1.25, class 7 Sneaker, then z17
-    selected; the preview at 1x (a larger one would leave the strips thumbnails under 10 px); below, the traversal
-    of z17 (16 px thumbnails, -3 ... +3 with [0] marked) and every class at this z (10 px, digits 0-9, [7] marked)."""
+    selected, dimmed and marked · as inactive like z0, z1, z4, z9, z11, z13 and z19; the preview at 1x (a larger
+    one would leave the strips thumbnails under 10 px); below, the traversal of z17 (16 px thumbnails, -3 ... +3
+    with [0] marked) and every class at this z (10 px, digits 0-9, [7] marked)."""
     assert snap_compare(app("cvae"), terminal_size=(120, 40), run_before=keys_then_frame("L", "7", "j"))
 
 
@@ -57,7 +60,8 @@ def test_cvae_at_200x60(snap_compare: Callable, keys_then_frame: Callable) -> No
 
 
 def test_vae_class_centroid(snap_compare: Callable, keys_then_frame: Callable) -> None:
-    """The VAE at 100x32 on the class 8 Bag centroid, the selection moved down twice from z4 (the start) to z6; the
+    """The VAE at 100x32 on the class 8 Bag centroid, the selection moved down twice from z4 (the start) to z6, an
+    inactive dimension (marked ·, like z1, z3, z10, z11, z14, z15 and z17; z13 has the largest KL level); the
     preview at 1x; below, the traversal of z6 in 13 px thumbnails, -3 ... +3 with [0] marked (z6 is +0.02)."""
     assert snap_compare(app("vae"), terminal_size=(100, 32), run_before=keys_then_frame("8", "j", "j"))
 
