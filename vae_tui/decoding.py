@@ -56,3 +56,21 @@ class Decoder:
         """Decode a batch z (N, latent_dim) with classes labels (N,) into images (N, H, W)."""
         condition = labels.long() if self.model.conditional else None
         return torch.sigmoid(self.model.decode(z.float(), condition)).view(-1, *self.image_shape)
+
+    @torch.inference_mode()
+    def encode(self, pixels: torch.Tensor, label: int) -> list[float]:
+        """mu of one image (H, W) in [0, 1] under class label (the VAE ignores it)."""
+        condition = torch.tensor([label]) if self.model.conditional else None
+        mu, _ = self.model.encode(pixels.reshape(1, -1).float(), condition)
+        return mu[0].tolist()
+
+
+def side_by_side(images: list[torch.Tensor], gap: int = 2, gap_value: float = 0.25) -> torch.Tensor:
+    """Images (H, W) in one row, gap columns of grey gap_value between them."""
+    spacer = torch.full((images[0].shape[0], gap), gap_value)
+    parts = []
+    for i, image in enumerate(images):
+        if i:
+            parts.append(spacer)
+        parts.append(image.float())
+    return torch.cat(parts, dim=1)

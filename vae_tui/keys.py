@@ -19,6 +19,8 @@ class Key:
 EXPLORER_KEYS = [
     Key("up,k", "select(-1)", "Select the previous latent dimension", "up / k", "dim"),
     Key("down,j", "select(1)", "Select the next latent dimension", "down / j"),
+    Key("shift+up,K", "select(-5)", "Select five dimensions up (on the map: five cursor steps)", "shift+up / K"),
+    Key("shift+down,J", "select(5)", "Select five dimensions down (on the map: five cursor steps)", "shift+down / J"),
     Key("left,h", "nudge(-1)", "Nudge the selected dimension down by one step", "left / h", "nudge"),
     Key("right,l", "nudge(1)", "Nudge the selected dimension up by one step", "right / l"),
     Key("shift+left,H", "nudge(-5)", "Nudge down by five steps", "shift+left / H"),
@@ -34,7 +36,12 @@ EXPLORER_KEYS = [
     Key("t", "toggle_strip", "Show the other strip when only one fits", "t"),
     Key("v", "toggle_inactive", "Hide or show the inactive dimensions (marked ·, dimmed)", "v"),
     Key("s", "save_image", "Save the image as PNG", "s", "save"),
-    Key("g", "save_strip", "Save the strip as a grid PNG", "g"),
+    Key("g", "save_strip", "Save the strip as a grid PNG (on the map: the 15x15 manifold over the view)", "g"),
+    Key("m", "toggle_map", "Show the map of the test set's encodings in place of the preview, or leave it", "m", "map"),
+    Key("tab", "toggle_focus", "Map: give the arrows to the latent panel, or back to the map's cursor", "tab"),
+    Key("A", "cycle_axes", "Map: principal axes, or x the selected dimension and y each active one in turn", "A"),
+    Key("enter", "pick_nearest", "Map: start from the test image nearest to the cursor", "enter"),
+    Key("escape", "leave_map", "Leave the map", "escape"),
 ]
 APP_KEYS = [
     Key("question_mark", "help", "Show every key", "?", "help"),

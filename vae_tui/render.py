@@ -49,11 +49,13 @@ def half_block_strips(levels: list[list[int]], scale: int = 1) -> list[Strip]:
     return strips
 
 
-def thumbnail(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """Shrink a (H, W) image to (size, size) by area averaging; unchanged if already that size."""
-    if tuple(pixels.shape) == (size, size):
+def thumbnail(pixels: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Shrink a (H, W) image to (size, size), or to size (height, width), by area averaging; unchanged if already
+    that size."""
+    shape = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(pixels.shape) == shape:
         return pixels
-    return F.interpolate(pixels[None, None].float(), size=(size, size), mode="area")[0, 0]
+    return F.interpolate(pixels[None, None].float(), size=shape, mode="area")[0, 0]
 
 
 def image_row(images: torch.Tensor, size: int, gap: int = 1) -> list[Strip]:

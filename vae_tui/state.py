@@ -108,6 +108,22 @@ class ExplorerState:
             self.z[self.selected] = value
             self._changed()
 
+    def set_z(self, z: list[float]) -> None:
+        """Set every dimension at once (the map's cursor), each clamped to +-Z_LIMIT."""
+        z = [min(max(float(v), -Z_LIMIT), Z_LIMIT) for v in z]
+        if z != self.z:
+            self._remember()
+            self.z = z
+            self._changed()
+
+    def start_from(self, z: list[float], label: int) -> None:
+        """Jump to z with class label (a test image's encoding), which becomes the start point."""
+        self._remember()
+        self.z = [min(max(float(v), -Z_LIMIT), Z_LIMIT) for v in z]
+        self.label = label if 0 <= label < self.num_classes else self.label
+        self.start = list(self.z)
+        self._changed()
+
     def nudge(self, steps: int) -> None:
         """Move the selected dimension by steps times the current step."""
         self.set_value(self.z[self.selected] + steps * self.step)

@@ -4,6 +4,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,27 +18,39 @@ from textual.widgets import Footer, Label, OptionList, Static
 
 from models import Checkpoint
 from models.text import printable
-from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
+from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame, side_by_side
 from vae_tui.exports import Export, image_export, save_export, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
 from vae_tui.layout import Layout, plan
 from vae_tui.screens.help import truecolor_hint
+from vae_tui.screens.map_mode import MapMode
 from vae_tui.screens.value import ValueScreen
 from vae_tui.state import ExplorerState, nearest_index
 from vae_tui.widgets.class_list import ClassList
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel
+from vae_tui.widgets.map_view import MapView
 from vae_tui.widgets.thumbnails import Thumbnails
 from vae_tui.widgets.title_bar import TitleBar
 
 MIN_SIZE = (60, 20)
 WIDE_FOOTER = 100  # narrower: the footer drops its spacing, so every label reads whole at 80 columns
+NARROW_MAP_SIDE, WIDE_MAP_SIDE = 16, 30  # the map's image and legend column: a 14 px or a 28 px image
 IMAGE_PNG_SCALE = 10  # 28 px -> 280 px
 STRIP_PNG_SCALE = 4
 TRAVERSAL_LABELS = [f"{value:+.0f}" if value else "0" for value in TRAVERSAL_VALUES]
 
 
-class ExplorerScreen(Screen):
+@dataclass(frozen=True)
+class Reference:
+    """A test image z started from: its pixels and its reconstruction (H, W), in [0, 1]."""
+
+    index: int  # in the test set
+    original: torch.Tensor
+    decoded: torch.Tensor
+
+
+class ExplorerScreen(MapMode, Screen):
     """Every explorer key acts here; decoding runs in a worker thread."""
 
     BINDINGS = bindings(EXPLORER_KEYS)
@@ -66,6 +79,8 @@ class ExplorerScreen(Screen):
         self.colour_hint = truecolor_hint(dict(os.environ))  # the title bar marks it, the help screen explains it
         self.show_classes = False  # when only one strip fits: the class strip rather than the traversal
         self.layout_plan: Layout | None = None
+        self.init_map()
+        self.reference: Reference | None = None  # the test image z started from: shown beside the edit
 
     def compose(self) -> ComposeResult:
         checkpoint = self.checkpoint
@@ -80,8 +95,16 @@ class ExplorerScreen(Screen):
             with Vertical(id="preview"):
                 yield Label("Preview", id="preview-title", classes="section", markup=False)
                 with Horizontal(id="preview-row"):
-                    yield ImageView()
+                    yield ImageView(id="image")
                     yield Thumbnails(self._class_labels(), id="classes-beside")
+            with Horizontal(id="map-area"):
+                with Vertical(id="map-left"):
+                    yield Label("", id="map-title", classes="section", markup=False)
+                    yield MapView()
+                with Vertical(id="map-side"):
+                    yield Label("Image", classes="section")
+                    yield ImageView(id="map-image")
+                    yield Static("", id="legend")
         with Vertical(id="strips"):
             yield Thumbnails([TRAVERSAL_LABELS], id="traversal")
             yield Thumbnails(self._class_labels(), id="classes-below")
@@ -113,6 +136,7 @@ class ExplorerScreen(Screen):
         layout = self.layout_plan = plan(self.size.width, self.size.height, classes, self.show_classes)
         beside = layout.classes if layout.classes_beside else None
         below = None if layout.classes_beside else layout.classes
+        self.query_one("#map-side").styles.width = WIDE_MAP_SIDE if self.size.width >= WIDE_FOOTER else NARROW_MAP_SIDE
         places = (("#traversal", layout.traversal), ("#classes-beside", beside), ("#classes-below", below))
         for selector, shape in places:
             thumbnails = self.query_one(selector, Thumbnails)
@@ -156,12 +180,19 @@ class ExplorerScreen(Screen):
         else:
             self.decode(state.version, list(state.z), state.label, state.selected)
 
-    def _show_text(self) -> None:
+    def _latent_title(self) -> str:
         state = self.state
         shown = f"Active z ({len(state.shown)})" if state.hide_inactive else "Latent z"
-        self._set_label("#latent-title", f"{shown} · step {state.step:g}")
+        return f"{shown} · step {state.step:g}"
+
+    def _show_text(self) -> None:
+        state = self.state
+        self._show_map()
         name = printable(self.checkpoint.class_names[state.label])
-        self._set_label("#preview-title", f"Preview · {state.label} {name}")
+        if self.reference is None:
+            self._set_label("#preview-title", f"Preview · {state.label} {name}")
+        else:
+            self._set_label("#preview-title", f"Test #{self.reference.index}: original · reconstruction · edit")
         self.query_one(LatentPanel).update_state()
         class_list = self.query_one(ClassList)
         if class_list.highlighted != state.label:
@@ -184,7 +215,10 @@ class ExplorerScreen(Screen):
             return  # a newer state is being decoded: key repeat is absorbed here
         self.frame = frame
         self._show_text()
-        self.query_one(ImageView).show(frame.image)
+        reference = self.reference
+        shown = frame.image if reference is None else side_by_side([reference.original, reference.decoded, frame.image])
+        self.query_one("#image", ImageView).show(shown)
+        self.show_map_image(frame.image)
         self._show_strips()
         self.call_after_refresh(self._frame_shown, frame)
 
@@ -192,11 +226,20 @@ class ExplorerScreen(Screen):
         for listener in self.frame_listeners:
             listener(frame)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.map_action_enabled(action)
+
     def action_select(self, delta: int) -> None:
+        if self.map_has_keys:
+            self.move_cursor(0, delta)
+            return
         self.state.select(delta)
         self._show_state()
 
     def action_nudge(self, steps: int) -> None:
+        if self.map_has_keys:
+            self.move_cursor(steps, 0)
+            return
         self.state.nudge(steps)
         self._show_state()
 
@@ -218,6 +261,8 @@ class ExplorerScreen(Screen):
 
     def action_pick_class(self, label: int) -> None:
         if label < self.state.num_classes:
+            if not self.state.conditional:
+                self.reference = None  # z leaves the image for the class's centroid
             self.state.pick_class(label)
             self._show_state()
 
@@ -285,7 +330,21 @@ class ExplorerScreen(Screen):
         return self._save("z", image_export(self.checkpoint, list(state.z), state.label, IMAGE_PNG_SCALE))
 
     def action_save_strip(self) -> Path | None:
-        """Save the strip (traversal, and for the CVAE every class) as one grid."""
+        """Save the strip (traversal, and for the CVAE every class) as one grid; on the map, the manifold grid."""
+        if self.map_shown:
+            return self.save_manifold()
         state = self.state
         export = strip_export(self.checkpoint, list(state.z), state.label, state.selected, STRIP_PNG_SCALE)
         return self._save(f"z{state.selected}-strip", export)
+
+    def start_from_test_image(self, image: int) -> None:
+        """z becomes the encoding of the atlas' stored test image number image (for the CVAE, under its class);
+        the preview shows the original, its reconstruction and the edit."""
+        atlas = self.checkpoint.atlas
+        label = int(atlas.image_labels[image])
+        pixels = atlas.images[image].float() / 255
+        mu = self.decoder.encode(pixels, label)
+        decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([label]))[0]
+        self.reference = Reference(int(atlas.image_indices[image]), pixels, decoded)
+        self.state.start_from(mu, label)
+        self._show_state()

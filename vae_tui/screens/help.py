@@ -58,6 +58,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = "vae-tui keys"
+            scroll.border_subtitle = "up/down, pgup/pgdn: scroll · escape: close"
             if self.colour_hint:
                 yield Static(Text(self.colour_hint), id="colour-hint")
             yield Static(keys_table())

@@ -40,9 +40,11 @@ class ImageView(Widget, can_focus=False):
         if self._cache is None or self._cache[0] != size:
             if scale := self.scale:
                 lines = half_block_strips(to_levels(self.pixels), scale)
-            else:  # smaller than one cell per pixel: shrink to what fits
-                side = max(2, min(self.size.width, 2 * self.size.height))
-                lines = half_block_strips(to_levels(thumbnail(self.pixels, side)))
+            else:  # smaller than one cell per pixel: shrink to what fits, the aspect kept
+                height, width = self.pixels.shape
+                fraction = min(self.size.width / width, 2 * self.size.height / height)
+                shape = (max(2, int(height * fraction)), max(2, int(width * fraction)))
+                lines = half_block_strips(to_levels(thumbnail(self.pixels, shape)))
             self._cache = (size, lines)
         return self._cache[1]
 

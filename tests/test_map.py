@@ -1,0 +1,236 @@
+"""The latent map: planes, the scatter, class colours, and map mode in the explorer through Pilot."""
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from rich.color import Color, ColorSystem
+
+from models import load_checkpoint
+from tests.colour_difference import ciede2000, srgb_to_lab
+from train.atlas import build_atlas
+from vae_tui.app import create_app
+from vae_tui.commands.explore import pretrained_path
+from vae_tui.exports import read_export
+from vae_tui.latent_map import (
+    CLASS_COLOURS,
+    MANIFOLD_SIDE,
+    MapAxes,
+    Plane,
+    View,
+    latent_plane,
+    nearest,
+    pixel_of,
+    principal_plane,
+    scatter,
+)
+from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE
+from vae_tui.widgets.image_view import ImageView
+from vae_tui.widgets.map_view import MapView
+
+pytestmark = pytest.mark.usefixtures("truecolor")
+
+
+@pytest.mark.parametrize(
+    ("lab1", "lab2", "expected"),
+    [  # pairs 1, 7, 17 and 25 of Sharma et al.'s test data
+        ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+        ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+        ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+        ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ],
+)
+def test_ciede2000_matches_the_published_pairs(lab1: tuple, lab2: tuple, expected: float) -> None:
+    assert ciede2000(lab1, lab2) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("system", [ColorSystem.EIGHT_BIT, ColorSystem.TRUECOLOR])
+def test_class_colours_stay_distinguishable(system: ColorSystem) -> None:
+    shown = [Color.parse(c).downgrade(system).get_truecolor() for c in CLASS_COLOURS]
+    labs = [srgb_to_lab(tuple(rgb)) for rgb in shown]
+    assert min(ciede2000(a, b) for a, b in itertools.combinations(labs, 2)) >= 20
+    assert all(lab[0] > 40 for lab in labs)  # each readable on the map's black
+
+
+def test_planes_move_z_within_them_and_keep_the_rest() -> None:
+    generator = torch.Generator().manual_seed(0)
+    axes, _ = torch.linalg.qr(torch.randn(6, 2, generator=generator))
+    plane = Plane(torch.randn(6, generator=generator), axes.T.contiguous(), ("PC1", "PC2"))
+    z = torch.randn(6, generator=generator).tolist()
+    moved = torch.tensor(plane.place(z, 0.5, -1.25))
+    assert plane.project(moved[None])[0].tolist() == pytest.approx([0.5, -1.25], abs=1e-5)
+    off_plane = torch.eye(6) - plane.axes.T @ plane.axes
+    assert (off_plane @ moved).tolist() == pytest.approx((off_plane @ torch.tensor(z)).tolist(), abs=1e-5)
+    latent = latent_plane(3, 1, 6)
+    assert latent.place(z, 2.0, -2.0) == pytest.approx([z[0], -2.0, z[2], 2.0, z[4], z[5]])
+
+
+def test_a_two_dimensional_latent_maps_z0_and_z1_exactly() -> None:
+    generator = torch.Generator().manual_seed(1)
+    mu, labels = torch.randn(300, 2, generator=generator), torch.arange(300) % 10
+    atlas = build_atlas(mu, torch.ones(2), torch.zeros(300, 28, 28, dtype=torch.uint8), labels)
+    plane = principal_plane(atlas)
+    assert plane.names == ("z0", "z1") and torch.equal(plane.project(atlas.mu), atlas.mu)
+
+
+def test_scatter_draws_each_point_in_its_pixel_the_last_on_top() -> None:
+    view = View(0.0, 4.0, 0.0, 2.0)  # 4 x 2 pixels of one unit
+    uv = torch.tensor([[0.5, 1.5], [3.5, 0.5], [3.6, 0.6], [9.0, 9.0]])  # top-left; bottom-right twice; outside
+    drawn = scatter(uv, torch.tensor([1, 2, 3, 4]), view, 4, 2)
+    assert drawn.tolist() == [[1, -1, -1, -1], [-1, -1, -1, 3]]
+
+
+def test_axes_cycle_through_the_active_dimensions_and_back() -> None:
+    atlas = load_checkpoint(pretrained_path("vae")).atlas
+    latent_dim = atlas.mu.shape[1]
+    active = [d % 2 == 0 for d in range(latent_dim)]
+    axes = MapAxes(atlas, active)
+    seen = []
+    for _ in range(latent_dim):
+        axes.cycle(selected=0)
+        seen.append(axes.plane(0).names)
+        if axes.y is None:
+            break
+    assert seen[-1] == ("PC1", "PC2")
+    assert [names[1] for names in seen[:-1]] == [f"z{d}" for d in range(2, latent_dim, 2)]
+    assert all(names[0] == "z0" for names in seen[:-1])
+
+
+def map_cells(app: object) -> list:
+    view = app.explorer.query_one(MapView)
+    return [(seg.text, seg.style) for y in range(view.size.height) for seg in view.render_line(y)]
+
+
+def map_size(app: object) -> tuple[int, int]:
+    """The map's size in pixels: one column per cell, two rows."""
+    size = app.explorer.query_one(MapView).size
+    return size.width, 2 * size.height
+
+
+def marker(app: object) -> tuple[int, int, str]:
+    return app.explorer.query_one(MapView).marker_cell()
+
+
+async def test_map_mode_cursor_axes_and_focus(make_app: Callable, settle: Callable) -> None:
+    app = make_app("vae")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        screen, state = app.explorer, app.explorer.state
+        await pilot.press("m")
+        await settle(app, pilot)
+        assert screen.query_one("#map-area").display and not screen.query_one("#preview").display
+        drawn = map_cells(app)
+        colours = {str(style.color.triplet.hex) for _, style in drawn if style and style.color}
+        assert len(colours & {c.lower() for c in CLASS_COLOURS}) == 10  # every class shows
+        plane = screen.map_axes.plane(state.selected)
+        _, view = screen.map_axes.layout(plane)
+        before_z, before_uv = list(state.z), plane.project(torch.tensor([state.z]))[0]
+        before_cell, before_image = marker(app), screen.query_one("#map-image", ImageView).pixels.clone()
+        await pilot.press("right", "L", "up")  # 1 + 5 steps right, one up
+        await settle(app, pilot)
+        uv = plane.project(torch.tensor([state.z]))[0]
+        step_x, step_y = view.step
+        assert (uv - before_uv).tolist() == pytest.approx([6 * step_x, step_y], rel=1e-3)
+        assert state.selected == 4 and state.z != before_z
+        assert marker(app)[:2] != before_cell[:2] and marker(app)[2] == "+"
+        assert not torch.equal(screen.query_one("#map-image", ImageView).pixels, before_image)
+        assert torch.equal(screen.query_one("#map-image", ImageView).pixels, screen.frame.image)
+
+        await pilot.press("tab", "right")  # the latent panel has the arrows: a nudge of z4, the marker follows
+        await settle(app, pilot)
+        assert state.z[4] == pytest.approx(before_z[4] + 6 * step_x * plane.axes[0, 4].item() + 0.25, abs=0.3)
+        marker(app)
+        await pilot.press("tab")
+        assert screen.map_focus
+        await pilot.press("A")
+        await settle(app, pilot)
+        latent = screen.map_axes.plane(state.selected)
+        assert latent.names == ("z4", "z0")
+        _, latent_view = screen.map_axes.layout(latent)
+        columns, rows = pixel_of(latent_view, torch.tensor([[state.z[4], state.z[0]]]), *map_size(app))
+        assert marker(app) == (columns.item(), rows.item() // 2, "+")
+        z = list(state.z)
+        await pilot.press("right")
+        await settle(app, pilot)
+        assert state.z[4] == pytest.approx(z[4] + latent_view.step[0], abs=1e-5)
+        assert state.z[:4] + state.z[5:] == z[:4] + z[5:]
+        await pilot.press("escape")
+        assert not screen.query_one("#map-area").display and screen.query_one("#preview").display
+
+
+async def test_a_click_on_the_map_moves_z_there(make_app: Callable, settle: Callable) -> None:
+    app = make_app("vae")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m", "A")  # x z4, y z0
+        await settle(app, pilot)
+        screen, state = app.explorer, app.explorer.state
+        map_view = screen.query_one(MapView)
+        await pilot.click(MapView, offset=(map_view.size.width - 1, 0))  # the top-right cell
+        await settle(app, pilot)
+        view = map_view.view
+        assert state.z[4] > view.right - (view.right - view.left) / map_view.size.width
+        assert state.z[0] > view.top - (view.top - view.bottom) / map_view.size.height
+        assert marker(app)[:2] == (map_view.size.width - 1, 0)
+
+
+async def test_enter_on_the_map_starts_from_the_nearest_test_image(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m")
+        await settle(app, pilot)
+        screen, state = app.explorer, app.explorer.state
+        atlas, model = screen.checkpoint.atlas, screen.checkpoint.model
+        plane = screen.map_axes.plane(state.selected)
+        _, view = screen.map_axes.layout(plane)
+        cursor = plane.project(torch.tensor([state.z]))[0].tolist()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        reference = screen.reference
+        image = (atlas.image_indices == reference.index).nonzero()[0].item()
+        pixels = atlas.images[image].float() / 255
+        mu, _ = model.encode(pixels.reshape(1, -1), atlas.image_labels[image : image + 1])
+        assert state.z == pytest.approx(mu[0].tolist(), abs=1e-6) and state.label == atlas.image_labels[image]
+        with_pictures = torch.stack([atlas.mu[(atlas.indices == i).nonzero()[0, 0]] for i in atlas.image_indices])
+        assert nearest(plane.project(with_pictures), *cursor, view) == image  # no stored picture lies nearer
+        assert torch.equal(reference.original, pixels)
+        await pilot.press("m")
+        await settle(app, pilot)
+        shown = screen.query_one("#image", ImageView).pixels
+        assert shown.shape == (28, 3 * 28 + 4)  # original, reconstruction and edit side by side
+        assert torch.equal(shown[:, :28], pixels) and torch.equal(shown[:, -28:], screen.frame.image)
+        assert "original · reconstruction · edit" in str(screen.query_one("#preview-title").content)
+
+
+async def test_g_on_the_map_saves_the_manifold_grid(tmp_path: Path, make_app: Callable, settle: Callable) -> None:
+    app = make_app("vae")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m", "g")
+        (path,) = (tmp_path / "exports").glob("*manifold*.png")
+        side = MANIFOLD_PNG_SCALE * (MANIFOLD_SIDE * 30 + 2)
+        assert Image.open(path).size == (side, side)
+        export = read_export(path)
+        assert export.columns == MANIFOLD_SIDE and len(export.z) == MANIFOLD_SIDE**2
+        plane = app.explorer.map_axes.plane(app.explorer.state.selected)
+        uv = plane.project(torch.tensor(export.z))
+        _, view = app.explorer.map_axes.layout(plane)
+        assert uv[0, 0] < uv[1, 0] and uv[0, 1] > uv[MANIFOLD_SIDE, 1]  # x grows rightwards, y upwards
+        assert view.left < uv[:, 0].min() and uv[:, 0].max() < view.right
+
+
+async def test_m_without_an_atlas_says_how_to_get_one(
+    tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    checkpoint = load_checkpoint(pretrained_path("vae"))
+    checkpoint.atlas = None
+    app = create_app(checkpoint, "old VAE", tmp_path / "exports")
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m")
+        await wait_until(pilot, lambda: toast_shows(app, "has no atlas"), "a toast saying what is missing")
+        assert not app.explorer.query_one("#map-area").display

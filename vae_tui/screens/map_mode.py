@@ -1,0 +1,133 @@
+"""The explorer's map mode: the scatter in place of the preview, a cursor that moves z in the map's plane."""
+
+from pathlib import Path
+
+import torch
+from textual.widgets import Label, Static
+
+from models.text import printable
+from vae_tui.exports import export_of
+from vae_tui.latent_map import MANIFOLD_SIDE, MapAxes, nearest
+from vae_tui.widgets.image_view import ImageView
+from vae_tui.widgets.map_view import MapView, legend
+
+MANIFOLD_PNG_SCALE = 2  # 15 images of 30 px a side: 904 px
+NO_ATLAS = (
+    "This checkpoint has no atlas (an older vae-tui wrote it): run `python -m train.bundle CKPT OUT` with its "
+    "dataset installed, or open it with the dataset installed"
+)
+WIDE_TITLE = 56  # map columns from which its title also says what A and tab do
+MAP_ONLY = {"toggle_focus", "cycle_axes", "leave_map", "pick_nearest"}
+
+
+class MapMode:
+    """Mixed into ExplorerScreen: the map's actions and drawing; `self.map_axes` is None without an atlas."""
+
+    def init_map(self) -> None:
+        atlas = self.checkpoint.atlas
+        self.map_axes = None if atlas is None else MapAxes(atlas, self.state.active)
+        self.map_shown = False
+        self.map_focus = True  # the map has the arrows; tab gives them to the latent panel
+        self._map_plane_names: tuple[str, str] | None = None
+
+    def map_action_enabled(self, action: str) -> bool:
+        """Map-only actions run only while the map is shown (else their keys fall through, e.g. escape, tab)."""
+        return action not in MAP_ONLY or self.map_shown
+
+    @property
+    def map_has_keys(self) -> bool:
+        """Whether the arrows and hjkl move the map's cursor rather than the latent panel's selection and value."""
+        return self.map_shown and self.map_focus
+
+    def action_toggle_map(self) -> None:
+        if self.map_axes is None:
+            self.notify(NO_ATLAS, severity="warning", markup=False)
+            return
+        self.map_shown = not self.map_shown
+        self.map_focus = True
+        self.set_class(self.map_shown, "map")
+        self._show_map()
+        if self.frame is not None:
+            self.show_map_image(self.frame.image)
+        if self.map_shown:
+            self.call_after_refresh(self._show_map)  # once laid out: the title's length depends on the map's width
+
+    def action_leave_map(self) -> None:
+        if self.map_shown:
+            self.action_toggle_map()
+
+    def action_toggle_focus(self) -> None:
+        self.map_focus = not self.map_focus
+        self._show_map()
+
+    def action_cycle_axes(self) -> None:
+        self.map_axes.cycle(self.state.selected)
+        self._show_map()
+
+    def move_cursor(self, dx: int, dy: int) -> None:
+        """Move the cursor by dx, dy steps (1/40 of the view; y grows downwards, like the screen's rows)."""
+        plane = self.map_axes.plane(self.state.selected)
+        _, view = self.map_axes.layout(plane)
+        u, v = plane.project(torch.tensor([self.state.z]))[0].tolist()
+        step_x, step_y = view.step
+        self.put_cursor(u + dx * step_x, v - dy * step_y)
+
+    def put_cursor(self, u: float, v: float) -> None:
+        """Move z within the map's plane to (u, v), kept inside the view; the other components stay."""
+        plane = self.map_axes.plane(self.state.selected)
+        _, view = self.map_axes.layout(plane)
+        self.state.set_z(plane.place(self.state.z, *view.clamp(u, v)))
+        self._show_state()
+
+    def on_map_view_clicked(self, message: MapView.Clicked) -> None:
+        self.map_focus = True
+        self.put_cursor(message.u, message.v)
+
+    def action_pick_nearest(self) -> None:
+        """Start from the stored test image nearest to the cursor on the map."""
+        atlas, plane = self.checkpoint.atlas, self.map_axes.plane(self.state.selected)
+        _, view = self.map_axes.layout(plane)
+        u, v = plane.project(torch.tensor([self.state.z]))[0].tolist()
+        with_images = (atlas.indices[:, None] == atlas.image_indices[None]).any(1).nonzero().squeeze(1)
+        point = with_images[nearest(plane.project(atlas.mu[with_images]), u, v, view)].item()
+        image = (atlas.image_indices == atlas.indices[point]).nonzero()[0].item()
+        self.start_from_test_image(image)
+
+    def _show_map(self) -> None:
+        """Redraw the map's parts for the current state: the scatter when the plane changed, the marker, the titles."""
+        if not self.map_shown:
+            self._set_label("#latent-title", self._latent_title())
+            return
+        plane = self.map_axes.plane(self.state.selected)
+        uv, view = self.map_axes.layout(plane)
+        map_view = self.query_one(MapView)
+        if plane.names != self._map_plane_names:
+            map_view.show(uv, self.map_axes.atlas.labels, view)
+            self._map_plane_names = plane.names
+        map_view.mark(*plane.project(torch.tensor([self.state.z]))[0].tolist())
+        title = f"Map · x {plane.names[0]} · y {plane.names[1]}"
+        if map_view.size.width >= WIDE_TITLE:  # else the help screen tells
+            axes = "A: latent axes" if self.map_axes.y is None else "A: next y axis"
+            title += f" · {axes} · tab: {'latent panel' if self.map_focus else 'map'}"
+        self._set_label("#map-title", title)
+        self.query_one("#map-title", Label).set_class(self.map_focus, "focused")
+        self.query_one("#latent-title", Label).set_class(not self.map_focus, "focused")
+        self._set_label("#latent-title", self._latent_title())
+        self.query_one("#legend", Static).update(legend(self.checkpoint.class_names, self.state.label))
+
+    def show_map_image(self, pixels: torch.Tensor) -> None:
+        if self.map_shown:
+            self.query_one("#map-image", ImageView).show(pixels)
+
+    def save_manifold(self) -> Path | None:
+        """The decoded 15x15 grid over the map's view: x left to right, y top to bottom, the other components of z
+        and the class kept."""
+        state = self.state
+        plane = self.map_axes.plane(state.selected)
+        _, view = self.map_axes.layout(plane)
+        xs, ys = view.centres(MANIFOLD_SIDE)
+        z = [plane.place(state.z, x, y) for y in ys.tolist() for x in xs.tolist()]
+        classes = [state.label] * len(z)
+        export = export_of(self.checkpoint, z, classes, MANIFOLD_SIDE, MANIFOLD_PNG_SCALE)
+        names = "-".join(printable(name) for name in plane.names)
+        return self._save(f"map-{names}-manifold", export)
