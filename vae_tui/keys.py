@@ -37,6 +37,7 @@ EXPLORER_KEYS = [
     Key("v", "toggle_inactive", "Hide or show the inactive dimensions (marked ·, dimmed)", "v"),
     Key("s", "save_image", "Save the image as PNG", "s", "save"),
     Key("g", "save_strip", "Save the strip as a grid PNG (on the map: the 15x15 manifold over the view)", "g"),
+    Key("o", "open_picker", "Start from a stored test image: original, reconstruction and edit side by side", "o"),
     Key("m", "toggle_map", "Show the map of the test set's encodings in place of the preview, or leave it", "m", "map"),
     Key("tab", "toggle_focus", "Map: give the arrows to the latent panel, or back to the map's cursor", "tab"),
     Key("A", "cycle_axes", "Map: principal axes, or x the selected dimension and y each active one in turn", "A"),

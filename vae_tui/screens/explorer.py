@@ -23,7 +23,8 @@ from vae_tui.exports import Export, image_export, save_export, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
 from vae_tui.layout import Layout, plan
 from vae_tui.screens.help import truecolor_hint
-from vae_tui.screens.map_mode import MapMode
+from vae_tui.screens.map_mode import NO_ATLAS, MapMode
+from vae_tui.screens.picker import PickerScreen
 from vae_tui.screens.value import ValueScreen
 from vae_tui.state import ExplorerState, nearest_index
 from vae_tui.widgets.class_list import ClassList
@@ -336,6 +337,18 @@ class ExplorerScreen(MapMode, Screen):
         state = self.state
         export = strip_export(self.checkpoint, list(state.z), state.label, state.selected, STRIP_PNG_SCALE)
         return self._save(f"z{state.selected}-strip", export)
+
+    def action_open_picker(self) -> None:
+        atlas = self.checkpoint.atlas
+        if atlas is None:
+            self.notify(NO_ATLAS, severity="warning", markup=False)
+            return
+
+        def chosen(image: int | None) -> None:
+            if image is not None:
+                self.start_from_test_image(image)
+
+        self.app.push_screen(PickerScreen(atlas, self.checkpoint.class_names, self.state.label), chosen)
 
     def start_from_test_image(self, image: int) -> None:
         """z becomes the encoding of the atlas' stored test image number image (for the CVAE, under its class);
