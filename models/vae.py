@@ -69,6 +69,8 @@ class VAE(nn.Module):
             return h
         if y is None:
             raise TypeError("the CVAE needs class labels y")
+        if y.is_floating_point():  # (B, num_classes): a mixture of classes, as an interpolation between two
+            return torch.cat([h, y.to(h.dtype)], dim=1)
         return torch.cat([h, F.one_hot(y, self.config.num_classes).to(h.dtype)], dim=1)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

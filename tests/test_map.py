@@ -201,8 +201,8 @@ async def test_enter_on_the_map_starts_from_the_nearest_test_image(make_app: Cal
         await pilot.press("m")
         await settle(app, pilot)
         shown = screen.query_one("#image", ImageView).pixels
-        assert shown.shape == (28, 3 * 28 + 4)  # original, reconstruction and edit side by side
-        assert torch.equal(shown[:, :28], pixels) and torch.equal(shown[:, -28:], screen.frame.image)
+        assert shown.shape == (32, 92)  # original, reconstruction and edit side by side, in a grid's padding
+        assert torch.equal(shown[2:30, 2:30], pixels) and torch.equal(shown[2:30, 62:90], screen.frame.image)
         assert "original · reconstruction · edit" in str(screen.query_one("#preview-title").content)
 
 

@@ -1,4 +1,4 @@
-"""PNG grids of images: reconstructions, samples, traversals; written atomically."""
+"""PNG grids of images (reconstructions, samples, traversals) and animated GIFs; written atomically."""
 
 import io
 from pathlib import Path
@@ -44,4 +44,13 @@ def save_png(path: str | Path, pixels: torch.Tensor, scale: int = 1, text: dict[
         info.add_text(key, value)
     buffer = io.BytesIO()
     to_image(pixels, scale).save(buffer, format="PNG", compress_level=1, pnginfo=info)  # fast: written every epoch
+    return write_atomic(path, buffer.getvalue())
+
+
+def save_gif(path: str | Path, frames: torch.Tensor, scale: int = 1, frame_ms: int = 100) -> Path:
+    """Write frames (N, H, W) in [0, 1] as a looping greyscale GIF, frame_ms a frame, atomically. The same frames
+    give the same bytes; Pillow stores a run of identical frames once, with their durations added."""
+    images = [to_image(frame, scale) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
     return write_atomic(path, buffer.getvalue())

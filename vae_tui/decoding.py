@@ -64,13 +64,21 @@ class Decoder:
         mu, _ = self.model.encode(pixels.reshape(1, -1).float(), condition)
         return mu[0].tolist()
 
+    @torch.inference_mode()
+    def path(self, a: "End", b: "End", count: int) -> torch.Tensor:
+        """count images (count, H, W) from a to b: z linear, and for the CVAE the one-hot class too."""
+        t = torch.linspace(0, 1, count)[:, None]
+        z = (1 - t) * torch.tensor(a.z) + t * torch.tensor(b.z)
+        condition = None
+        if self.model.conditional:
+            one_hot = torch.eye(self.model.config.num_classes)
+            condition = (1 - t) * one_hot[a.label] + t * one_hot[b.label]
+        return torch.sigmoid(self.model.decode(z, condition)).view(-1, *self.image_shape)
 
-def side_by_side(images: list[torch.Tensor], gap: int = 2, gap_value: float = 0.25) -> torch.Tensor:
-    """Images (H, W) in one row, gap columns of grey gap_value between them."""
-    spacer = torch.full((images[0].shape[0], gap), gap_value)
-    parts = []
-    for i, image in enumerate(images):
-        if i:
-            parts.append(spacer)
-        parts.append(image.float())
-    return torch.cat(parts, dim=1)
+
+@dataclass(frozen=True)
+class End:
+    """One end of an interpolation: z and class."""
+
+    z: tuple[float, ...]
+    label: int

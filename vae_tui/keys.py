@@ -42,7 +42,11 @@ EXPLORER_KEYS = [
     Key("tab", "toggle_focus", "Map: give the arrows to the latent panel, or back to the map's cursor", "tab"),
     Key("A", "cycle_axes", "Map: principal axes, or x the selected dimension and y each active one in turn", "A"),
     Key("enter", "pick_nearest", "Map: start from the test image nearest to the cursor", "enter"),
-    Key("escape", "leave_map", "Leave the map", "escape"),
+    Key("a", "mark('a')", "Mark the current z and class as end a of an interpolation", "a"),
+    Key("b", "mark('b')", "Mark the current z and class as end b; the strip shows the path a -> b", "b"),
+    Key("p", "play", "Play the path a -> b in the preview (16 frames, back and forth); any key stops", "p"),
+    Key("G", "save_gif", "Save the path a -> b and back as an animated GIF", "G"),
+    Key("escape", "back", "Leave the map; else clear the a and b marks", "escape"),
 ]
 APP_KEYS = [
     Key("question_mark", "help", "Show every key", "?", "help"),

@@ -18,11 +18,13 @@ from textual.widgets import Footer, Label, OptionList, Static
 
 from models import Checkpoint
 from models.text import printable
-from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame, side_by_side
+from train.grids import grid
+from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
 from vae_tui.exports import Export, image_export, save_export, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
 from vae_tui.layout import Layout, plan
 from vae_tui.screens.help import truecolor_hint
+from vae_tui.screens.interpolation import Interpolation
 from vae_tui.screens.map_mode import NO_ATLAS, MapMode
 from vae_tui.screens.picker import PickerScreen
 from vae_tui.screens.value import ValueScreen
@@ -51,7 +53,7 @@ class Reference:
     decoded: torch.Tensor
 
 
-class ExplorerScreen(MapMode, Screen):
+class ExplorerScreen(MapMode, Interpolation, Screen):
     """Every explorer key acts here; decoding runs in a worker thread."""
 
     BINDINGS = bindings(EXPLORER_KEYS)
@@ -80,6 +82,7 @@ class ExplorerScreen(MapMode, Screen):
         self.colour_hint = truecolor_hint(dict(os.environ))  # the title bar marks it, the help screen explains it
         self.show_classes = False  # when only one strip fits: the class strip rather than the traversal
         self.layout_plan: Layout | None = None
+        self.init_interpolation()
         self.init_map()
         self.reference: Reference | None = None  # the test image z started from: shown beside the edit
 
@@ -153,15 +156,23 @@ class ExplorerScreen(MapMode, Screen):
         state, frame = self.state, self.frame
         hint = "  (t: other strip)" if self.layout_plan.one_strip else ""
         low, high = TRAVERSAL_LABELS[0], TRAVERSAL_LABELS[-1]
-        current = nearest_index(TRAVERSAL_VALUES, state.z[state.selected])
-        caption = f"Traversal of z{state.selected} from {low} to {high}{hint}"
-        self.query_one("#traversal", Thumbnails).show(caption, frame.traversal, current)
+        traversal = self.query_one("#traversal", Thumbnails)
+        path_caption = self.path_caption()
+        caption = f"Traversal of z{state.selected} from {low} to {high}{hint}" if path_caption is None else path_caption
+        if not self.show_path_strip(traversal, caption):
+            traversal.label_variants = [TRAVERSAL_LABELS]
+            traversal.show(caption, frame.traversal, nearest_index(TRAVERSAL_VALUES, state.z[state.selected]))
         if frame.classes is not None:
             for selector in ("#classes-beside", "#classes-below"):
                 self.query_one(selector, Thumbnails).show(f"Every class at this z{hint}", frame.classes, state.label)
 
     def on_thumbnails_picked(self, message: Thumbnails.Picked) -> None:
-        if message.control.id == "traversal":
+        if message.control.id == "traversal" and self.path_strip is not None:  # a point of the path a -> b
+            t = message.index / (len(self.path_strip) - 1)
+            a, b = self.ends["a"], self.ends["b"]
+            self.state.set_z([(1 - t) * za + t * zb for za, zb in zip(a.z, b.z, strict=True)])
+            self._show_state()
+        elif message.control.id == "traversal":
             self.state.set_value(TRAVERSAL_VALUES[message.index])
             self._show_state()
         else:
@@ -216,12 +227,19 @@ class ExplorerScreen(MapMode, Screen):
             return  # a newer state is being decoded: key repeat is absorbed here
         self.frame = frame
         self._show_text()
-        reference = self.reference
-        shown = frame.image if reference is None else side_by_side([reference.original, reference.decoded, frame.image])
-        self.query_one("#image", ImageView).show(shown)
-        self.show_map_image(frame.image)
+        if self.player is None:  # while a path plays, the playback has the preview
+            self.show_frame_images(frame)
         self._show_strips()
         self.call_after_refresh(self._frame_shown, frame)
+
+    def show_frame_images(self, frame: Frame) -> None:
+        """The frame's image in the preview (beside the original and its reconstruction after a pick) and the map."""
+        reference = self.reference
+        shown = frame.image
+        if reference is not None:
+            shown = grid(torch.stack([reference.original, reference.decoded, frame.image]), 3)
+        self.query_one("#image", ImageView).show(shown)
+        self.show_map_image(frame.image)
 
     def _frame_shown(self, frame: Frame) -> None:
         for listener in self.frame_listeners:
@@ -302,15 +320,15 @@ class ExplorerScreen(MapMode, Screen):
             self.show_classes = not self.show_classes
             self._arrange()
 
-    def _export_path(self, what: str) -> Path:
+    def _export_path(self, what: str, suffix: str = ".png") -> Path:
         dataset = re.sub(r"[^A-Za-z0-9_-]+", "_", self.checkpoint.dataset)  # a name from the file: no "/" or ".."
         stem = f"{self.checkpoint.config.kind}-{dataset}-class{self.state.label}-{what}"
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = self.exports_dir / f"{stem}-{stamp}.png"
+        path = self.exports_dir / f"{stem}-{stamp}{suffix}"
         counter = 1
         while path.exists():
             counter += 1
-            path = self.exports_dir / f"{stem}-{stamp}-{counter}.png"
+            path = self.exports_dir / f"{stem}-{stamp}-{counter}{suffix}"
         return path
 
     def _save(self, what: str, export: Export) -> Path | None:

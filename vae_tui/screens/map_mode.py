@@ -17,7 +17,7 @@ NO_ATLAS = (
     "dataset installed, or open it with the dataset installed"
 )
 WIDE_TITLE = 56  # map columns from which its title also says what A and tab do
-MAP_ONLY = {"toggle_focus", "cycle_axes", "leave_map", "pick_nearest"}
+MAP_ONLY = {"toggle_focus", "cycle_axes", "pick_nearest"}
 
 
 class MapMode:
@@ -32,6 +32,8 @@ class MapMode:
 
     def map_action_enabled(self, action: str) -> bool:
         """Map-only actions run only while the map is shown (else their keys fall through, e.g. escape, tab)."""
+        if action == "back":  # else escape falls through (to close Textual's keys panel)
+            return self.map_shown or any(end is not None for end in self.ends.values())
         return action not in MAP_ONLY or self.map_shown
 
     @property
@@ -52,9 +54,12 @@ class MapMode:
         if self.map_shown:
             self.call_after_refresh(self._show_map)  # once laid out: the title's length depends on the map's width
 
-    def action_leave_map(self) -> None:
+    def action_back(self) -> None:
+        """Escape: leave the map; else clear the interpolation's marks."""
         if self.map_shown:
             self.action_toggle_map()
+        else:
+            self.action_clear_marks()
 
     def action_toggle_focus(self) -> None:
         self.map_focus = not self.map_focus
