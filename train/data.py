@@ -280,6 +280,12 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None, download: boo
     return Dataset(name=dataset, class_names=CLASS_NAMES[dataset], train=train, test=test, source=source)
 
 
+def load_test_split(dataset: str, data_dir: str | Path | None = None) -> Split:
+    """Only the test split of a dataset found on this machine (nothing is downloaded)."""
+    files, _ = locate(dataset, data_dir)
+    return read_split(files, "test", dataset)
+
+
 def check_model_fits_data(checkpoint: "Checkpoint") -> None:
     """A checkpoint of a dataset vae-tui knows must have that dataset's number of classes.
 

@@ -23,12 +23,14 @@ MAX_COLUMNS = 256
 MAX_IMAGES = 4096
 MAX_SCALE = 16
 MAX_SIDE_PX = 16384
+GIF_FRAME_MS = 100
 DEFAULTS = {"n": 8, "classes": None, "seed": 0, "traverse": None, "interpolate": None, "steps": 8, "scale": 4}
 
 if TYPE_CHECKING:
     import torch
 
     from models import Checkpoint
+    from vae_tui.decoding import Decoder
     from vae_tui.exports import Export
 
 
@@ -42,11 +44,42 @@ def _class_index(value: str, checkpoint: "Checkpoint") -> int:
     raise UserError(f"unknown class {value!r}: use 0-{len(names) - 1} or one of {', '.join(checkpoint.class_names)}")
 
 
+def _test_encoding(value: str, checkpoint: "Checkpoint") -> "torch.Tensor":
+    """mu of test image N (test:N): stored in the checkpoint's atlas, else encoded from the installed dataset."""
+    import torch
+
+    from train.data import load_test_split
+
+    try:
+        index = int(value.removeprefix("test:"))
+    except ValueError:
+        raise UserError(f"--interpolate: {value!r} is not test:N") from None
+    atlas = checkpoint.atlas
+    if atlas is not None and (stored := (atlas.indices == index).nonzero()).numel():
+        return atlas.mu[stored[0, 0]]
+    try:
+        test = load_test_split(checkpoint.dataset)
+    except UserError as e:
+        raise UserError(
+            f"--interpolate {value}: test image {index} is not among the encodings the checkpoint stores, and the "
+            f"test set is not here to encode it ({e})"
+        ) from None
+    if not 0 <= index < len(test.images):
+        raise UserError(f"--interpolate {value}: the test set has images 0-{len(test.images) - 1}")
+    pixels = test.images[index].reshape(1, -1).float() / 255
+    condition = test.labels[index : index + 1].long() if checkpoint.model.conditional else None
+    with torch.no_grad():
+        return checkpoint.model.encode(pixels, condition)[0][0]
+
+
 def _endpoint(value: str, checkpoint: "Checkpoint", label: int) -> "torch.Tensor":
-    """z for one end of --interpolate: seed:N draws from the prior, a class is its centroid."""
+    """z for one end of --interpolate: seed:N draws from the prior, test:N is a test image's encoding, a class is
+    its centroid."""
     import torch
 
     latent_dim = checkpoint.config.latent_dim
+    if value.startswith("test:"):
+        return _test_encoding(value, checkpoint)
     if value.startswith("seed:"):
         try:
             seed = int(value.removeprefix("seed:"))
@@ -56,7 +89,7 @@ def _endpoint(value: str, checkpoint: "Checkpoint", label: int) -> "torch.Tensor
             raise UserError(f"--interpolate: the seed in {value!r} is out of range: use 0 to {MAX_SEED}")
         return torch.randn(latent_dim, generator=torch.Generator().manual_seed(seed))
     if checkpoint.model.conditional:
-        raise UserError("--interpolate between classes needs a VAE; for a CVAE use seed:A seed:B with --class")
+        raise UserError("--interpolate between classes needs a VAE; for a CVAE use seed:N or test:N ends with --class")
     return checkpoint.class_centroids[_class_index(value, checkpoint)]
 
 
@@ -100,7 +133,15 @@ def add_parser(commands: Commands) -> None:
         "--from-png draws it again.",
     )
     add_checkpoint_argument(parser)
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="where to write the PNG")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="FILE", help="where to write the PNG (with --gif: the GIF)"
+    )
+    parser.add_argument(
+        "--gif",
+        action="store_true",
+        help="with --traverse or --interpolate: an animated GIF, one frame per step (per value: the row of --n "
+        "images), instead of the PNG",
+    )
     parser.add_argument(
         "--from-png",
         type=Path,
@@ -119,7 +160,10 @@ def add_parser(commands: Commands) -> None:
     add_seed_flag(parser, "the prior draws")
     parser.add_argument("--traverse", type=int, metavar="DIM", help="a row per value of z[DIM] from -3 to +3 sigma")
     parser.add_argument(
-        "--interpolate", nargs=2, metavar=("A", "B"), help="a row from A to B: two classes (VAE) or seed:N seed:M"
+        "--interpolate",
+        nargs=2,
+        metavar=("A", "B"),
+        help="a row from A to B, each a class (VAE), seed:N (a prior draw) or test:N (test image N's encoding)",
     )
     parser.add_argument(
         "--steps",
@@ -145,8 +189,11 @@ def run(args: argparse.Namespace) -> int:
     from vae_tui.decoding import Decoder
     from vae_tui.exports import export_of, save_export
 
-    if args.output.suffix.lower() != ".png":
-        raise UserError(f"-o {args.output}: the output must be a .png file")
+    wanted = ".gif" if args.gif else ".png"
+    if args.output.suffix.lower() != wanted:
+        raise UserError(f"-o {args.output}: the output must be a {wanted} file" + (" with --gif" if args.gif else ""))
+    if args.gif and (args.from_png or (args.traverse is None and not args.interpolate)):
+        raise UserError("--gif animates --traverse or --interpolate: give one of them (and no --from-png)")
     torch.set_num_threads(1)  # the same bytes on every run and machine size
     if args.from_png:
         export, checkpoint = _from_png(args)
@@ -160,11 +207,26 @@ def run(args: argparse.Namespace) -> int:
         export = export_of(checkpoint, z.tolist(), classes, columns, args.scale)
     _check_size(export, math.isqrt(checkpoint.config.input_dim))
     try:
-        save_export(args.output, export, Decoder(checkpoint.model))
+        if args.gif:
+            _save_gif(args.output, export, Decoder(checkpoint.model))
+        else:
+            save_export(args.output, export, Decoder(checkpoint.model))
     except OSError as e:
         raise UserError(f"cannot write {args.output}: {e.strerror or e}") from None
     print(printable(str(args.output)))
     return 0
+
+
+def _save_gif(path: Path, export: "Export", decoder: "Decoder") -> None:
+    """The export's rows as GIF frames: an interpolation's images one by one, a traversal's values row by row."""
+    import torch
+
+    from train.grids import grid, save_gif
+
+    images = decoder.images(torch.tensor(export.z), torch.tensor([c or 0 for c in export.classes]))
+    per_frame = 1 if export.columns == len(export.z) else export.columns  # --interpolate: one row of steps
+    frames = torch.stack([grid(images[i : i + per_frame], per_frame) for i in range(0, len(images), per_frame)])
+    save_gif(path, frames, export.scale, GIF_FRAME_MS)
 
 
 def _from_png(args: argparse.Namespace) -> "tuple[Export, Checkpoint]":
