@@ -12,7 +12,7 @@ from textual.screen import Screen
 from models import Checkpoint
 from models.text import printable
 from vae_tui.keys import APP_KEYS, EXPLORER_KEYS, bindings, palette_title
-from vae_tui.screens.explorer import ExplorerScreen
+from vae_tui.screens.explorer import ExplorerScreen, StartImage
 from vae_tui.screens.help import HelpScreen
 
 
@@ -26,13 +26,20 @@ class ExplorerApp(App):
         Binding("escape", "hide_help_panel", "Close the keys panel", show=False),
     ]
 
-    def __init__(self, checkpoint: Checkpoint, source: str, exports_dir: Path = Path("exports")) -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        source: str,
+        exports_dir: Path = Path("exports"),
+        start_image: StartImage | None = None,
+    ) -> None:
         super().__init__()
         self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
+        self.start_image = start_image
         self.shown_notifications: dict[tuple[str, str, str], Notification] = {}  # by (message, title, severity)
 
     def get_default_screen(self) -> Screen:
-        return ExplorerScreen(self.checkpoint, self.source, self.exports_dir)
+        return ExplorerScreen(self.checkpoint, self.source, self.exports_dir, self.start_image)
 
     @property
     def explorer(self) -> ExplorerScreen:
@@ -86,6 +93,9 @@ class ExplorerApp(App):
         self.call_later(self.explorer.run_action, action)
 
 
-def create_app(checkpoint: Checkpoint, source: str, exports_dir: Path = Path("exports")) -> ExplorerApp:
-    """The app for a loaded checkpoint; source says where it came from (shown in the header)."""
-    return ExplorerApp(checkpoint, source, exports_dir)
+def create_app(
+    checkpoint: Checkpoint, source: str, exports_dir: Path = Path("exports"), start_image: StartImage | None = None
+) -> ExplorerApp:
+    """The app for a loaded checkpoint; source says where it came from (shown in the header); start_image, a
+    picture (name, (28, 28) pixels) whose encoding z starts from."""
+    return ExplorerApp(checkpoint, source, exports_dir, start_image)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models.errors import UserError
 from vae_tui.commands import Commands, add_checkpoint_argument, checkpoint_path, pretrained_path
 
 if TYPE_CHECKING:
@@ -53,8 +54,15 @@ def add_parser(commands: Commands) -> None:
     )
     add_checkpoint_argument(parser, "a .safetensors file or a run folder")
     parser.add_argument(
-        "--exports", metavar="DIR", default="exports", help="where s and g save PNGs (default: exports)"
+        "--exports", metavar="DIR", default="exports", help="where s, g and G save PNGs and GIFs (default: exports)"
     )
+    parser.add_argument(
+        "--image",
+        type=Path,
+        metavar="FILE",
+        help="start from your own PNG or JPEG: made grey, fitted into 28x28, inverted if its border is lighter",
+    )
+    parser.add_argument("--no-invert", action="store_true", help="with --image: never invert it")
     parser.set_defaults(run=run)
 
 
@@ -71,7 +79,14 @@ def run(args: argparse.Namespace) -> int:
 
     image_shape(checkpoint.config.input_dim)  # a model the explorer cannot draw stops here, on one line
     check_model_fits_data(checkpoint)
-    app = create_app(checkpoint, source, Path(args.exports))
+    start_image = None
+    if args.image is not None:
+        from vae_tui.user_image import load_user_image
+
+        start_image = (args.image.name, load_user_image(args.image, invert=not args.no_invert))
+    elif args.no_invert:
+        raise UserError("--no-invert goes with --image FILE")
+    app = create_app(checkpoint, source, Path(args.exports), start_image)
     app.run()
     if app.return_code:  # Textual has printed what went wrong; a crash must not look like success
         sys.stderr.write("vae-tui explore: error: the explorer stopped on an internal error (shown above)\n")

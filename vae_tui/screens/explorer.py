@@ -29,6 +29,7 @@ from vae_tui.screens.map_mode import NO_ATLAS, MapMode
 from vae_tui.screens.picker import PickerScreen
 from vae_tui.screens.value import ValueScreen
 from vae_tui.state import ExplorerState, nearest_index
+from vae_tui.user_image import best_class
 from vae_tui.widgets.class_list import ClassList
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel
@@ -48,9 +49,13 @@ TRAVERSAL_LABELS = [f"{value:+.0f}" if value else "0" for value in TRAVERSAL_VAL
 class Reference:
     """A test image z started from: its pixels and its reconstruction (H, W), in [0, 1]."""
 
-    index: int  # in the test set
+    name: str  # how the preview's title names it: "Test #29", "your photo.png"
+    index: int | None  # in the test set; None for a user's own image
     original: torch.Tensor
     decoded: torch.Tensor
+
+
+StartImage = tuple[str, torch.Tensor]  # a user's picture (its file name, (28, 28) pixels) to start from
 
 
 class ExplorerScreen(MapMode, Interpolation, Screen):
@@ -65,8 +70,11 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
             super().__init__()
             self.frame = frame
 
-    def __init__(self, checkpoint: Checkpoint, source: str, exports_dir: Path) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, source: str, exports_dir: Path, start_image: "StartImage | None" = None
+    ) -> None:
         super().__init__()
+        self.start_image = start_image
         self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
         atlas = checkpoint.atlas
         self.state = ExplorerState(
@@ -116,6 +124,10 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.start_image is not None:
+            name, pixels = self.start_image
+            self.start_from_pixels(pixels, best_class(self.checkpoint.model, pixels), printable(name), None)
+            return
         self._show_state()
 
     def _class_labels(self) -> list[list[str]]:
@@ -204,7 +216,7 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
         if self.reference is None:
             self._set_label("#preview-title", f"Preview · {state.label} {name}")
         else:
-            self._set_label("#preview-title", f"Test #{self.reference.index}: original · reconstruction · edit")
+            self._set_label("#preview-title", f"{self.reference.name}: original · reconstruction · edit")
         self.query_one(LatentPanel).update_state()
         class_list = self.query_one(ClassList)
         if class_list.highlighted != state.label:
@@ -372,10 +384,16 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
         """z becomes the encoding of the atlas' stored test image number image (for the CVAE, under its class);
         the preview shows the original, its reconstruction and the edit."""
         atlas = self.checkpoint.atlas
-        label = int(atlas.image_labels[image])
-        pixels = atlas.images[image].float() / 255
+        index = int(atlas.image_indices[image])
+        self.start_from_pixels(
+            atlas.images[image].float() / 255, int(atlas.image_labels[image]), f"Test #{index}", index
+        )
+
+    def start_from_pixels(self, pixels: torch.Tensor, label: int, name: str, index: int | None) -> None:
+        """z becomes the encoding of pixels (28, 28) under class label; the preview shows them, their
+        reconstruction and the edit."""
         mu = self.decoder.encode(pixels, label)
         decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([label]))[0]
-        self.reference = Reference(int(atlas.image_indices[image]), pixels, decoded)
+        self.reference = Reference(name, index, pixels, decoded)
         self.state.start_from(mu, label)
         self._show_state()
