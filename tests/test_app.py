@@ -372,5 +372,7 @@ async def test_v_says_why_nothing_hides(
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
         await settle(app, pilot)
         await pilot.press("v")
-        await wait_until(pilot, lambda: toast_shows(app, "no per-dimension statistics"), "a toast saying why")
+        await wait_until(
+            pilot, lambda: toast_shows(app, "no atlas") and toast_shows(app, "inactive marks"), "a toast saying why"
+        )
         assert not app.explorer.state.hide_inactive

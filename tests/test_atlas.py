@@ -175,3 +175,19 @@ def test_every_field_is_written(trained: Path) -> None:
     with safe_open(trained / "last.safetensors", "pt") as f:
         stored = {k.removeprefix("atlas.") for k in f.keys() if k.startswith("atlas.")}  # noqa: SIM118
     assert stored == set(FIELDS) and TINY_SETTINGS.latent_dim == 4
+
+
+def test_explore_computes_a_missing_atlas_when_the_dataset_is_here(
+    make_checkpoint: Callable, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from train.atlas import atlas_of
+    from vae_tui.commands.explore import add_atlas
+
+    checkpoint = make_checkpoint("cvae")  # dataset "mnist", no atlas
+    add_atlas(checkpoint)
+    assert checkpoint.atlas is None  # no MNIST installed: the explorer says what is missing
+    monkeypatch.setenv("VAE_TUI_DATA", str(mnist_dir))
+    add_atlas(checkpoint)
+    test = load_dataset("mnist", data_dir=mnist_dir).test
+    expected = atlas_of(checkpoint.model, test.images.reshape(-1, 784).float() / 255, test.labels.long(), test.images)
+    assert all(torch.equal(getattr(checkpoint.atlas, f), getattr(expected, f)) for f in FIELDS)

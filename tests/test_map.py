@@ -231,6 +231,6 @@ async def test_m_without_an_atlas_says_how_to_get_one(
     app = create_app(checkpoint, "old VAE", tmp_path / "exports")
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
         await settle(app, pilot)
+        await wait_until(pilot, lambda: toast_shows(app, "has no atlas"), "a toast at the start saying what is missing")
         await pilot.press("m")
-        await wait_until(pilot, lambda: toast_shows(app, "has no atlas"), "a toast saying what is missing")
         assert not app.explorer.query_one("#map-area").display

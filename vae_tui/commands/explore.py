@@ -44,6 +44,23 @@ def resolve(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
     return load_checkpoint(pretrained_path(name), expect_kind="cvae"), f"bundled pretrained {pretrained_label(name)}"
 
 
+def add_atlas(checkpoint: "Checkpoint") -> None:
+    """Give a checkpoint written before the atlas one, computed on its dataset's test set when that is installed
+    (the explorer says what is missing otherwise)."""
+    from train.atlas import atlas_of
+    from train.data import load_test_split
+    from train.device import unit_pixels
+
+    try:
+        test = load_test_split(checkpoint.dataset)
+    except UserError:
+        return
+    sys.stderr.write(
+        f"vae-tui explore: no atlas in the checkpoint: computing it on the {len(test.images)} test images\n"
+    )
+    checkpoint.atlas = atlas_of(checkpoint.model, unit_pixels(test.images), test.labels.long(), test.images)
+
+
 def add_parser(commands: Commands) -> None:
     """The `explore` sub-command and its flags."""
     parser = commands.add_parser(
@@ -79,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     image_shape(checkpoint.config.input_dim)  # a model the explorer cannot draw stops here, on one line
     check_model_fits_data(checkpoint)
+    if checkpoint.atlas is None:
+        add_atlas(checkpoint)
     start_image = None
     if args.image is not None:
         from vae_tui.user_image import load_user_image

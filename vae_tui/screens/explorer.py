@@ -124,6 +124,8 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.checkpoint.atlas is None:
+            self.notify(NO_ATLAS, severity="warning", timeout=10, markup=False)
         if self.start_image is not None:
             name, pixels = self.start_image
             self.start_from_pixels(pixels, best_class(self.checkpoint.model, pixels), printable(name), None)
@@ -317,11 +319,7 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
         state = self.state
         if not state.toggle_inactive():
             if self.checkpoint.atlas is None:
-                self.notify(
-                    "This checkpoint has no per-dimension statistics (an older vae-tui wrote it): "
-                    "python -m train.bundle CKPT OUT adds them",
-                    markup=False,
-                )
+                self.notify(NO_ATLAS, severity="warning", markup=False)
             else:
                 self.notify("Every dimension is active: none to hide" if all(state.active) else "No active dimension")
             return

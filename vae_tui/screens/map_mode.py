@@ -13,8 +13,8 @@ from vae_tui.widgets.map_view import MapView, legend
 
 MANIFOLD_PNG_SCALE = 2  # 15 images of 30 px a side: 904 px
 NO_ATLAS = (
-    "This checkpoint has no atlas (an older vae-tui wrote it): run `python -m train.bundle CKPT OUT` with its "
-    "dataset installed, or open it with the dataset installed"
+    "This checkpoint has no atlas (an older vae-tui wrote it) and its dataset is not installed: no map (m), picker "
+    "(o) or inactive marks. Install the dataset, or run `python -m train.bundle CKPT OUT` where it is"
 )
 WIDE_TITLE = 56  # map columns from which its title also says what A and tab do
 MAP_ONLY = {"toggle_focus", "cycle_axes", "pick_nearest"}
