@@ -1,8 +1,10 @@
-"""Explorer latency: key press to refreshed frame, and launch to first image next to `import torch`.
+"""Explorer latency: key press to refreshed frame, on the map too, and launch to first image next to `import torch`.
 
 Key latency is measured from posting the key event to the `call_after_refresh` callback that
 follows the frame it produced, with the strip on, over a few hundred presses (no Pilot pause
-loops). Launch is the wall time of a fresh process that opens the bundled CVAE headless and
+loops). The map rows do the same in map mode at 120x40 (the atlas' 2,000 points), each press a
+cursor move: z changes, the map's marker, the image beside it and the latent panel are redrawn.
+Launch is the wall time of a fresh process that opens the bundled CVAE headless and
 exits on its first decoded frame, beside that of `python -c "import torch"`, both medians.
 Usage: python bench/explorer_latency.py [--presses 300] [--kind cvae|vae|cvae-conv|vae-conv] [--size 100x32]
 """
@@ -41,7 +43,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def key_latencies(kind: str, presses: int, size: tuple[int, int]) -> list[float]:
+async def key_latencies(kind: str, presses: int, size: tuple[int, int], on_map: bool = False) -> list[float]:
     import torch
     from textual import events
 
@@ -59,9 +61,16 @@ async def key_latencies(kind: str, presses: int, size: tuple[int, int]) -> list[
         shown = asyncio.Event()
         screen.frame_listeners.append(lambda frame: shown.set())
         keys = ["l", "l", "h", "h", "j"]  # every press changes the picture; z stays bounded
+        if on_map:
+            await pilot.press("m")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            keys = ["l", "l", "h", "h", "k", "k", "j", "j"]  # cursor moves about where it starts
         for i in range(presses):
             key = keys[i % len(keys)]
-            if key == "j" and screen.state.selected == screen.state.latent_dim - 1:
+            if on_map:
+                pass
+            elif key == "j" and screen.state.selected == screen.state.latent_dim - 1:
                 keys[-1] = key = "k"
             elif key == "k" and screen.state.selected == 0:
                 keys[-1] = key = "j"
@@ -99,6 +108,11 @@ def main() -> None:
         f"key -> refreshed frame ({args.kind}, {args.size}, strip on, {len(ms)} presses): "
         f"median {statistics.median(ms):.2f} ms, p95 {percentile(ms, 0.95):.2f} ms, max {max(ms):.2f} ms"
     )
+    map_ms = [1000 * s for s in asyncio.run(key_latencies(args.kind, args.presses, (120, 40), on_map=True))[10:]]
+    print(
+        f"map: cursor move -> refreshed map and image ({args.kind}, 120x40, {len(map_ms)} presses): "
+        f"median {statistics.median(map_ms):.2f} ms, p95 {percentile(map_ms, 0.95):.2f} ms, max {max(map_ms):.2f} ms"
+    )
     root = str(Path(__file__).resolve().parents[1])
     launch_code = LAUNCH_SCRIPT.format(root=root, kind=args.kind)
     torch_times, launch_times = [], []
@@ -118,6 +132,12 @@ def main() -> None:
                     "p95": percentile(ms, 0.95),
                     "max": max(ms),
                     "n": len(ms),
+                },
+                "map_cursor_latency_ms": {
+                    "median": statistics.median(map_ms),
+                    "p95": percentile(map_ms, 0.95),
+                    "max": max(map_ms),
+                    "n": len(map_ms),
                 },
                 "import_torch_s": torch_times,
                 "launch_to_first_image_s": launch_times,

@@ -29,6 +29,7 @@ class MapMode:
         self.map_shown = False
         self.map_focus = True  # the map has the arrows; tab gives them to the latent panel
         self._map_plane_names: tuple[str, str] | None = None
+        self._legend_label: int | None = None
 
     def map_action_enabled(self, action: str) -> bool:
         """Map-only actions run only while the map is shown (else their keys fall through, e.g. escape, tab)."""
@@ -118,7 +119,9 @@ class MapMode:
         self.query_one("#map-title", Label).set_class(self.map_focus, "focused")
         self.query_one("#latent-title", Label).set_class(not self.map_focus, "focused")
         self._set_label("#latent-title", self._latent_title())
-        self.query_one("#legend", Static).update(legend(self.checkpoint.class_names, self.state.label))
+        if self._legend_label != self.state.label:  # a Static's update costs a layout pass: only on a new class
+            self._legend_label = self.state.label
+            self.query_one("#legend", Static).update(legend(self.checkpoint.class_names, self.state.label))
 
     def show_map_image(self, pixels: torch.Tensor) -> None:
         if self.map_shown:

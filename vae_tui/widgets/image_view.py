@@ -33,7 +33,7 @@ class ImageView(Widget, can_focus=False):
         return fit_scale(*self.pixels.shape, self.size.height, self.size.width)
 
     def strips(self) -> list[Strip]:
-        """The image's lines for the current size, cached until the image or size changes."""
+        """The image's lines for the current size, centred in its width, cached until the image or size changes."""
         size = (self.size.width, self.size.height)
         if self.pixels is None:
             return []
@@ -45,7 +45,7 @@ class ImageView(Widget, can_focus=False):
                 fraction = min(self.size.width / width, 2 * self.size.height / height)
                 shape = (max(2, int(height * fraction)), max(2, int(width * fraction)))
                 lines = half_block_strips(to_levels(thumbnail(self.pixels, shape)))
-            self._cache = (size, lines)
+            self._cache = (size, self._centred(lines))
         return self._cache[1]
 
     def render_line(self, y: int) -> Strip:
@@ -53,7 +53,14 @@ class ImageView(Widget, can_focus=False):
         top = (self.size.height - len(lines)) // 2
         if not lines or not 0 <= y - top < len(lines):
             return Strip.blank(self.size.width, self.rich_style)
-        line = lines[y - top]
-        left = max(0, (self.size.width - line.cell_length) // 2)
-        padded = Strip.join([Strip.blank(left, self.rich_style), line])
-        return padded.extend_cell_length(self.size.width, self.rich_style).crop(0, self.size.width)
+        return lines[y - top]
+
+    def _centred(self, lines: list[Strip]) -> list[Strip]:
+        """Each line centred in the widget's width, padded with its background."""
+        width, style = self.size.width, self.rich_style
+        centred = []
+        for line in lines:
+            left = max(0, (width - line.cell_length) // 2)
+            padded = Strip.join([Strip.blank(left, style), line])
+            centred.append(padded.extend_cell_length(width, style).crop(0, width))
+        return centred
