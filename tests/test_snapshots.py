@@ -72,3 +72,38 @@ def test_help_screen(snap_compare: Callable, keys_then_frame: Callable) -> None:
     at the top of the box's right edge and "up/down, pgup/pgdn: scroll · escape: close" in its bottom border; under
     the box, the traversal's labels with [+1] marked (z4 starts at +0.72)."""
     assert snap_compare(app("vae"), terminal_size=(100, 32), run_before=keys_then_frame("question_mark"))
+
+
+def test_map_at_80x24(snap_compare: Callable, keys_then_frame: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The VAE's map at 80x24 without COLORTERM after m: the latent panel on the left (class list hidden), then
+    "Map · x PC1 · y PC2" highlighted (it has the keys) over the scatter of the 2,000 stored encodings in the ten
+    class colours (trousers in yellow to the upper right, sneakers olive and sandals brown to the upper left, bags
+    pale pink and boots teal below), the current z (the T-shirt/top centroid) marked by a black + on white among
+    the red T-shirts; on the right "Image" with the decoded image shrunk to 16 px and the legend, 0 T-shirt/top in
+    reverse video."""
+    monkeypatch.delenv("COLORTERM")
+    assert snap_compare(app("vae"), terminal_size=(80, 24), run_before=keys_then_frame("m"))
+
+
+def test_map_latent_axes_at_120x40(snap_compare: Callable, keys_then_frame: Callable) -> None:
+    """The VAE's map at 120x40 after m, A, L, L, K: latent axes, "Map · x z4 · y z0 · A: next y axis · tab: latent
+    panel"; the cursor moved ten steps right and five up, so z4 reads +2.07 and z0 +0.53 in the latent panel and the +
+    sits right of the cloud's middle; beside the map the decoded image at 28 px and the legend."""
+    assert snap_compare(app("vae"), terminal_size=(120, 40), run_before=keys_then_frame("m", "A", "L", "L", "K"))
+
+
+def test_picker_at_100x32(snap_compare: Callable, keys_then_frame: Callable) -> None:
+    """The picker over the CVAE at 100x32 after o, 3, right, right: "Start from a test image" in the border,
+    "Class 3 Dress · page 1 of 5 · image 3 of 50" above two rows of five dress thumbnails labelled with their
+    test-set indices, the third, [#32], marked; the keys' hint at the bottom."""
+    assert snap_compare(app("cvae"), terminal_size=(100, 32), run_before=keys_then_frame("o", "3", "right", "right"))
+
+
+def test_picked_image_and_path_at_120x40(snap_compare: Callable, keys_then_frame: Callable) -> None:
+    """The CVAE at 120x40 after a (z = 0, class 0 marked), o, 7, enter (test image #9, a sneaker, picked), b:
+    the preview titled "Test #9: original · reconstruction · edit" with the three sneakers in a grey frame; the
+    strip captioned "Path a (0 T-shirt/top) -> b (7 Sneaker) · p: play · G: GIF · escape: clear" shows seven
+    images from a T-shirt to the sneaker, labelled a, .17 ... .83, b; under it every class at this z, [7]
+    marked."""
+    keys = ("a", "o", "7", "enter", "b")
+    assert snap_compare(app("cvae"), terminal_size=(120, 40), run_before=keys_then_frame(*keys))
