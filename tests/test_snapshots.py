@@ -77,8 +77,8 @@ def test_help_screen(snap_compare: Callable, keys_then_frame: Callable) -> None:
 def test_map_at_80x24(snap_compare: Callable, keys_then_frame: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
     """The VAE's map at 80x24 without COLORTERM after m: the latent panel on the left (class list hidden), then
     "Map · x PC1 · y PC2" highlighted (it has the keys) over the scatter of the 2,000 stored encodings in the ten
-    class colours (trousers in yellow to the upper right, sneakers olive and sandals brown to the upper left, bags
-    pale pink and boots teal below), the current z (the T-shirt/top centroid) marked by a black + on white among
+    class colours (trousers yellow and dresses purple to the right, T-shirts red below them, sneakers olive to the
+    upper left, ankle boots teal below), the current z (the T-shirt/top centroid) marked by a black + on white among
     the red T-shirts; on the right "Image" with the decoded image shrunk to 16 px and the legend, 0 T-shirt/top in
     reverse video."""
     monkeypatch.delenv("COLORTERM")
