@@ -1,5 +1,6 @@
 """Images as terminal block graphics: half-block cells, upper pixel in front, lower behind."""
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -33,11 +34,17 @@ def half_block_strips(levels: list[list[int]], scale: int = 1) -> list[Strip]:
     rows = [[v for v in row for _ in range(scale)] for row in levels for _ in range(scale)]
     if len(rows) % 2:
         rows.append([0] * len(rows[0]))
+    return half_block_lines(rows, cell_style)
+
+
+def half_block_lines(rows: list[list[int]], style_of: Callable[[int, int], Style]) -> list[Strip]:
+    """Two rows of values to a line of upper-half-block cells, each styled style_of(upper, lower), runs of one
+    style in one segment; rows has an even length."""
     strips = []
     for upper_row, lower_row in zip(rows[0::2], rows[1::2], strict=True):
         segments, run_style, run_length = [], None, 0
         for upper, lower in zip(upper_row, lower_row, strict=True):
-            style = cell_style(upper, lower)
+            style = style_of(upper, lower)
             if style is run_style:
                 run_length += 1
                 continue

@@ -341,17 +341,21 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
             path = self.exports_dir / f"{stem}-{stamp}-{counter}{suffix}"
         return path
 
-    def _save(self, what: str, export: Export) -> Path | None:
-        """Decode what export records and save it with the record, so `vae-tui sample --from-png` draws it again."""
+    def write_export(self, what: str, suffix: str, write: Callable[[Path], Path]) -> Path | None:
+        """write(path) into the exports folder under a fresh name; a notification says where, or why not."""
         try:
             self.exports_dir.mkdir(parents=True, exist_ok=True)
-            path = save_export(self._export_path(what), export, self.decoder)
+            path = write(self._export_path(what, suffix))
         except OSError as e:
             reason = printable(f"Could not save into {self.exports_dir}: {e.strerror or e}")
             self.notify(reason, severity="error", markup=False)
             return None
-        self.notify(printable(f"Saved {path}"), title="PNG", markup=False)
+        self.notify(printable(f"Saved {path}"), title=suffix.lstrip(".").upper(), markup=False)
         return path
+
+    def _save(self, what: str, export: Export) -> Path | None:
+        """Decode what export records and save it with the record, so `vae-tui sample --from-png` draws it again."""
+        return self.write_export(what, ".png", lambda path: save_export(path, export, self.decoder))
 
     def action_save_image(self) -> Path | None:
         """Save the current image, upscaled by nearest neighbour."""

@@ -144,12 +144,4 @@ class Interpolation:
         if not self._path_or_say():
             return None
         frames = self._frames()[ping_pong(PATH_FRAMES)]
-        try:
-            self.exports_dir.mkdir(parents=True, exist_ok=True)
-            path = save_gif(self._export_path("path", ".gif"), frames, GIF_SCALE, round(1000 / PLAY_FPS))
-        except OSError as e:
-            reason = printable(f"Could not save into {self.exports_dir}: {e.strerror or e}")
-            self.notify(reason, severity="error", markup=False)
-            return None
-        self.notify(printable(f"Saved {path}"), title="GIF", markup=False)
-        return path
+        return self.write_export("path", ".gif", lambda path: save_gif(path, frames, GIF_SCALE, round(1000 / PLAY_FPS)))

@@ -15,7 +15,7 @@ from textual.widget import Widget
 
 from models.text import printable
 from vae_tui.latent_map import View, class_colour, pixel_of, scatter
-from vae_tui.render import UPPER_HALF
+from vae_tui.render import half_block_lines
 
 BACKGROUND = "#000000"
 MARKER_STYLE = Style(color="#000000", bgcolor="#ffffff", bold=True)
@@ -33,20 +33,7 @@ def pair_style(upper: int, lower: int) -> Style:
 
 def scatter_strips(drawn: torch.Tensor) -> list[Strip]:
     """Half-block lines of a class image (2 * rows, columns), -1 where empty."""
-    strips = []
-    for upper_row, lower_row in zip(drawn[0::2].tolist(), drawn[1::2].tolist(), strict=True):
-        segments, run_style, run = [], None, 0
-        for upper, lower in zip(upper_row, lower_row, strict=True):
-            style = pair_style(upper, lower)
-            if style is run_style:
-                run += 1
-                continue
-            if run:
-                segments.append(Segment(UPPER_HALF * run, run_style))
-            run_style, run = style, 1
-        segments.append(Segment(UPPER_HALF * run, run_style))
-        strips.append(Strip(segments, len(upper_row)))
-    return strips
+    return half_block_lines(drawn.tolist(), pair_style)
 
 
 class MapView(Widget, can_focus=False):
