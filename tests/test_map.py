@@ -234,3 +234,23 @@ async def test_m_without_an_atlas_says_how_to_get_one(
         await wait_until(pilot, lambda: toast_shows(app, "has no atlas"), "a toast at the start saying what is missing")
         await pilot.press("m")
         assert not app.explorer.query_one("#map-area").display
+
+
+async def test_map_and_picker_need_no_dataset(
+    make_app: Callable, settle: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import train.data
+
+    def no_data(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the map and the picker read the dataset")
+
+    monkeypatch.setattr(train.data, "locate", no_data)
+    app = make_app("cvae")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m", "right", "enter")
+        await settle(app, pilot)
+        assert app.explorer.reference is not None and app.explorer.query_one(MapView).points is not None
+        await pilot.press("m", "o", "enter")
+        await settle(app, pilot)
+        assert app.screen is app.explorer and app.explorer.reference.index is not None

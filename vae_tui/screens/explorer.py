@@ -218,7 +218,8 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
         if self.reference is None:
             self._set_label("#preview-title", f"Preview · {state.label} {name}")
         else:
-            self._set_label("#preview-title", f"{self.reference.name}: original · reconstruction · edit")
+            parts = "original · reconstruction · edit" if self.size.width >= WIDE_FOOTER else "orig · recon · edit"
+            self._set_label("#preview-title", f"{self.reference.name}: {parts}")
         self.query_one(LatentPanel).update_state()
         class_list = self.query_one(ClassList)
         if class_list.highlighted != state.label:
