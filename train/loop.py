@@ -30,6 +30,7 @@ from train.carry import carried, check_carry, resume_epoch
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
 from train.evaluate import evaluate_with_encodings
+from train.preview import Preview, preview_images
 from train.progress import EpochResult, PlainProgress
 from train.schedule import kl_weight, learning_rate, set_learning_rate
 from train.settings import TrainSettings
@@ -180,6 +181,7 @@ class Trainer:
         with self._writing():
             self._write_epoch(result)
         self.progress.epoch_done(result)
+        self.progress.preview(self.preview)
         return result
 
     def _start_epoch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -310,7 +312,9 @@ class Trainer:
     def _write_epoch(self, result: EpochResult) -> None:
         """The finished epoch's files, last.safetensors last of all: train/writes.py says why in this order."""
         epoch = result.epoch
-        write_grids(self.model, self.test_x, self.test_y, self.sample_z, self.out_dir, epoch)
+        grids = write_grids(self.model, self.test_x, self.test_y, self.sample_z, self.out_dir, epoch)
+        num_classes = self.model.config.num_classes if self.model.conditional else None
+        self.preview = Preview(epoch, *preview_images(*grids, num_classes), per_class=num_classes is not None)
         row = {k: v for k, v in asdict(result).items() if k != "is_best"}
         self.metrics_rows.append(row)
         write_metrics(self.out_dir, self.metrics_rows)

@@ -1,9 +1,9 @@
 """Training progress: rich bars on a terminal, plain lines in logs."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.constrain import Constrain
 from rich.progress import (
     BarColumn,
@@ -18,10 +18,16 @@ from rich.text import Text
 
 from models.text import printable
 
+if TYPE_CHECKING:
+    from train.preview import Preview
+
 # Columns the bars leave free at the right edge. A line that fills the last column leaves the cursor
 # waiting to wrap; the "^C" the terminal echoes then starts a new line, and every redraw lands one
 # line too low: the epochs bar was printed twice after Ctrl-C.
 RIGHT_MARGIN = 2
+REFRESHES = 8  # redraws of the bars a second
+# with the preview under them each redraw costs 2 ms more (bench/preview_cost.py): at 4 a second, 0.8% of the time
+REFRESHES_WITH_PREVIEW = 4
 
 
 @dataclass
@@ -80,6 +86,9 @@ class PlainProgress:
         """Print the epoch's summary line."""
         self.console.print(result.summary(self.total_epochs), highlight=False, soft_wrap=True)
 
+    def preview(self, preview: "Preview") -> None:
+        """The finished epoch's pictures: only a terminal shows them."""
+
     def message(self, text: str) -> None:
         """Print a line that stays."""
         self.console.print(literal(text), highlight=False, soft_wrap=True, markup=False)
@@ -99,17 +108,22 @@ class Bars(Progress):
 
     def __init__(self, *columns: ProgressColumn, console: Console, **options: Any) -> None:
         self.terminal = console  # Progress asks for its renderable before it knows its console
+        self.shown_preview: RenderableType | None = None  # drawn under the bars, replaced each epoch
         super().__init__(*columns, console=console, **options)
 
     def get_renderable(self) -> RenderableType:
-        return Constrain(super().get_renderable(), max(20, self.terminal.width - RIGHT_MARGIN))
+        bars = super().get_renderable()
+        if self.shown_preview is not None:
+            bars = Group(bars, self.shown_preview)
+        return Constrain(bars, max(20, self.terminal.width - RIGHT_MARGIN))
 
 
 class RichProgress(PlainProgress):
     """A bar over epochs and one over batches with live loss, images/s and ETA."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, show_preview: bool = True) -> None:
         super().__init__(console)
+        self.show_preview = show_preview
         self.bars = Bars(
             TextColumn("[bold]{task.description:<7}"),
             BarColumn(bar_width=None),
@@ -119,7 +133,7 @@ class RichProgress(PlainProgress):
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=console,
-            refresh_per_second=8,
+            refresh_per_second=REFRESHES_WITH_PREVIEW if show_preview else REFRESHES,
         )
         self.epochs_task = self.batches_task = None
         self.steps_per_epoch = 0
@@ -145,6 +159,12 @@ class RichProgress(PlainProgress):
         self.bars.update(self.epochs_task, completed=result.epoch)
         if result.is_best:
             self.bars.update(self.epochs_task, status=f"best test {result.test_loss:.2f}")
+
+    def preview(self, preview: "Preview") -> None:
+        """Draw the epoch's pictures under the bars in place of the last epoch's (kept when training ends)."""
+        if self.show_preview:
+            self.bars.shown_preview = preview
+            self.bars.refresh()
 
     def message(self, text: str) -> None:
         """Print a line that stays, wrapped between words to the terminal's width."""
@@ -215,7 +235,8 @@ def literal(text: str) -> str:
     return "\n".join(printable(line) for line in text.split("\n"))
 
 
-def make_progress(console: Console | None = None) -> PlainProgress:
-    """Rich bars when the console is a terminal, plain lines otherwise."""
+def make_progress(console: Console | None = None, preview: bool = True) -> PlainProgress:
+    """Rich bars (with each epoch's preview unless preview is False) when the console is a terminal, plain lines
+    otherwise."""
     console = console or Console()
-    return RichProgress(console) if console.is_terminal else PlainProgress(console)
+    return RichProgress(console, preview) if console.is_terminal else PlainProgress(console)

@@ -44,8 +44,9 @@ GRID_COLUMNS = 8
 @torch.no_grad()
 def write_grids(
     model: VAE, test_x: torch.Tensor, test_y: torch.Tensor, sample_z: torch.Tensor, out_dir: Path, epoch: int
-) -> None:
-    """reconst-<epoch>.png (test originals beside reconstructions) and sample-<epoch>.png."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """reconst-<epoch>.png (test originals beside reconstructions) and sample-<epoch>.png; returns what they show,
+    originals, reconstructions and samples (N, 28, 28), for the terminal's preview."""
     device = test_x.device
     model.eval()
     x, y = test_x[:64], test_y[:64]
@@ -59,6 +60,7 @@ def write_grids(
     samples = torch.sigmoid(model.decode(z, labels)).view(-1, 28, 28)
     save_png(out_dir / f"sample-{epoch}.png", grid(samples, GRID_COLUMNS), scale=2)
     model.train()
+    return x.view(-1, 28, 28), reconstructions.view(-1, 28, 28), samples
 
 
 def write_metrics(out_dir: Path, rows: list[dict]) -> None:

@@ -99,6 +99,11 @@ def add_parser(commands: Commands) -> None:
         action="store_false",
         help="on CUDA, launch each step's kernels eagerly instead of replaying one captured CUDA graph",
     )
+    parser.add_argument(
+        "--no-preview",
+        action="store_true",
+        help="on a terminal, do not draw each epoch's reconstructions and samples under the bars",
+    )
     parser.set_defaults(run=run)
 
 
@@ -133,7 +138,7 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
     resume, settings, data, out_dir, lock = _start_resumed(args) if args.resume else _start_new(args, stop)
     try:
         check_memory(settings, device)  # sizes that would not fit stop here, on one line naming the flags
-        progress = make_progress(Console())
+        progress = make_progress(Console(), preview=not args.no_preview)
         reach("start", "model")
         trainer = Trainer(settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs)
         where = f", from epoch {trainer.epoch}, batch {trainer.step}" if resume else ""
