@@ -6,7 +6,7 @@ import sys
 from models.errors import UserError
 from models.text import printable
 from models.version import package_version
-from vae_tui.commands import add_threads_flag, explore, import_example, sample, train
+from vae_tui.commands import add_threads_flag, explore, import_example, runs, sample, train
 from vae_tui.commands import eval as eval_command
 
 COMMANDS = (
@@ -15,6 +15,7 @@ COMMANDS = (
     eval_command,
     sample,
     import_example,
+    runs,
 )  # each adds its sub-parser; --help lists them in this order
 
 

@@ -1,0 +1,61 @@
+"""`vae-tui runs` on 500 run folders: wall time of a fresh process listing them, beside `python -c pass`.
+
+Builds 500 copies of one real finished run (a tiny model trained 3 epochs on IDX files written
+here: its checkpoints, metrics and PNGs) in a temporary folder, then times, --repeats times
+each and interleaved, `vae-tui runs DIR` with stdout piped (every header and metrics file is
+read) and the interpreter's own start. Medians.
+Usage: python bench/runs_listing.py [--runs 500] [--repeats 5]
+"""
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def wall(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from dataclasses import replace
+
+    import torch
+
+    from tests.conftest import TINY_SETTINGS, QuietProgress, write_dataset
+    from train.data import load_dataset
+    from train.loop import StopFlag, Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_dataset(tmp / "data")
+        one = tmp / "one"
+        one.mkdir()
+        data = load_dataset("mnist", data_dir=tmp / "data")
+        Trainer(replace(TINY_SETTINGS, epochs=3), data, one, torch.device("cpu"), QuietProgress()).run(StopFlag())
+        for i in range(args.runs):
+            shutil.copytree(one, tmp / "runs" / f"run-{i:03d}")
+        vae_tui = [sys.executable, "-m", "vae_tui", "runs", str(tmp / "runs")]
+        listing, python = [], []
+        for _ in range(args.repeats):
+            python.append(wall([sys.executable, "-c", "pass"]))
+            listing.append(wall(vae_tui))
+    print(f"python -c pass: median {statistics.median(python):.3f} s")
+    print(f"vae-tui runs on {args.runs} runs: median {statistics.median(listing):.3f} s over {args.repeats}")
+
+
+if __name__ == "__main__":
+    main()
