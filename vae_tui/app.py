@@ -32,14 +32,15 @@ class ExplorerApp(App):
         source: str,
         exports_dir: Path = Path("exports"),
         start_image: StartImage | None = None,
+        follow: Path | None = None,
     ) -> None:
         super().__init__()
         self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
-        self.start_image = start_image
+        self.start_image, self.follow = start_image, follow
         self.shown_notifications: dict[tuple[str, str, str], Notification] = {}  # by (message, title, severity)
 
     def get_default_screen(self) -> Screen:
-        return ExplorerScreen(self.checkpoint, self.source, self.exports_dir, self.start_image)
+        return ExplorerScreen(self.checkpoint, self.source, self.exports_dir, self.start_image, self.follow)
 
     @property
     def explorer(self) -> ExplorerScreen:
@@ -94,8 +95,13 @@ class ExplorerApp(App):
 
 
 def create_app(
-    checkpoint: Checkpoint, source: str, exports_dir: Path = Path("exports"), start_image: StartImage | None = None
+    checkpoint: Checkpoint,
+    source: str,
+    exports_dir: Path = Path("exports"),
+    start_image: StartImage | None = None,
+    follow: Path | None = None,
 ) -> ExplorerApp:
     """The app for a loaded checkpoint; source says where it came from (shown in the header); start_image, a
-    picture (name, (28, 28) pixels) whose encoding z starts from."""
-    return ExplorerApp(checkpoint, source, exports_dir, start_image)
+    picture (name, (28, 28) pixels) whose encoding z starts from; follow, a checkpoint file reloaded when it
+    changes (a run still training)."""
+    return ExplorerApp(checkpoint, source, exports_dir, start_image, follow)

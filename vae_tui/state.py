@@ -44,8 +44,12 @@ class ExplorerState:
         self.start = list(self.z)
         # Var(mu) over the test set (the checkpoint's atlas): a dimension at or below ACTIVE_VARIANCE does nothing
         # the decoder notices (Burda et al., 2016). Unknown (an older checkpoint): every dimension counts as active.
-        self.active = [True] * self.latent_dim if variance is None else (variance > ACTIVE_VARIANCE).tolist()
-        self.kl = None if kl is None else kl.tolist()  # mean KL per dimension, nats
+        self.active: list[bool] = [True] * self.latent_dim
+        self.kl: list[float] | None = None  # mean KL per dimension, nats
+        if variance is not None:
+            self.active = (variance > ACTIVE_VARIANCE).tolist()
+        if kl is not None:
+            self.kl = kl.tolist()
         self.hide_inactive = False
         # start on the active dimension that separates the classes most: the one most worth nudging
         spread = class_centroids.var(dim=0) if self.num_classes > 1 else torch.zeros(self.latent_dim)
@@ -54,6 +58,15 @@ class ExplorerState:
         self.step = DEFAULT_STEP
         self.history: list[Snapshot] = []
         self.version = 0  # bumped on every change that alters the picture
+
+    def set_statistics(self, variance: torch.Tensor, kl: torch.Tensor) -> None:
+        """Var(mu) and the mean KL of each dimension over the test set (the checkpoint's atlas)."""
+        self.active = (variance > ACTIVE_VARIANCE).tolist()
+        self.kl = kl.tolist()
+
+    def redraw(self) -> None:
+        """The picture must be drawn again with z unchanged (other weights)."""
+        self._changed()
 
     def _start_for(self, label: int) -> list[float]:
         """The CVAE starts at the prior's mean; the VAE at the class's centroid."""

@@ -80,6 +80,11 @@ def add_parser(commands: Commands) -> None:
         help="start from your own PNG or JPEG: made grey, fitted into 28x28, inverted if its border is lighter",
     )
     parser.add_argument("--no-invert", action="store_true", help="with --image: never invert it")
+    parser.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="given a run folder: do not reload its best checkpoint when training writes a new one",
+    )
     parser.set_defaults(run=run)
 
 
@@ -105,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
         start_image = (args.image.name, load_user_image(args.image, invert=not args.no_invert))
     elif args.no_invert:
         raise UserError("--no-invert goes with --image FILE")
-    app = create_app(checkpoint, source, Path(args.exports), start_image)
+    follow = None
+    if args.checkpoint and Path(args.checkpoint).is_dir() and not args.no_follow:
+        follow = Path(args.checkpoint) / "best.safetensors"  # a run still training writes a better one each epoch
+    app = create_app(checkpoint, source, Path(args.exports), start_image, follow)
     app.run()
     if app.return_code:  # Textual has printed what went wrong; a crash must not look like success
         sys.stderr.write("vae-tui explore: error: the explorer stopped on an internal error (shown above)\n")

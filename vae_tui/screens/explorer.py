@@ -23,6 +23,7 @@ from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
 from vae_tui.exports import Export, image_export, save_export, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
 from vae_tui.layout import Layout, plan
+from vae_tui.screens.follow import Follow
 from vae_tui.screens.help import truecolor_hint
 from vae_tui.screens.interpolation import Interpolation
 from vae_tui.screens.map_mode import NO_ATLAS, MapMode
@@ -58,7 +59,7 @@ class Reference:
 StartImage = tuple[str, torch.Tensor]  # a user's picture (its file name, (28, 28) pixels) to start from
 
 
-class ExplorerScreen(MapMode, Interpolation, Screen):
+class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
     """Every explorer key acts here; decoding runs in a worker thread."""
 
     BINDINGS = bindings(EXPLORER_KEYS)
@@ -71,10 +72,15 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
             self.frame = frame
 
     def __init__(
-        self, checkpoint: Checkpoint, source: str, exports_dir: Path, start_image: "StartImage | None" = None
+        self,
+        checkpoint: Checkpoint,
+        source: str,
+        exports_dir: Path,
+        start_image: "StartImage | None" = None,
+        follow: Path | None = None,
     ) -> None:
         super().__init__()
-        self.start_image = start_image
+        self.start_image, self.follow = start_image, follow  # follow: the checkpoint file to reload when it changes
         self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
         atlas = checkpoint.atlas
         self.state = ExplorerState(
@@ -124,6 +130,7 @@ class ExplorerScreen(MapMode, Interpolation, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.start_following()
         if self.checkpoint.atlas is None:
             self.notify(NO_ATLAS, severity="warning", timeout=10, markup=False)
         if self.start_image is not None:

@@ -64,6 +64,12 @@ class LatentPanel(ScrollView, can_focus=False):
         self.virtual_size = Size(self.row_width, state.latent_dim)
         self._drawn: list[str] = []  # row texts as last drawn, to repaint only rows that changed
 
+    def statistics_changed(self) -> None:
+        """The state's KL levels or active dimensions changed (reloaded weights): redraw every row."""
+        self._largest_kl = max(self.state.kl) if self.state.kl else 0.0
+        self._drawn = []
+        self.refresh()
+
     def line_text(self, index: int) -> str:
         """The text of dimension index's row: marker, name, bar, value, and its KL level (· when inactive)."""
         state = self.state

@@ -1,0 +1,74 @@
+"""An explorer that follows a run: a new best checkpoint is shown, a damaged one never is."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import load_checkpoint, save_checkpoint
+from vae_tui.app import create_app
+from vae_tui.screens import follow as follow_module
+
+pytestmark = pytest.mark.usefixtures("truecolor")
+
+
+@pytest.fixture(autouse=True)
+def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(follow_module, "POLL_SECONDS", 0.05)
+
+
+def next_epoch(checkpoint: object, epoch: int) -> object:
+    """checkpoint one epoch on: its weights moved, as training moves them."""
+    with torch.no_grad():
+        for parameter in checkpoint.model.parameters():
+            parameter.add_(0.05 * epoch)
+    checkpoint.epoch = epoch
+    return checkpoint
+
+
+async def test_a_new_best_checkpoint_is_reloaded_and_a_damaged_one_ignored(
+    tmp_path: Path, make_checkpoint: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    best = run / "best.safetensors"
+    save_checkpoint(best, make_checkpoint("cvae"))
+    app = create_app(load_checkpoint(best), str(run), tmp_path / "exports", follow=best)
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await settle(app, pilot)
+        screen = app.explorer
+        await pilot.press("L", "3", "j")
+        await settle(app, pilot)
+        z, label, selected, before = list(screen.state.z), screen.state.label, screen.state.selected, screen.frame.image
+
+        save_checkpoint(best, next_epoch(make_checkpoint("cvae"), 2))  # training writes a better one
+        await wait_until(pilot, lambda: screen.checkpoint.epoch == 2, "the new checkpoint loaded")
+        await settle(app, pilot)
+        assert (screen.state.z, screen.state.label, screen.state.selected) == (z, label, selected)
+        assert not torch.equal(screen.frame.image, before)  # the same z, drawn by the new weights
+        expected = screen.decoder.images(torch.tensor([z]), torch.tensor([label]))[0]
+        assert torch.allclose(screen.frame.image, expected, atol=1e-6)  # decoded in a batch of 18 there
+        await wait_until(pilot, lambda: toast_shows(app, "reloaded epoch 2"), "a notification")
+        assert "epoch 2" in screen.query_one("TitleBar").render().plain
+
+        good = best.read_bytes()
+        best.write_bytes(good[: len(good) // 2])  # a half-written file
+        await pilot.pause(0.3)
+        assert screen.checkpoint.epoch == 2 and app.is_running
+
+        save_checkpoint(best, next_epoch(make_checkpoint("cvae"), 3))  # the next change is tried again
+        await wait_until(pilot, lambda: screen.checkpoint.epoch == 3, "the next good checkpoint loaded")
+
+
+async def test_another_shape_is_not_shown(
+    tmp_path: Path, make_checkpoint: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    best = tmp_path / "best.safetensors"
+    save_checkpoint(best, make_checkpoint("cvae"))
+    app = create_app(load_checkpoint(best), str(tmp_path), tmp_path / "exports", follow=best)
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await settle(app, pilot)
+        save_checkpoint(best, next_epoch(make_checkpoint("vae"), 2))
+        await wait_until(pilot, lambda: toast_shows(app, "another shape: not reloaded"), "a warning")
+        assert app.explorer.checkpoint.config.kind == "cvae"
