@@ -97,3 +97,118 @@ def test_a_runs_folder_that_is_not_one_gets_one_line(tmp_path: Path, run_cli: Ca
 def test_an_empty_runs_folder_says_so(tmp_path: Path, run_cli: Callable) -> None:
     result = run_cli("runs", str(tmp_path))
     assert result.code == 0 and result.stdout.strip() == f"no runs in {tmp_path}"
+
+
+def table_rows(app: object) -> list[tuple[str, ...]]:
+    from textual.widgets import DataTable
+
+    table = app.screen.query_one(DataTable)
+    return [tuple(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count)]
+
+
+@pytest.fixture
+def browsed(runs_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the runs folder (the browser tests change it), polled every 50 ms."""
+    import shutil
+
+    import vae_tui.runs_app
+
+    monkeypatch.setattr(vae_tui.runs_app, "POLL_SECONDS", 0.05)
+    shutil.copytree(runs_folder, tmp_path / "runs")
+    return tmp_path / "runs"
+
+
+async def test_the_browser_lists_sorts_and_filters(browsed: Path) -> None:
+    from vae_tui.runs_app import RunsApp
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        rows = table_rows(app)
+        assert [r[0] for r in rows] == sorted(p.name for p in browsed.iterdir())
+        states = {r[0]: r[5] for r in rows}
+        assert states["finished"] == "finished" and states["interrupted"] == "interrupted"
+        assert states["bad-metrics"] == "damaged: metrics.jsonl line 3 is not JSON (truncated?)"
+        await pilot.press("l")
+        assert [r[0] for r in table_rows(app)][-2:] == ["empty", "foreign"]
+        await pilot.press("slash", *"bad")
+        await pilot.pause()
+        assert [r[0] for r in table_rows(app)] == ["bad-checkpoint", "bad-metrics"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(table_rows(app)) == 7
+        (browsed / "new").mkdir()  # a run appearing while the browser is open
+        (browsed / "new" / "notes.txt").write_text("x")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if len(table_rows(app)) == 8:
+                break
+        assert ("new" in [r[0] for r in table_rows(app)]) and len(table_rows(app)) == 8
+
+
+async def test_a_run_shows_its_curves_and_grids_and_steps_epochs(browsed: Path) -> None:
+    from vae_tui.runs_app import LossPlot, RunsApp, RunScreen, first_cells, grid_pixels
+    from vae_tui.widgets.image_view import ImageView
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        names = [r[0] for r in table_rows(app)]
+        await pilot.press(*["down"] * names.index("finished"), "enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RunScreen) and screen.epoch == 2
+        datasets = screen.query_one(LossPlot)._datasets
+        assert [len(d.x) for d in datasets] == [2, 2]  # train and test loss, one point per epoch
+        view = screen.query_one("#reconst", ImageView)
+        expected = first_cells(grid_pixels(browsed / "finished" / "reconst-2.png"), 56, 2 * (120 - 2))
+        assert torch_equal(view.pixels, expected)
+        await pilot.press("left")
+        assert screen.epoch == 1
+        assert torch_equal(view.pixels, first_cells(grid_pixels(browsed / "finished" / "reconst-1.png"), 56, 236))
+        with (browsed / "finished" / "metrics.jsonl").open("a") as metrics:  # the run goes on: a third epoch
+            metrics.write('{"epoch": 3, "train_loss": 300.0, "test_loss": 290.0}\n')
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if len(screen.rows) == 3:
+                break
+        assert [len(d.x) for d in screen.query_one(LossPlot)._datasets] == [3, 3]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RunScreen)
+
+
+def torch_equal(a: object, b: object) -> bool:
+    import torch
+
+    return a is not None and b is not None and torch.equal(a, b)
+
+
+async def test_e_leaves_the_browser_with_the_best_checkpoint(browsed: Path) -> None:
+    from vae_tui.runs_app import RunsApp
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        names = [r[0] for r in table_rows(app)]
+        await pilot.press(*["down"] * names.index("finished"), "e")
+        await pilot.pause()
+    assert app.return_value == browsed / "finished" / "best.safetensors"
+
+
+@pytest.mark.parametrize("from_browser", [True, False])
+async def test_escape_in_an_explorer_from_the_browser_goes_back(
+    from_browser: bool, tmp_path: Path, settle: Callable
+) -> None:
+    from models import load_checkpoint
+    from vae_tui.app import create_app
+    from vae_tui.commands.explore import pretrained_path
+
+    app = create_app(load_checkpoint(pretrained_path("vae")), "test", tmp_path, from_browser=from_browser)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m", "escape")  # the first escape leaves the map
+        await pilot.pause()
+        assert app.is_running and not app.explorer.map_shown
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running != from_browser  # then back to the runs; a plain explorer stays

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ METADATA_KEY = "vae_tui"  # models.checkpoint_file's
 MAX_HEADER_BYTES = 1 << 20  # models.checkpoint_file's
 MAX_METRICS_BYTES = 16 << 20  # a metrics.jsonl past this is not vae-tui's (20 epochs are 4 KB)
 RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl")
+COLUMNS = ("run", "model", "dataset", "epochs", "best test", "state", "changed")
 
 
 @dataclass
@@ -206,3 +208,60 @@ def scan_runs(root: Path) -> list[Run]:
     except OSError as e:
         raise UserError(f"cannot read {shown}: {e.strerror or e}") from None
     return [scan_run(folder) for folder in folders]
+
+
+def _signature(folder: Path) -> tuple:
+    """What changes when a run writes anything the listing shows."""
+    parts = []
+    for name in RUN_FILES:
+        try:
+            stat = (folder / name).stat()
+            parts.append((name, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            parts.append((name, None, None))
+    return tuple(parts)
+
+
+class RunCache:
+    """scan_runs for a browser that looks again every few seconds: a run whose files did not change is not read
+    again (only its lock is looked at, to see a training start or end)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runs: dict[str, tuple[tuple, Run]] = {}
+
+    def scan(self) -> list[Run]:
+        shown = printable(str(self.root))
+        try:
+            folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError as e:
+            raise UserError(f"cannot read {shown}: {e.strerror or e}") from None
+        runs = []
+        for folder in folders:
+            signature = _signature(folder)
+            cached = self.runs.get(folder.name)
+            running = lock_held(folder)
+            if cached is None or cached[0] != signature or (cached[1].state == "running") != running:
+                cached = (signature, scan_run(folder))
+                self.runs[folder.name] = cached
+            runs.append(cached[1])
+        return runs
+
+
+def row_cells(run: Run) -> tuple[str, ...]:
+    """A run's cells in the listing and the browser (names from the disk shown as written, never as markup)."""
+    model = " ".join(part for part in (run.model, run.arch) if part) or "-"
+    epochs = "-" if run.epochs_done is None else f"{run.epochs_done}/{run.epochs_planned or '?'}"
+    best = "-" if run.best_loss is None else f"{run.best_loss:.2f} @{run.best_epoch}"
+    state = f"damaged: {run.problem}" if run.state == "damaged" else run.state
+    changed = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.changed))
+    return printable(run.name), model, printable(run.dataset or "-"), epochs, best, printable(state), changed
+
+
+def ordered(runs: list[Run], sort: str) -> list[Run]:
+    """runs by name, by best loss (runs without one last) or newest first."""
+    if sort == "loss":
+        return sorted(runs, key=lambda r: (r.best_loss is None, r.best_loss or 0.0, r.name))
+    if sort == "date":
+        return sorted(runs, key=lambda r: (-r.changed, r.name))
+    return sorted(runs, key=lambda r: r.name)

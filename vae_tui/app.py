@@ -24,6 +24,7 @@ class ExplorerApp(App):
     BINDINGS = [
         *(b for b in bindings(APP_KEYS) if b.action != "command_palette"),
         Binding("escape", "hide_help_panel", "Close the keys panel", show=False),
+        Binding("escape", "back_to_runs", "Back to the runs", show=False),
     ]
 
     def __init__(
@@ -33,10 +34,12 @@ class ExplorerApp(App):
         exports_dir: Path = Path("exports"),
         start_image: StartImage | None = None,
         follow: Path | None = None,
+        from_browser: bool = False,
     ) -> None:
         super().__init__()
         self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
         self.start_image, self.follow = start_image, follow
+        self.from_browser = from_browser  # opened from `vae-tui runs`: escape goes back there
         self.shown_notifications: dict[tuple[str, str, str], Notification] = {}  # by (message, title, severity)
 
     def get_default_screen(self) -> Screen:
@@ -69,7 +72,12 @@ class ExplorerApp(App):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "hide_help_panel":  # escape closes Textual's keys panel, and only it
             return bool(self.screen.query("HelpPanel"))
+        if action == "back_to_runs":  # escape with nothing else to close, in an explorer the browser opened
+            return self.from_browser and self.screen is self.explorer
         return super().check_action(action, parameters)
+
+    def action_back_to_runs(self) -> None:
+        self.exit()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -100,8 +108,9 @@ def create_app(
     exports_dir: Path = Path("exports"),
     start_image: StartImage | None = None,
     follow: Path | None = None,
+    from_browser: bool = False,
 ) -> ExplorerApp:
     """The app for a loaded checkpoint; source says where it came from (shown in the header); start_image, a
     picture (name, (28, 28) pixels) whose encoding z starts from; follow, a checkpoint file reloaded when it
     changes (a run still training)."""
-    return ExplorerApp(checkpoint, source, exports_dir, start_image, follow)
+    return ExplorerApp(checkpoint, source, exports_dir, start_image, follow, from_browser)

@@ -3,13 +3,10 @@
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from models.text import printable
 from vae_tui.commands import Commands
-
-COLUMNS = ("run", "model", "dataset", "epochs", "best test", "state", "changed")
 
 
 def add_parser(commands: Commands) -> None:
@@ -29,46 +26,40 @@ def add_parser(commands: Commands) -> None:
     parser.set_defaults(run=run)
 
 
-def cells(run: "object") -> list[str]:
-    """A run's row of the table."""
-    model = f"{run.model or '?'} {run.arch or ''}".strip() if run.model or run.arch else "-"
-    epochs = "-" if run.epochs_done is None else f"{run.epochs_done}/{run.epochs_planned or '?'}"
-    best = "-" if run.best_loss is None else f"{run.best_loss:.2f} @{run.best_epoch}"
-    state = f"damaged: {run.problem}" if run.state == "damaged" else run.state
-    changed = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.changed))
-    return [printable(run.name), model, printable(run.dataset or "-"), epochs, best, state, changed]
-
-
-def sorted_runs(runs: list, order: str) -> list:
-    if order == "loss":  # runs without a loss last
-        return sorted(runs, key=lambda r: (r.best_loss is None, r.best_loss or 0.0, r.name))
-    if order == "date":  # newest first
-        return sorted(runs, key=lambda r: -r.changed)
-    return runs
-
-
 def run(args: argparse.Namespace) -> int:
     """List the runs; return the exit status."""
-    from train.runs import scan_runs
+    from train.runs import COLUMNS, ordered, row_cells, scan_runs
 
-    runs = sorted_runs(scan_runs(Path(args.folder)), args.sort)
+    runs = ordered(scan_runs(Path(args.folder)), args.sort)
     if args.json:
         print(json.dumps([r.as_json() for r in runs], indent=2))
         return 0
     if not runs:
         print(f"no runs in {printable(args.folder)}")
         return 0
-    rows = [cells(r) for r in runs]
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(*COLUMNS, box=None, header_style="bold")
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
-    else:  # plain, tab-separated lines for scripts and logs
-        print("\t".join(COLUMNS))
-        for row in rows:
-            print("\t".join(row))
+    if sys.stdout.isatty() and sys.stdin.isatty():
+        return browse(Path(args.folder))
+    print("\t".join(COLUMNS))  # plain, tab-separated lines for scripts and logs
+    for run in runs:
+        print("\t".join(row_cells(run)))
     return 0
+
+
+def browse(root: Path) -> int:
+    """The runs browser; `e` opens the explorer on a run's best checkpoint, and quitting it comes back here."""
+    from models import load_checkpoint
+    from vae_tui.app import create_app
+    from vae_tui.runs_app import RunsApp
+
+    selected = None
+    while True:
+        browser = RunsApp(root, selected)
+        best = browser.run()
+        if best is None:
+            return browser.return_code or 0
+        selected = best.parent.name
+        checkpoint = load_checkpoint(best)
+        explorer = create_app(checkpoint, str(best), follow=best, from_browser=True)
+        explorer.run()
+        if explorer.return_code:
+            return explorer.return_code

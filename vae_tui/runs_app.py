@@ -1,0 +1,280 @@
+"""The runs browser: every run under a folder in a table, one run's curves, grids and settings.
+
+`e` leaves the browser with the run's best checkpoint as the app's return value;
+`vae-tui runs` then opens the explorer on it and comes back here when the explorer quits.
+"""
+
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual_plot import HiResMode, PlotWidget
+
+from models.text import printable
+from train.runs import COLUMNS, Run, RunCache, ordered, read_metrics, row_cells
+from vae_tui.widgets.image_view import ImageView
+
+IMAGE_SIDE, PAD, PNG_SCALE = 28, 2, 2  # how train.writes lays out reconst-N.png and sample-N.png
+POLL_SECONDS = 2.0  # a run still training shows its new epochs within this
+SORTS = {"name": "name", "loss": "best loss", "date": "newest first"}
+
+
+def grid_pixels(path: Path) -> torch.Tensor | None:
+    """A PNG that training wrote, as grey levels in [0, 1] (None if it is missing or not an image)."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > 16_000_000:
+                return None
+            grey = image.convert("L")
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    data = torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).view(grey.height, grey.width)
+    return data.float() / 255
+
+
+def first_cells(png: torch.Tensor, cell_width: int, width_px: int) -> torch.Tensor:
+    """The first row of a grid PNG that training wrote (train.writes: scale 2, cells of 28 px high padded by 2), at
+    its own scale, cut after the last whole cell within width_px."""
+    native = png[::PNG_SCALE, ::PNG_SCALE]
+    step = cell_width + PAD
+    cells = max(1, (width_px - PAD) // step)
+    return native[: IMAGE_SIDE + 2 * PAD, : cells * step + PAD]
+
+
+class LossPlot(PlotWidget, can_focus=False):
+    """The loss curves; left and right step through epochs rather than pan the plot."""
+
+
+class RunsScreen(Screen):
+    """The table of runs: sortable, filterable, updated while runs train."""
+
+    BINDINGS = [
+        Binding("enter", "open", "open"),
+        Binding("e", "explore", "explore"),
+        Binding("l", "sort('loss')", "by loss"),
+        Binding("t", "sort('date')", "by date"),
+        Binding("n", "sort('name')", "by name"),
+        Binding("slash", "filter", "filter"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("q", "app.quit", "quit"),
+    ]
+    DEFAULT_CSS = """
+    RunsScreen #filter { display: none; }
+    RunsScreen.filtering #filter { display: block; }
+    RunsScreen #runs-title { text-style: bold; color: $accent; padding: 0 1; }
+    """
+
+    def __init__(self, root: Path, selected: str | None = None) -> None:
+        super().__init__()
+        self.root, self.selected = root, selected
+        self.cache = RunCache(root)
+        self.runs: list[Run] = []
+        self.sort, self.filter_text = "name", ""
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="runs-title", markup=False)
+        yield Input(placeholder="filter: part of a run's name, model, dataset or state", id="filter")
+        table = DataTable(cursor_type="row", zebra_stripes=True, id="runs")
+        table.add_columns(*COLUMNS)
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_runs()
+        self.set_interval(POLL_SECONDS, self.refresh_runs)
+        self.query_one(DataTable).focus()
+
+    def shown(self) -> list[Run]:
+        needle = self.filter_text.lower()
+        runs = [r for r in self.runs if not needle or needle in " ".join(row_cells(r)).lower()]
+        return ordered(runs, self.sort)
+
+    def refresh_runs(self) -> None:
+        """Scan again (only changed runs are read again) and redraw the table if anything differs."""
+        self.runs = self.cache.scan()
+        self._fill()
+
+    def _fill(self) -> None:
+        table = self.query_one(DataTable)
+        runs = self.shown()
+        rows = [row_cells(r) for r in runs]
+        current = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
+        title = f"{printable(str(self.root))}: {len(runs)} of {len(self.runs)} runs · sorted by {SORTS[self.sort]}"
+        self.query_one("#runs-title", Label).update(title)
+        if rows == current:
+            return
+        keep = self.selected
+        if table.row_count and table.cursor_row < table.row_count:
+            keep = str(table.get_row_at(table.cursor_row)[0])
+        table.clear()
+        for run, row in zip(runs, rows, strict=True):
+            table.add_row(*row, key=run.name)
+        names = [printable(r.name) for r in runs]
+        if keep in names:
+            table.move_cursor(row=names.index(keep))
+
+    def current(self) -> Run | None:
+        table = self.query_one(DataTable)
+        runs = self.shown()
+        return runs[table.cursor_row] if runs and 0 <= table.cursor_row < len(runs) else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        if (run := self.current()) is not None:
+            self.app.push_screen(RunScreen(run))
+
+    def action_explore(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+        best = run.path / "best.safetensors"
+        if not best.is_file():
+            self.notify(f"{printable(run.name)} has no best.safetensors yet", severity="warning", markup=False)
+            return
+        self.app.exit(best)
+
+    def action_sort(self, sort: str) -> None:
+        self.sort = sort
+        self._fill()
+
+    def action_filter(self) -> None:
+        self.set_class(True, "filtering")
+        self.query_one("#filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self._fill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.set_class(False, "filtering")
+        self.query_one(DataTable).focus()
+
+
+class RunScreen(Screen):
+    """One run: train and test loss per epoch, that epoch's grids (left/right), its settings and resume command."""
+
+    BINDINGS = [
+        Binding("left,h", "epoch(-1)", "epoch"),
+        Binding("right,l", "epoch(1)", "epoch", show=False),
+        Binding("e", "explore", "explore"),
+        Binding("escape,q", "app.pop_screen", "back"),
+    ]
+    DEFAULT_CSS = """
+    RunScreen #run-title { text-style: bold; color: $accent; padding: 0 1; }
+    RunScreen LossPlot { height: 1fr; min-height: 8; }
+    RunScreen #grids { height: auto; }
+    RunScreen #grids ImageView { height: 8; }
+    RunScreen #settings { height: auto; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self.rows = list(run.metrics)
+        self.epoch = self.rows[-1]["epoch"] if self.rows else None
+        self._metrics_seen: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="run-title", markup=False)
+        yield LossPlot()
+        with Vertical(id="grids"):
+            yield Label("", id="reconst-title", markup=False)
+            yield ImageView(id="reconst")
+            yield Label("", id="sample-title", markup=False)
+            yield ImageView(id="sample")
+        yield Static("", id="settings", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._draw()
+        self.set_interval(POLL_SECONDS, self._look)
+
+    def _look(self) -> None:
+        """New epochs of a run still training: read metrics.jsonl again when it changed."""
+        path = self.run.path / "metrics.jsonl"
+        try:
+            stat = path.stat()
+        except OSError:
+            return
+        seen = (stat.st_size, stat.st_mtime_ns)
+        if seen != self._metrics_seen:
+            self._metrics_seen = seen
+            rows, _ = read_metrics(path)
+            if len(rows) != len(self.rows):
+                at_last = self.epoch is None or (self.rows and self.epoch == self.rows[-1]["epoch"])
+                self.rows = rows
+                if at_last and rows:
+                    self.epoch = rows[-1]["epoch"]
+                self._draw()
+
+    def _draw(self) -> None:
+        run, rows = self.run, self.rows
+        state = f"damaged: {run.problem}" if run.state == "damaged" else run.state
+        self.query_one("#run-title", Label).update(
+            printable(f"{run.name} · {state} · {len(rows)} epochs · left/right: epoch · e: explore · escape: back")
+        )
+        plot = self.query_one(LossPlot)
+        plot.clear()
+        if rows:
+            epochs = [r["epoch"] for r in rows]
+            train, test = [r["train_loss"] for r in rows], [r["test_loss"] for r in rows]
+            plot.plot(epochs, train, line_style="#5fafff", hires_mode=HiResMode.HALFBLOCK, label="train")
+            plot.plot(epochs, test, line_style="#ffaf00", hires_mode=HiResMode.HALFBLOCK, label="test")
+            plot.set_xlabel("epoch")
+            plot.set_ylabel("loss (nats/image)")
+            plot.show_legend()
+        self._draw_grids()
+        lines = [f"model {run.model or '?'} {run.arch or ''} · dataset {run.dataset or '?'}"]
+        if run.resume_command:
+            lines.append(f"resume: {run.resume_command}")
+        lines.append(f"explore: vae-tui explore {printable(str(run.path))}")
+        self.query_one("#settings", Static).update("\n".join(lines))
+
+    def _draw_grids(self) -> None:
+        for name, cell_width in (("reconst", 2 * IMAGE_SIDE), ("sample", IMAGE_SIDE)):
+            view = self.query_one(f"#{name}", ImageView)
+            pixels = None if self.epoch is None else grid_pixels(self.run.path / f"{name}-{self.epoch}.png")
+            if pixels is not None:  # the grid's first row, as many cells as fit at 2:1
+                pixels = first_cells(pixels, cell_width, 2 * max(1, self.size.width - 2))
+            title = "reconstructions" if name == "reconst" else "samples"
+            shown = f"{title}, epoch {self.epoch}" if pixels is not None else f"{title}: no picture"
+            self.query_one(f"#{name}-title", Label).update(shown)
+            view.show(pixels if pixels is not None else torch.zeros(2, 2))
+
+    def action_epoch(self, delta: int) -> None:
+        epochs = [r["epoch"] for r in self.rows]
+        if self.epoch in epochs:
+            index = min(max(epochs.index(self.epoch) + delta, 0), len(epochs) - 1)
+            self.epoch = epochs[index]
+            self._draw_grids()
+
+    def action_explore(self) -> None:
+        best = self.run.path / "best.safetensors"
+        if best.is_file():
+            self.app.exit(best)
+        else:
+            self.notify("no best.safetensors yet", severity="warning")
+
+
+class RunsApp(App[Path]):
+    """Returns the checkpoint to explore (`e`), or None when quit."""
+
+    TITLE = "vae-tui runs"
+
+    def __init__(self, root: Path, selected: str | None = None) -> None:
+        super().__init__()
+        self.root, self.selected = root, selected
+
+    def get_default_screen(self) -> Screen:
+        return RunsScreen(self.root, self.selected)
