@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 from textual_plot import HiResMode, PlotWidget
@@ -172,7 +173,8 @@ class RunScreen(Screen):
     ]
     DEFAULT_CSS = """
     RunScreen #run-title { text-style: bold; color: $accent; padding: 0 1; }
-    RunScreen LossPlot { height: 1fr; min-height: 8; }
+    RunScreen { overflow: hidden; }
+    RunScreen LossPlot { height: 1fr; min-height: 6; }
     RunScreen #grids { height: auto; }
     RunScreen #grids ImageView { height: 8; }
     RunScreen #settings { height: auto; padding: 0 1; color: $text-muted; }
@@ -199,6 +201,13 @@ class RunScreen(Screen):
     def on_mount(self) -> None:
         self._draw()
         self.set_interval(POLL_SECONDS, self._look)
+
+    def on_resize(self, event: Resize) -> None:
+        """The grids get a quarter of what the title, labels and settings leave; the plot the rest."""
+        rows = max(2, min(8, (event.size.height - 12) // 4))
+        for name in ("#reconst", "#sample"):
+            self.query_one(name, ImageView).styles.height = rows
+        self._draw_grids()
 
     def _look(self) -> None:
         """New epochs of a run still training: read metrics.jsonl again when it changed."""
@@ -231,6 +240,10 @@ class RunScreen(Screen):
             train, test = [r["train_loss"] for r in rows], [r["test_loss"] for r in rows]
             plot.plot(epochs, train, line_style="#5fafff", hires_mode=HiResMode.HALFBLOCK, label="train")
             plot.plot(epochs, test, line_style="#ffaf00", hires_mode=HiResMode.HALFBLOCK, label="test")
+            low, high = min(train + test), max(train + test)
+            margin = max(0.05 * (high - low), 0.5)
+            plot.set_ylimits(low - margin, high + margin)  # both curves whole
+            plot.set_xlimits(epochs[0], max(epochs[-1], epochs[0] + 1))
             plot.set_xlabel("epoch")
             plot.set_ylabel("loss (nats/image)")
             plot.show_legend()
