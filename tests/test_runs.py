@@ -147,7 +147,8 @@ async def test_the_browser_lists_sorts_and_filters(browsed: Path) -> None:
 
 
 async def test_a_run_shows_its_curves_and_grids_and_steps_epochs(browsed: Path) -> None:
-    from vae_tui.runs_app import LossPlot, RunsApp, RunScreen, first_cells, grid_pixels
+    from vae_tui.run_view import LossPlot, RunScreen, first_cells, grid_pixels
+    from vae_tui.runs_app import RunsApp
     from vae_tui.widgets.image_view import ImageView
 
     app = RunsApp(browsed)

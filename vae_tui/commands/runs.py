@@ -47,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
 
 def browse(root: Path) -> int:
     """The runs browser; `e` opens the explorer on a run's best checkpoint, and quitting it comes back here."""
-    from models import load_checkpoint
-    from vae_tui.app import create_app
     from vae_tui.runs_app import RunsApp
 
     selected = None
@@ -57,6 +55,9 @@ def browse(root: Path) -> int:
         best = browser.run()
         if best is None:
             return browser.return_code or 0
+        from models import load_checkpoint  # torch: only once a run is explored
+        from vae_tui.app import create_app
+
         selected = best.parent.name
         checkpoint = load_checkpoint(best)
         explorer = create_app(checkpoint, str(best), follow=best, from_browser=True)

@@ -1,0 +1,164 @@
+"""One run in the runs browser: its loss curves, that epoch's grids, its settings and resume command."""
+
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+from textual_plot import HiResMode, PlotWidget
+
+from models.text import printable
+from train.runs import Run, read_metrics
+from vae_tui import runs_app
+from vae_tui.widgets.image_view import ImageView
+
+IMAGE_SIDE, PAD, PNG_SCALE = 28, 2, 2  # how train.writes lays out reconst-N.png and sample-N.png
+
+
+def grid_pixels(path: Path) -> torch.Tensor | None:
+    """A PNG that training wrote, as grey levels in [0, 1] (None if it is missing or not an image)."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > 16_000_000:
+                return None
+            grey = image.convert("L")
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    data = torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).view(grey.height, grey.width)
+    return data.float() / 255
+
+
+def first_cells(png: torch.Tensor, cell_width: int, width_px: int) -> torch.Tensor:
+    """The first row of a grid PNG that training wrote (train.writes: scale 2, cells of 28 px high padded by 2), at
+    its own scale, cut after the last whole cell within width_px."""
+    native = png[::PNG_SCALE, ::PNG_SCALE]
+    step = cell_width + PAD
+    cells = max(1, (width_px - PAD) // step)
+    return native[: IMAGE_SIDE + 2 * PAD, : cells * step + PAD]
+
+
+class LossPlot(PlotWidget, can_focus=False):
+    """The loss curves; left and right step through epochs rather than pan the plot."""
+
+
+class RunScreen(Screen):
+    """One run: train and test loss per epoch, that epoch's grids (left/right), its settings and resume command."""
+
+    BINDINGS = [
+        Binding("left,h", "epoch(-1)", "epoch"),
+        Binding("right,l", "epoch(1)", "epoch", show=False),
+        Binding("e", "explore", "explore"),
+        Binding("escape,q", "app.pop_screen", "back"),
+    ]
+    DEFAULT_CSS = """
+    RunScreen #run-title { text-style: bold; color: $accent; padding: 0 1; }
+    RunScreen { overflow: hidden; }
+    RunScreen LossPlot { height: 1fr; min-height: 6; }
+    RunScreen #grids { height: auto; }
+    RunScreen #grids ImageView { height: 8; }
+    RunScreen #settings { height: auto; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self.rows = list(run.metrics)
+        self.epoch = self.rows[-1]["epoch"] if self.rows else None
+        self._metrics_seen: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="run-title", markup=False)
+        yield LossPlot()
+        with Vertical(id="grids"):
+            yield Label("", id="reconst-title", markup=False)
+            yield ImageView(id="reconst")
+            yield Label("", id="sample-title", markup=False)
+            yield ImageView(id="sample")
+        yield Static("", id="settings", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._draw()
+        self.set_interval(runs_app.POLL_SECONDS, self._look)
+
+    def on_resize(self, event: Resize) -> None:
+        """The grids get a quarter of what the title, labels and settings leave; the plot the rest."""
+        rows = max(2, min(8, (event.size.height - 12) // 4))
+        for name in ("#reconst", "#sample"):
+            self.query_one(name, ImageView).styles.height = rows
+        self._draw_grids()
+
+    def _look(self) -> None:
+        """New epochs of a run still training: read metrics.jsonl again when it changed."""
+        path = self.run.path / "metrics.jsonl"
+        try:
+            stat = path.stat()
+        except OSError:
+            return
+        seen = (stat.st_size, stat.st_mtime_ns)
+        if seen != self._metrics_seen:
+            self._metrics_seen = seen
+            rows, _ = read_metrics(path)
+            if len(rows) != len(self.rows):
+                at_last = self.epoch is None or (self.rows and self.epoch == self.rows[-1]["epoch"])
+                self.rows = rows
+                if at_last and rows:
+                    self.epoch = rows[-1]["epoch"]
+                self._draw()
+
+    def _draw(self) -> None:
+        run, rows = self.run, self.rows
+        state = f"damaged: {run.problem}" if run.state == "damaged" else run.state
+        self.query_one("#run-title", Label).update(
+            printable(f"{run.name} · {state} · {len(rows)} epochs · left/right: epoch · e: explore · escape: back")
+        )
+        plot = self.query_one(LossPlot)
+        plot.clear()
+        if rows:
+            epochs = [r["epoch"] for r in rows]
+            train, test = [r["train_loss"] for r in rows], [r["test_loss"] for r in rows]
+            plot.plot(epochs, train, line_style="#5fafff", hires_mode=HiResMode.HALFBLOCK, label="train")
+            plot.plot(epochs, test, line_style="#ffaf00", hires_mode=HiResMode.HALFBLOCK, label="test")
+            low, high = min(train + test), max(train + test)
+            margin = max(0.05 * (high - low), 0.5)
+            plot.set_ylimits(low - margin, high + margin)  # both curves whole
+            plot.set_xlimits(epochs[0], max(epochs[-1], epochs[0] + 1))
+            plot.set_xlabel("epoch")
+            plot.set_ylabel("loss (nats/image)")
+            plot.show_legend()
+        self._draw_grids()
+        lines = [f"model {run.model or '?'} {run.arch or ''} · dataset {run.dataset or '?'}"]
+        if run.resume_command:
+            lines.append(f"resume: {run.resume_command}")
+        lines.append(f"explore: vae-tui explore {printable(str(run.path))}")
+        self.query_one("#settings", Static).update("\n".join(lines))
+
+    def _draw_grids(self) -> None:
+        for name, cell_width in (("reconst", 2 * IMAGE_SIDE), ("sample", IMAGE_SIDE)):
+            view = self.query_one(f"#{name}", ImageView)
+            pixels = None if self.epoch is None else grid_pixels(self.run.path / f"{name}-{self.epoch}.png")
+            if pixels is not None:  # the grid's first row, as many cells as fit at 2:1
+                pixels = first_cells(pixels, cell_width, 2 * max(1, self.size.width - 2))
+            title = "reconstructions" if name == "reconst" else "samples"
+            shown = f"{title}, epoch {self.epoch}" if pixels is not None else f"{title}: no picture"
+            self.query_one(f"#{name}-title", Label).update(shown)
+            view.show(pixels if pixels is not None else torch.zeros(2, 2))
+
+    def action_epoch(self, delta: int) -> None:
+        epochs = [r["epoch"] for r in self.rows]
+        if self.epoch in epochs:
+            index = min(max(epochs.index(self.epoch) + delta, 0), len(epochs) - 1)
+            self.epoch = epochs[index]
+            self._draw_grids()
+
+    def action_explore(self) -> None:
+        best = self.run.path / "best.safetensors"
+        if best.is_file():
+            self.app.exit(best)
+        else:
+            self.notify("no best.safetensors yet", severity="warning")
