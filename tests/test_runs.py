@@ -213,3 +213,33 @@ async def test_escape_in_an_explorer_from_the_browser_goes_back(
         await pilot.press("escape")
         await pilot.pause()
         assert app.is_running != from_browser  # then back to the runs; a plain explorer stays
+
+
+async def test_d_deletes_a_run_after_naming_it_and_never_a_training_one(browsed: Path) -> None:
+    from vae_tui.runs_app import ConfirmDelete, RunsApp, folder_size, human_size
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        names = [r[0] for r in table_rows(app)]
+        await pilot.press(*["down"] * names.index("interrupted"), "d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDelete)
+        size = human_size(folder_size(browsed / "interrupted"))
+        assert app.screen.question == f"Delete the run interrupted ({size} on disk)? y: delete · n: keep"
+        await pilot.press("n")
+        await pilot.pause()
+        assert (browsed / "interrupted").is_dir()
+        await pilot.press("d", "y")
+        await pilot.pause()
+        assert not (browsed / "interrupted").exists() and "interrupted" not in [r[0] for r in table_rows(app)]
+        lock = OutputLock(browsed / "running")
+        try:
+            names = [r[0] for r in table_rows(app)]
+            table = app.screen.query_one("DataTable")
+            table.move_cursor(row=names.index("running"))
+            await pilot.press("d")
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmDelete) and (browsed / "running").is_dir()
+        finally:
+            lock.release()

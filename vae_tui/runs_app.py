@@ -5,18 +5,56 @@
 Nothing here imports torch, so the table is up before torch would have loaded.
 """
 
+import shutil
 from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label
 
 from models.text import printable
-from train.runs import COLUMNS, Run, RunCache, ordered, row_cells
+from train.runs import COLUMNS, Run, RunCache, lock_held, ordered, row_cells
 
 POLL_SECONDS = 2.0  # a run still training shows its new epochs within this
 SORTS = {"name": "name", "loss": "best loss", "date": "newest first"}
+
+
+def folder_size(folder: Path) -> int:
+    """Bytes of the files under folder (links not followed)."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+class ConfirmDelete(ModalScreen[bool]):
+    """y deletes, anything else keeps."""
+
+    BINDINGS = [Binding("y", "dismiss(True)", "delete"), Binding("n,escape,q", "dismiss(False)", "keep")]
+    DEFAULT_CSS = """
+    ConfirmDelete { align: center middle; }
+    ConfirmDelete > Label { width: auto; max-width: 90%; border: round $error; padding: 1 2; background: $surface; }
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__()
+        self.question = f"Delete the run {printable(name)} ({human_size(size)} on disk)? y: delete · n: keep"
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.question, markup=False)
 
 
 class RunsScreen(Screen):
@@ -30,6 +68,7 @@ class RunsScreen(Screen):
         Binding("n", "sort('name')", "by name"),
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("d", "delete", "delete"),
         Binding("q", "app.quit", "quit"),
     ]
     DEFAULT_CSS = """
@@ -100,6 +139,33 @@ class RunsScreen(Screen):
             from vae_tui.run_view import RunScreen  # torch and the plot, only once a run is opened
 
             self.app.push_screen(RunScreen(run))
+
+    def action_delete(self) -> None:
+        """Delete the highlighted run after a confirmation naming it and its size; never one that is training."""
+        run = self.current()
+        if run is None:
+            return
+        if lock_held(run.path):
+            self.notify(f"{printable(run.name)} is training now: not deleted", severity="warning", markup=False)
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            if lock_held(run.path):  # a training started while the question was open
+                self.notify(f"{printable(run.name)} is training now: not deleted", severity="warning", markup=False)
+                return
+            try:
+                shutil.rmtree(run.path)
+            except OSError as e:
+                self.notify(
+                    printable(f"could not delete {run.name}: {e.strerror or e}"), severity="error", markup=False
+                )
+            else:
+                self.notify(printable(f"deleted {run.name}"), markup=False)
+            self.refresh_runs()
+
+        self.app.push_screen(ConfirmDelete(run.name, folder_size(run.path)), confirmed)
 
     def action_explore(self) -> None:
         run = self.current()
