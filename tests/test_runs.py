@@ -243,3 +243,33 @@ async def test_d_deletes_a_run_after_naming_it_and_never_a_training_one(browsed:
             assert not isinstance(app.screen, ConfirmDelete) and (browsed / "running").is_dir()
         finally:
             lock.release()
+
+
+async def test_space_marks_two_runs_and_c_compares_them(browsed: Path) -> None:
+    from vae_tui.run_view import CompareScreen, LossPlot, first_cells, grid_pixels
+    from vae_tui.runs_app import RunsApp
+    from vae_tui.widgets.image_view import ImageView
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("c")  # nothing marked: says so
+        assert not isinstance(app.screen, CompareScreen)
+        names = [r[0] for r in table_rows(app)]
+        await pilot.press(*["down"] * names.index("finished"), "space")
+        await pilot.press(*["down"] * (names.index("interrupted") - names.index("finished")), "space")
+        await pilot.pause()
+        marked = [r[0] for r in table_rows(app) if r[0].startswith("* ")]
+        assert marked == ["* finished", "* interrupted"]
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        datasets = screen.query_one(LossPlot)._datasets
+        assert [len(d.x) for d in datasets] == [2, 2, 2, 2]  # test and train loss of each run
+        for i, name in enumerate(("finished", "interrupted")):
+            view = screen.query_one(f"#samples-{i}", ImageView)
+            expected = first_cells(grid_pixels(browsed / name / "sample-2.png"), 28, 2 * (120 - 2))
+            assert torch_equal(view.pixels, expected)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)

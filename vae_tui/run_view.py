@@ -162,3 +162,66 @@ class RunScreen(Screen):
             self.app.exit(best)
         else:
             self.notify("no best.safetensors yet", severity="warning")
+
+
+COMPARE_COLOURS = (("#ffaf00", "#875f00"), ("#5fd7ff", "#005f87"))  # test, train loss of the first and second run
+
+
+class CompareScreen(Screen):
+    """Two runs: their loss curves on one plot, their latest sample grids one above the other."""
+
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "back")]
+    DEFAULT_CSS = """
+    CompareScreen { overflow: hidden; }
+    CompareScreen #compare-title { text-style: bold; color: $accent; padding: 0 1; }
+    CompareScreen LossPlot { height: 1fr; min-height: 6; }
+    CompareScreen ImageView { height: 8; }
+    """
+
+    def __init__(self, first: Run, second: Run) -> None:
+        super().__init__()
+        self.pair = (first, second)
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="compare-title", markup=False)
+        yield LossPlot()
+        for i in range(2):
+            yield Label("", id=f"samples-title-{i}", markup=False)
+            yield ImageView(id=f"samples-{i}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        names = " and ".join(printable(run.name) for run in self.pair)
+        self.query_one("#compare-title", Label).update(f"{names} · escape: back")
+        plot, values = self.query_one(LossPlot), []
+        for run, (test_colour, train_colour) in zip(self.pair, COMPARE_COLOURS, strict=True):
+            rows = run.metrics
+            if not rows:
+                continue
+            epochs = [r["epoch"] for r in rows]
+            test, train = [r["test_loss"] for r in rows], [r["train_loss"] for r in rows]
+            name = printable(run.name)[:16]
+            plot.plot(epochs, test, line_style=test_colour, hires_mode=HiResMode.HALFBLOCK, label=f"{name} test")
+            plot.plot(epochs, train, line_style=train_colour, hires_mode=HiResMode.HALFBLOCK, label=f"{name} train")
+            values += [*zip(epochs, test, strict=True), *zip(epochs, train, strict=True)]
+        if values:
+            losses, epochs = [v for _, v in values], [e for e, _ in values]
+            margin = max(0.05 * (max(losses) - min(losses)), 0.5)
+            plot.set_ylimits(min(losses) - margin, max(losses) + margin)
+            plot.set_xlimits(min(epochs), max(max(epochs), min(epochs) + 1))
+            plot.set_xlabel("epoch")
+            plot.set_ylabel("loss (nats/image)")
+            plot.show_legend()
+
+    def on_resize(self, event: Resize) -> None:
+        rows = max(2, min(8, (event.size.height - 10) // 4))
+        for i, run in enumerate(self.pair):
+            view = self.query_one(f"#samples-{i}", ImageView)
+            view.styles.height = rows
+            epoch = run.metrics[-1]["epoch"] if run.metrics else None
+            pixels = None if epoch is None else grid_pixels(run.path / f"sample-{epoch}.png")
+            title = f"{printable(run.name)}: samples, epoch {epoch}" if pixels is not None else "no samples yet"
+            self.query_one(f"#samples-title-{i}", Label).update(title)
+            if pixels is not None:
+                pixels = first_cells(pixels, IMAGE_SIDE, 2 * max(1, event.size.width - 2))
+            view.show(pixels if pixels is not None else torch.zeros(2, 2))

@@ -68,6 +68,8 @@ class RunsScreen(Screen):
         Binding("n", "sort('name')", "by name"),
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("space", "mark", "mark"),
+        Binding("c", "compare", "compare"),
         Binding("d", "delete", "delete"),
         Binding("q", "app.quit", "quit"),
     ]
@@ -83,6 +85,8 @@ class RunsScreen(Screen):
         self.cache = RunCache(root)
         self.runs: list[Run] = []
         self.sort, self.filter_text = "name", ""
+        self.listed: list[Run] = []  # the runs in the table's order
+        self.marked: set[str] = set()  # names of runs marked with space, for compare
 
     def compose(self) -> ComposeResult:
         yield Label("", id="runs-title", markup=False)
@@ -107,29 +111,49 @@ class RunsScreen(Screen):
         self.runs = self.cache.scan()
         self._fill()
 
+    def _cells(self, run: Run) -> tuple[str, ...]:
+        name, *rest = row_cells(run)
+        return (f"* {name}" if run.name in self.marked else name, *rest)
+
     def _fill(self) -> None:
         table = self.query_one(DataTable)
         runs = self.shown()
-        rows = [row_cells(r) for r in runs]
+        rows = [self._cells(r) for r in runs]
         current = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
         title = f"{printable(str(self.root))}: {len(runs)} of {len(self.runs)} runs · sorted by {SORTS[self.sort]}"
         self.query_one("#runs-title", Label).update(title)
         if rows == current:
             return
         keep = self.selected
-        if table.row_count and table.cursor_row < table.row_count:
-            keep = str(table.get_row_at(table.cursor_row)[0])
+        if (highlighted := self.current()) is not None:
+            keep = highlighted.name
         table.clear()
         for run, row in zip(runs, rows, strict=True):
             table.add_row(*row, key=run.name)
-        names = [printable(r.name) for r in runs]
+        self.listed = runs
+        names = [r.name for r in runs]
         if keep in names:
             table.move_cursor(row=names.index(keep))
 
     def current(self) -> Run | None:
-        table = self.query_one(DataTable)
-        runs = self.shown()
-        return runs[table.cursor_row] if runs and 0 <= table.cursor_row < len(runs) else None
+        """The run the cursor is on, as the table shows it."""
+        row = self.query_one(DataTable).cursor_row
+        return self.listed[row] if 0 <= row < len(self.listed) else None
+
+    def action_mark(self) -> None:
+        """Mark or unmark the highlighted run for `c` (compare)."""
+        if (run := self.current()) is not None:
+            self.marked.symmetric_difference_update({run.name})
+            self._fill()
+
+    def action_compare(self) -> None:
+        marked = [r for r in self.runs if r.name in self.marked]
+        if len(marked) != 2:
+            self.notify(f"Mark two runs with space to compare them ({len(marked)} marked)", severity="warning")
+            return
+        from vae_tui.run_view import CompareScreen
+
+        self.app.push_screen(CompareScreen(*marked))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
