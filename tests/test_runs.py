@@ -273,3 +273,19 @@ async def test_space_marks_two_runs_and_c_compares_them(browsed: Path) -> None:
             assert torch_equal(view.pixels, expected)
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_question_mark_lists_every_key_of_the_browser(browsed: Path) -> None:
+    from vae_tui.runs_app import HELP, RunsApp, RunsHelp, RunsScreen
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, RunsHelp)
+        shown = {b.key.split(",")[0] for b in RunsScreen.BINDINGS if b.show}  # the footer's keys
+        documented = {token for key, _ in HELP for token in key.split(" / ")}
+        as_written = {"slash": "/", "question_mark": "?"}
+        assert {as_written.get(key, key) for key in shown} <= documented
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)

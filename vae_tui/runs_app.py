@@ -8,10 +8,11 @@ Nothing here imports torch, so the table is up before torch would have loaded.
 import shutil
 from pathlib import Path
 
+from rich.table import Table
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label
+from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from models.text import printable
 from train.runs import COLUMNS, Run, RunCache, lock_held, ordered, row_cells
@@ -57,6 +58,38 @@ class ConfirmDelete(ModalScreen[bool]):
         yield Label(self.question, markup=False)
 
 
+HELP = (
+    ("up / down", "move between runs"),
+    ("enter", "open the run: loss curves, grids (left/right: epoch), settings; escape: back"),
+    ("e", "explore the run's best checkpoint, following it; escape or q there: back here"),
+    ("l / t / n", "sort by best loss, by date (newest first), by name"),
+    ("/", "filter the table (part of any cell); escape clears it"),
+    ("space", "mark or unmark a run"),
+    ("c", "compare the two marked runs: losses on one plot, latest samples"),
+    ("d", "delete the run after a confirmation (never one that is training)"),
+    ("?", "this help; escape closes it"),
+    ("q", "quit"),
+)
+
+
+class RunsHelp(ModalScreen[None]):
+    """The browser's keys."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+    DEFAULT_CSS = """
+    RunsHelp { align: center middle; }
+    RunsHelp > Static { width: 80; max-width: 95%; border: round $accent; padding: 0 1; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for key, what in HELP:
+            table.add_row(key, what)
+        yield Static(table)
+
+
 class RunsScreen(Screen):
     """The table of runs: sortable, filterable, updated while runs train."""
 
@@ -71,6 +104,7 @@ class RunsScreen(Screen):
         Binding("space", "mark", "mark"),
         Binding("c", "compare", "compare"),
         Binding("d", "delete", "delete"),
+        Binding("question_mark", "help", "help"),
         Binding("q", "app.quit", "quit"),
     ]
     DEFAULT_CSS = """
@@ -139,6 +173,9 @@ class RunsScreen(Screen):
         """The run the cursor is on, as the table shows it."""
         row = self.query_one(DataTable).cursor_row
         return self.listed[row] if 0 <= row < len(self.listed) else None
+
+    def action_help(self) -> None:
+        self.app.push_screen(RunsHelp())
 
     def action_mark(self) -> None:
         """Mark or unmark the highlighted run for `c` (compare)."""
