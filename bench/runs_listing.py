@@ -11,15 +11,14 @@ Usage: python bench/runs_listing.py [--runs 500] [--repeats 5]
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.explorer_latency import wall  # noqa: E402 (after the path it needs)
 
 BROWSER = """
 import asyncio, sys
@@ -34,12 +33,6 @@ async def until_listed(pilot):
     app.exit()
 app.run(headless=True, size=(80, 24), auto_pilot=until_listed)
 """
-
-
-def wall(command: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - started
 
 
 def main() -> None:

@@ -45,6 +45,24 @@ def first_cells(png: torch.Tensor, cell_width: int, width_px: int) -> torch.Tens
 class LossPlot(PlotWidget, can_focus=False):
     """The loss curves; left and right step through epochs rather than pan the plot."""
 
+    def draw(self, curves: list[tuple[str, str, list[dict], str]]) -> None:
+        """curves: (label, colour, metrics rows, "train_loss" or "test_loss") each; drawn whole, with a legend."""
+        self.clear()
+        points = [(row["epoch"], row[key]) for _, _, rows, key in curves for row in rows]
+        if not points:
+            return
+        for label, colour, rows, key in curves:
+            if rows:
+                epochs, losses = [r["epoch"] for r in rows], [r[key] for r in rows]
+                self.plot(epochs, losses, line_style=colour, hires_mode=HiResMode.HALFBLOCK, label=label)
+        epochs, losses = [e for e, _ in points], [v for _, v in points]
+        margin = max(0.05 * (max(losses) - min(losses)), 0.5)
+        self.set_ylimits(min(losses) - margin, max(losses) + margin)  # every curve whole
+        self.set_xlimits(min(epochs), max(max(epochs), min(epochs) + 1))
+        self.set_xlabel("epoch")
+        self.set_ylabel("loss (nats/image)")
+        self.show_legend()
+
 
 class RunScreen(Screen):
     """One run: train and test loss per epoch, that epoch's grids (left/right), its settings and resume command."""
@@ -117,20 +135,9 @@ class RunScreen(Screen):
         self.query_one("#run-title", Label).update(
             printable(f"{run.name} · {state} · {len(rows)} epochs · left/right: epoch · e: explore · escape: back")
         )
-        plot = self.query_one(LossPlot)
-        plot.clear()
-        if rows:
-            epochs = [r["epoch"] for r in rows]
-            train, test = [r["train_loss"] for r in rows], [r["test_loss"] for r in rows]
-            plot.plot(epochs, train, line_style="#5fafff", hires_mode=HiResMode.HALFBLOCK, label="train")
-            plot.plot(epochs, test, line_style="#ffaf00", hires_mode=HiResMode.HALFBLOCK, label="test")
-            low, high = min(train + test), max(train + test)
-            margin = max(0.05 * (high - low), 0.5)
-            plot.set_ylimits(low - margin, high + margin)  # both curves whole
-            plot.set_xlimits(epochs[0], max(epochs[-1], epochs[0] + 1))
-            plot.set_xlabel("epoch")
-            plot.set_ylabel("loss (nats/image)")
-            plot.show_legend()
+        self.query_one(LossPlot).draw(
+            [("train", "#5fafff", rows, "train_loss"), ("test", "#ffaf00", rows, "test_loss")]
+        )
         self._draw_grids()
         lines = [f"model {run.model or '?'} {run.arch or ''} · dataset {run.dataset or '?'}"]
         if run.resume_command:
@@ -193,25 +200,12 @@ class CompareScreen(Screen):
     def on_mount(self) -> None:
         names = " and ".join(printable(run.name) for run in self.pair)
         self.query_one("#compare-title", Label).update(f"{names} · escape: back")
-        plot, values = self.query_one(LossPlot), []
+        curves = []
         for run, (test_colour, train_colour) in zip(self.pair, COMPARE_COLOURS, strict=True):
-            rows = run.metrics
-            if not rows:
-                continue
-            epochs = [r["epoch"] for r in rows]
-            test, train = [r["test_loss"] for r in rows], [r["train_loss"] for r in rows]
             name = printable(run.name)[:16]
-            plot.plot(epochs, test, line_style=test_colour, hires_mode=HiResMode.HALFBLOCK, label=f"{name} test")
-            plot.plot(epochs, train, line_style=train_colour, hires_mode=HiResMode.HALFBLOCK, label=f"{name} train")
-            values += [*zip(epochs, test, strict=True), *zip(epochs, train, strict=True)]
-        if values:
-            losses, epochs = [v for _, v in values], [e for e, _ in values]
-            margin = max(0.05 * (max(losses) - min(losses)), 0.5)
-            plot.set_ylimits(min(losses) - margin, max(losses) + margin)
-            plot.set_xlimits(min(epochs), max(max(epochs), min(epochs) + 1))
-            plot.set_xlabel("epoch")
-            plot.set_ylabel("loss (nats/image)")
-            plot.show_legend()
+            curves += [(f"{name} test", test_colour, run.metrics, "test_loss")]
+            curves += [(f"{name} train", train_colour, run.metrics, "train_loss")]
+        self.query_one(LossPlot).draw(curves)
 
     def on_resize(self, event: Resize) -> None:
         rows = max(2, min(8, (event.size.height - 10) // 4))
