@@ -271,7 +271,11 @@ async def _settle(app: ExplorerApp, pilot: Pilot) -> None:
     screen = app.explorer
     await _wait_until(
         pilot,
-        lambda: screen.frame is not None and screen.frame.version == screen.state.version,
+        lambda: (
+            screen.frame is not None
+            and screen.frame.version == screen.state.version
+            and (screen.frame.has_strips or screen.map_shown)
+        ),  # map mode decodes no strips
         "the frame of the newest state on screen",
     )
     await pilot.pause()

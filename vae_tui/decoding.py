@@ -16,8 +16,12 @@ class Frame:
 
     version: int
     image: torch.Tensor  # (H, W)
-    traversal: torch.Tensor  # (7, H, W): the selected dimension at TRAVERSAL_VALUES
+    traversal: torch.Tensor | None  # (7, H, W): the selected dimension at TRAVERSAL_VALUES; None: not decoded
     classes: torch.Tensor | None  # (num_classes, H, W): the current z under every class (CVAE only)
+
+    @property
+    def has_strips(self) -> bool:
+        return self.traversal is not None
 
 
 def image_shape(input_dim: int) -> tuple[int, int]:
@@ -36,9 +40,13 @@ class Decoder:
         self.image_shape = image_shape(model.config.input_dim)
 
     @torch.inference_mode()
-    def frame(self, version: int, z: list[float], label: int, dim: int) -> Frame:
-        """Decode the state's image and both strips."""
+    def frame(self, version: int, z: list[float], label: int, dim: int, strips: bool = True) -> Frame:
+        """Decode the state's image and, unless strips is False (nothing shows them), both strips."""
         z0 = torch.tensor(z, dtype=torch.float32)  # (latent_dim,)
+        if not strips:
+            condition = torch.tensor([label]) if self.model.conditional else None
+            image = torch.sigmoid(self.model.decode(z0[None], condition)).view(*self.image_shape)
+            return Frame(version, image, None, None)
         traversal = z0.repeat(len(TRAVERSAL_VALUES), 1)
         traversal[:, dim] = torch.tensor(TRAVERSAL_VALUES)
         batch = [z0[None], traversal]

@@ -172,8 +172,8 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
 
     def _show_strips(self) -> None:
         """The frame's strips, captioned and with the current value and class marked."""
-        if self.frame is None or self.layout_plan is None:
-            return
+        if self.frame is None or self.layout_plan is None or not self.frame.has_strips:
+            return  # strip-less frames are decoded in map mode, which hides the strips
         state, frame = self.state, self.frame
         hint = "  (t: other strip)" if self.layout_plan.one_strip else ""
         low, high = TRAVERSAL_LABELS[0], TRAVERSAL_LABELS[-1]
@@ -211,7 +211,12 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         if self.frame is not None and self.frame.version == state.version:
             self._show_text()  # nothing to decode (the step changed)
         else:
-            self.decode(state.version, list(state.z), state.label, state.selected)
+            self.decode_state()
+
+    def decode_state(self) -> None:
+        """Decode the current state: its image, and the strips where they are shown (not in map mode)."""
+        state = self.state
+        self.decode(state.version, list(state.z), state.label, state.selected, not self.map_shown)
 
     def _latent_title(self) -> str:
         state = self.state
@@ -239,9 +244,9 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
             label.update(text, layout=False)
 
     @work(thread=True, exclusive=True, group="decode")
-    def decode(self, version: int, z: list[float], label: int, dim: int) -> None:
+    def decode(self, version: int, z: list[float], label: int, dim: int, strips: bool) -> None:
         """Decode off the UI thread; only the newest frame is shown."""
-        self.post_message(self.Decoded(self.decoder.frame(version, z, label, dim)))
+        self.post_message(self.Decoded(self.decoder.frame(version, z, label, dim, strips)))
 
     def on_explorer_screen_decoded(self, message: Decoded) -> None:
         frame = message.frame
@@ -255,13 +260,16 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         self.call_after_refresh(self._frame_shown, frame)
 
     def show_frame_images(self, frame: Frame) -> None:
-        """The frame's image in the preview (beside the original and its reconstruction after a pick) and the map."""
+        """The frame's image beside the map in map mode, else in the preview (beside the original and its
+        reconstruction after a pick). Hidden widgets are left alone: repainting one costs a full layout pass."""
+        if self.map_shown:
+            self.query_one("#map-image", ImageView).show(frame.image)
+            return
         reference = self.reference
         shown = frame.image
         if reference is not None:
             shown = grid(torch.stack([reference.original, reference.decoded, frame.image]), 3)
         self.query_one("#image", ImageView).show(shown)
-        self.show_map_image(frame.image)
 
     def _frame_shown(self, frame: Frame) -> None:
         for listener in self.frame_listeners:

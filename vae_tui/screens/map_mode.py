@@ -2,13 +2,11 @@
 
 from pathlib import Path
 
-import torch
 from textual.widgets import Label, Static
 
 from models.text import printable
 from vae_tui.exports import export_of
 from vae_tui.latent_map import MANIFOLD_SIDE, MapAxes, nearest
-from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.map_view import MapView, legend
 
 MANIFOLD_PNG_SCALE = 2  # 15 images of 30 px a side: 904 px
@@ -51,7 +49,9 @@ class MapMode:
         self.set_class(self.map_shown, "map")
         self._show_map()
         if self.frame is not None:
-            self.show_map_image(self.frame.image)
+            self.show_frame_images(self.frame)
+            if not self.map_shown and not self.frame.has_strips:
+                self.decode_state()  # the map's frames have no strips
         if self.map_shown:
             self.call_after_refresh(self._show_map)  # once laid out: the title's length depends on the map's width
 
@@ -74,7 +74,7 @@ class MapMode:
         """Move the cursor by dx, dy steps (1/40 of the view; y grows downwards, like the screen's rows)."""
         plane = self.map_axes.plane(self.state.selected)
         _, view = self.map_axes.layout(plane)
-        u, v = plane.project(torch.tensor([self.state.z]))[0].tolist()
+        u, v = plane.coordinates(self.state.z)
         step_x, step_y = view.step
         self.put_cursor(u + dx * step_x, v - dy * step_y)
 
@@ -93,7 +93,7 @@ class MapMode:
         """Start from the stored test image nearest to the cursor on the map."""
         atlas, plane = self.checkpoint.atlas, self.map_axes.plane(self.state.selected)
         _, view = self.map_axes.layout(plane)
-        u, v = plane.project(torch.tensor([self.state.z]))[0].tolist()
+        u, v = plane.coordinates(self.state.z)
         with_images = (atlas.indices[:, None] == atlas.image_indices[None]).any(1).nonzero().squeeze(1)
         point = with_images[nearest(plane.project(atlas.mu[with_images]), u, v, view)].item()
         image = (atlas.image_indices == atlas.indices[point]).nonzero()[0].item()
@@ -110,7 +110,7 @@ class MapMode:
         if plane.names != self._map_plane_names:
             map_view.show(uv, self.map_axes.atlas.labels, view)
             self._map_plane_names = plane.names
-        map_view.mark(*plane.project(torch.tensor([self.state.z]))[0].tolist())
+        map_view.mark(*plane.coordinates(self.state.z))
         title = f"Map · x {plane.names[0]} · y {plane.names[1]}"
         if map_view.size.width >= WIDE_TITLE:  # else the help screen tells
             axes = "A: latent axes" if self.map_axes.y is None else "A: next y axis"
@@ -122,10 +122,6 @@ class MapMode:
         if self._legend_label != self.state.label:  # a Static's update costs a layout pass: only on a new class
             self._legend_label = self.state.label
             self.query_one("#legend", Static).update(legend(self.checkpoint.class_names, self.state.label))
-
-    def show_map_image(self, pixels: torch.Tensor) -> None:
-        if self.map_shown:
-            self.query_one("#map-image", ImageView).show(pixels)
 
     def save_manifold(self) -> Path | None:
         """The decoded 15x15 grid over the map's view: x left to right, y top to bottom, the other components of z
