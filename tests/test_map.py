@@ -30,6 +30,7 @@ from vae_tui.latent_map import (
 from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.map_view import MapView
+from vae_tui.widgets.thumbnails import Thumbnails
 
 pytestmark = pytest.mark.usefixtures("truecolor")
 
@@ -62,6 +63,8 @@ def test_planes_move_z_within_them_and_keep_the_rest() -> None:
     z = torch.randn(6, generator=generator).tolist()
     moved = torch.tensor(plane.place(z, 0.5, -1.25))
     assert plane.project(moved[None])[0].tolist() == pytest.approx([0.5, -1.25], abs=1e-5)
+    assert plane.coordinates(moved.tolist()) == pytest.approx((0.5, -1.25), abs=1e-5)  # one point, no torch
+    assert plane.coordinates(z) == pytest.approx(tuple(plane.project(torch.tensor([z]))[0].tolist()), abs=1e-6)
     off_plane = torch.eye(6) - plane.axes.T @ plane.axes
     assert (off_plane @ moved).tolist() == pytest.approx((off_plane @ torch.tensor(z)).tolist(), abs=1e-5)
     latent = latent_plane(3, 1, 6)
@@ -157,8 +160,12 @@ async def test_map_mode_cursor_axes_and_focus(make_app: Callable, settle: Callab
         await settle(app, pilot)
         assert state.z[4] == pytest.approx(z[4] + latent_view.step[0], abs=1e-5)
         assert state.z[:4] + state.z[5:] == z[:4] + z[5:]
+        assert screen.frame.traversal is None  # hidden by the map: not decoded
         await pilot.press("escape")
         assert not screen.query_one("#map-area").display and screen.query_one("#preview").display
+        await settle(app, pilot)  # the strips of the z the map left
+        expected = screen.decoder.frame(0, state.z, state.label, state.selected)
+        assert torch.equal(screen.query_one("#traversal", Thumbnails).images, expected.traversal)
 
 
 async def test_a_click_on_the_map_moves_z_there(make_app: Callable, settle: Callable) -> None:

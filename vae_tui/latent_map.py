@@ -3,6 +3,7 @@
 Pure code: planes, views and the scatter's cells; vae_tui.widgets.map_view draws them.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,20 @@ class Plane:
     def project(self, z: torch.Tensor) -> torch.Tensor:
         """(N, D) -> (N, 2): the coordinates of z's foot on the plane."""
         return (z.float() - self.origin) @ self.axes.T
+
+    def coordinates(self, z: list[float]) -> tuple[float, float]:
+        """One point's (u, v), in plain Python: the map asks on every cursor move and nudge, where torch's
+        per-call cost is most of the time."""
+        origin, (x_axis, y_axis) = self._lists
+        u = v = 0.0
+        for value, o, x, y in zip(z, origin, x_axis, y_axis, strict=True):
+            u += (value - o) * x
+            v += (value - o) * y
+        return u, v
+
+    @functools.cached_property
+    def _lists(self) -> tuple[list[float], list[list[float]]]:
+        return self.origin.float().tolist(), self.axes.float().tolist()
 
     def place(self, z: list[float], u: float, v: float) -> list[float]:
         """z moved within the plane to coordinates (u, v); its components off the plane are kept."""

@@ -1,6 +1,7 @@
 """The preview: the decoded image at the largest integer scale that fits, in half-block cells."""
 
 import torch
+from rich.segment import Segment
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -33,7 +34,8 @@ class ImageView(Widget, can_focus=False):
         return fit_scale(*self.pixels.shape, self.size.height, self.size.width)
 
     def strips(self) -> list[Strip]:
-        """The image's lines for the current size, centred in its width, cached until the image or size changes."""
+        """Every line for the current size: the image's, centred in the width, with blank lines above and below;
+        cached until the image, the size or the styles change, so a repaint only indexes it."""
         size = (self.size.width, self.size.height)
         if self.pixels is None:
             return []
@@ -45,22 +47,32 @@ class ImageView(Widget, can_focus=False):
                 fraction = min(self.size.width / width, 2 * self.size.height / height)
                 shape = (max(2, int(height * fraction)), max(2, int(width * fraction)))
                 lines = half_block_strips(to_levels(thumbnail(self.pixels, shape)))
-            self._cache = (size, self._centred(lines))
+            self._cache = (size, self._framed(lines))
         return self._cache[1]
 
     def render_line(self, y: int) -> Strip:
         lines = self.strips()
-        top = (self.size.height - len(lines)) // 2
-        if not lines or not 0 <= y - top < len(lines):
+        if not 0 <= y < len(lines):
             return Strip.blank(self.size.width, self.rich_style)
-        return lines[y - top]
+        return lines[y]
 
-    def _centred(self, lines: list[Strip]) -> list[Strip]:
-        """Each line centred in the widget's width, padded with its background."""
-        width, style = self.size.width, self.rich_style
-        centred = []
-        for line in lines:
-            left = max(0, (width - line.cell_length) // 2)
-            padded = Strip.join([Strip.blank(left, style), line])
-            centred.append(padded.extend_cell_length(width, style).crop(0, width))
-        return centred
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache = None  # the blank lines carry the background
+
+    def _framed(self, lines: list[Strip]) -> list[Strip]:
+        """The widget's lines: each image line centred in its width, blank lines above and below (the image's
+        last lines dropped where it is taller than the widget)."""
+        width, height, style = self.size.width, self.size.height, self.rich_style
+        blank = Strip.blank(width, style)
+        top = max(0, (height - len(lines)) // 2)
+        framed = [blank] * top
+        for line in lines[: height - top]:
+            if line.cell_length > width:
+                framed.append(line.crop(0, width))
+                continue
+            left = (width - line.cell_length) // 2
+            right = width - left - line.cell_length
+            segments = [Segment(" " * left, style), *line, Segment(" " * right, style)]
+            framed.append(Strip([segment for segment in segments if segment.text], width))  # one Strip: they cost
+        return framed + [blank] * (height - len(framed))

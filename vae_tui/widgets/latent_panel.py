@@ -1,6 +1,7 @@
 """The latent panel: one row per dimension with a bar from -3 to +3 sigma, the value and the dimension's mean KL."""
 
 from rich.segment import Segment
+from rich.style import Style
 from textual.events import Click
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -13,6 +14,7 @@ BAR_HALF = 6  # cells on each side of the centre mark; the bar spans -3..+3 sigm
 BAR_START = 6  # the bar's first column in a row: marker, space, "z" and three digits
 KL_LEVELS = " ▁▂▃▄▅▆▇█"  # a dimension's mean KL as a fraction of the largest one's
 INACTIVE_MARK = "·"  # in the KL column of a dimension whose Var(mu) is at most 0.01
+STRIPS_KEPT = 512  # rows drawn, kept by their text
 
 
 def kl_glyph(kl: float, largest: float) -> str:
@@ -63,6 +65,7 @@ class LatentPanel(ScrollView, can_focus=False):
         self.row_width = 28 if state.kl or not all(state.active) else 26  # with the KL column, or without
         self.virtual_size = Size(self.row_width, state.latent_dim)
         self._drawn: list[str] = []  # row texts as last drawn, to repaint only rows that changed
+        self._strips: dict[tuple[str, str, int], Strip] = {}
 
     def statistics_changed(self) -> None:
         """The state's KL levels or active dimensions changed (reloaded weights): redraw every row."""
@@ -80,21 +83,35 @@ class LatentPanel(ScrollView, can_focus=False):
             return f"{text} {INACTIVE_MARK}"
         return f"{text} {kl_glyph(state.kl[index], self._largest_kl)}" if state.kl else text
 
-    def _row_style(self, index: int) -> object:
+    def _row_kind(self, index: int) -> str:
         if index == self.state.selected:
-            return self.get_component_rich_style("latent-panel--selected")
-        if not self.state.active[index]:
-            return self.get_component_rich_style("latent-panel--inactive")
-        return self.rich_style
+            return "selected"
+        return "normal" if self.state.active[index] else "inactive"
+
+    def _style(self, kind: str) -> Style:
+        if kind == "normal":
+            return self.rich_style
+        return self.get_component_rich_style(f"latent-panel--{kind}")
 
     def render_line(self, y: int) -> Strip:
-        shown = self.state.shown
+        """A row's strip, kept by its text and kind: the map's updates repaint rows whose text did not change."""
+        shown, width = self.state.shown, self.size.width
         row = y + self.scroll_offset.y
         if row >= len(shown):
-            return Strip.blank(self.size.width, self.rich_style)
+            return Strip.blank(width, self.rich_style)
         index = shown[row]
-        text = self.line_text(index).ljust(self.size.width)
-        return Strip([Segment(text, self._row_style(index))], len(text)).crop(0, self.size.width)
+        key = (self.line_text(index), self._row_kind(index), width)
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) >= STRIPS_KEPT:  # values drift: start afresh rather than grow
+                self._strips.clear()
+            text = key[0].ljust(width)
+            strip = self._strips[key] = Strip([Segment(text, self._style(key[1]))], len(text)).crop(0, width)
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
 
     def on_click(self, event: Click) -> None:
         offset = event.get_content_offset(self)
@@ -128,7 +145,12 @@ class LatentPanel(ScrollView, can_focus=False):
         if len(self._drawn) != len(texts):
             self.refresh()
         else:
-            for row, (old, new) in enumerate(zip(self._drawn, texts, strict=True)):
-                if old != new:
-                    self.refresh(Region(0, row - self.scroll_offset.y, self.size.width, 1))
+            top, width = self.scroll_offset.y, self.size.width
+            changed = [
+                Region(0, row - top, width, 1)
+                for row, (old, new) in enumerate(zip(self._drawn, texts, strict=True))
+                if old != new
+            ]
+            if changed:
+                self.refresh(*changed)  # one call: each costs a dirty-marking pass
         self._drawn = texts

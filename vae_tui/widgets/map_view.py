@@ -55,7 +55,9 @@ class MapView(Widget, can_focus=False):
         self.view: View | None = None
         self.marker: tuple[float, float] | None = None
         self._cache: tuple[tuple[int, int], list[Strip]] | None = None
-        self._marker_cell: tuple[int, int, str] | None = None
+        self._marker_cell: tuple[int, int, str] | None = None  # where it was last drawn
+        self._marker_key: tuple | None = None
+        self._marker_at: tuple[int, int, str] | None = None
 
     def show(self, points: torch.Tensor, labels: torch.Tensor, view: View) -> None:
         """Draw points (N, 2) with classes labels (N,) over view."""
@@ -77,8 +79,14 @@ class MapView(Widget, can_focus=False):
         """The marker's (column, row, glyph): clamped to the edge, with an arrow, when outside the view."""
         if self.marker is None or self.view is None or not self.size.area:
             return None
+        key = (self.marker, self.view, self.size)
+        if self._marker_key != key:  # each line drawn asks: compute it once
+            self._marker_key, self._marker_at = key, self._marker_cell_of(self.marker)
+        return self._marker_at
+
+    def _marker_cell_of(self, marker: tuple[float, float]) -> tuple[int, int, str]:
         width, height = self.size.width, self.size.height
-        columns, rows = pixel_of(self.view, torch.tensor([self.marker]), width, 2 * height)
+        columns, rows = pixel_of(self.view, torch.tensor([marker]), width, 2 * height)
         column, row = columns.item(), rows.item() // 2
         side_x = -1 if column < 0 else 1 if column >= width else 0
         side_y = -1 if row < 0 else 1 if row >= height else 0
