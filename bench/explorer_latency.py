@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import vae_tui  # noqa: E402, F401  first, as in `vae-tui explore`: it sets Textual's frame pacing
 
 LAUNCH_SCRIPT = """
 import sys

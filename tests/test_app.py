@@ -1,5 +1,8 @@
 """The explorer through Pilot: every key changes the state and what is drawn."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -376,3 +379,15 @@ async def test_v_says_why_nothing_hides(
             pilot, lambda: toast_shows(app, "no atlas") and toast_shows(app, "inactive marks"), "a toast saying why"
         )
         assert not app.explorer.state.hide_inactive
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "120"), ("30", "30")])
+def test_screen_updates_are_paced_at_120_fps_unless_the_user_sets_textual_fps(
+    setting: str | None, expected: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_FPS"}
+    if setting is not None:
+        env["TEXTUAL_FPS"] = setting
+    code = "import vae_tui.app, textual.constants as c; print(c.MAX_FPS)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == expected
