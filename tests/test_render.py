@@ -132,6 +132,28 @@ def test_decoder_frame_matches_single_decodes() -> None:
     torch.testing.assert_close(frame.classes[8], singles[2])
 
 
+def test_decoder_reuses_the_parts_a_step_leaves_unchanged() -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="cvae", hidden_dim=32, latent_dim=4))
+    rows: list[int] = []
+    decode = model.decode
+    model.decode = lambda z, y=None: rows.append(len(z)) or decode(z, y)
+    decoder, z = Decoder(model), [0.5, -1.0, 0.0, 2.0]
+    steps = [  # (z, label, dim), and the images it decodes
+        ((z, 3, 1), 1 + 7 + 10),  # the first frame: all of it
+        (([0.5, -0.75, 0.0, 2.0], 3, 1), 1 + 10),  # z1 nudged: its traversal stays
+        (([0.5, -0.75, 0.0, 2.0], 3, 2), 7),  # z2 selected: z stays, so the image and the class strip
+        (([0.5, -0.75, 0.0, 2.0], 7, 2), 1 + 7),  # another class: the class strip stays
+    ]
+    for (z_now, label, dim), decoded in steps:
+        frame = decoder.frame(0, z_now, label, dim)
+        assert rows[-1] == decoded
+        expected = Decoder(model).frame(0, z_now, label, dim)  # decoded whole
+        for part in ("image", "traversal", "classes"):
+            torch.testing.assert_close(getattr(frame, part), getattr(expected, part))
+    assert decoder.frame(0, z, 3, 1, strips=False).traversal is None and rows[-1] == 1
+
+
 def test_labels_centre_under_thumbnails_and_bracket_the_current_one() -> None:
     assert label_cells(["-1", "0", "+1"], 6, current=1) == ["  -1  ", " [0]  ", "  +1  "]
     assert label_cells(["+3"], 3, current=0) == [" +3"]  # no room for brackets: the style alone marks it

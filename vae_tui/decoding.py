@@ -1,6 +1,7 @@
 """Decoding for the explorer: the current image, the traversal strip and the class strip in one batch."""
 
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -33,31 +34,53 @@ def image_shape(input_dim: int) -> tuple[int, int]:
 
 
 class Decoder:
-    """Turns (z, class, selected dimension) into a Frame with one decoder call."""
+    """Turns (z, class, selected dimension) into a Frame with one decoder call, reusing the parts whose inputs
+    did not change since the previous frame."""
 
     def __init__(self, model: VAE) -> None:
         self.model = model.eval()
         self.image_shape = image_shape(model.config.input_dim)
+        self._kept: dict[str, tuple[tuple, torch.Tensor]] = {}  # each part's newest images, by their inputs
+        self._lock = threading.Lock()  # frames are decoded in worker threads
 
     @torch.inference_mode()
     def frame(self, version: int, z: list[float], label: int, dim: int, strips: bool = True) -> Frame:
-        """Decode the state's image and, unless strips is False (nothing shows them), both strips."""
-        z0 = torch.tensor(z, dtype=torch.float32)  # (latent_dim,)
-        if not strips:
-            condition = torch.tensor([label]) if self.model.conditional else None
-            image = torch.sigmoid(self.model.decode(z0[None], condition)).view(*self.image_shape)
-            return Frame(version, image, None, None)
-        traversal = z0.repeat(len(TRAVERSAL_VALUES), 1)
-        traversal[:, dim] = torch.tensor(TRAVERSAL_VALUES)
-        batch = [z0[None], traversal]
-        labels = None
-        if self.model.conditional:
-            class_z, class_labels = rows_per_class(z0[None], torch.arange(self.model.config.num_classes))
-            batch.append(class_z)
-            labels = torch.cat([torch.full((1 + len(TRAVERSAL_VALUES),), label), class_labels])
-        pixels = torch.sigmoid(self.model.decode(torch.cat(batch), labels)).view(-1, *self.image_shape)
-        n = 1 + len(TRAVERSAL_VALUES)
-        return Frame(version, pixels[0], pixels[1:n], pixels[n:] if self.model.conditional else None)
+        """Decode the state's image and, unless strips is False (nothing shows them), both strips. A nudge leaves
+        the traversal as it was (it sets the nudged value to each of its own), a new selection the image and the
+        class strip: only what changed is decoded, in one batch."""
+        wanted = {"image": (tuple(z), label)}
+        if strips:
+            wanted["traversal"] = (tuple(z[:dim]), tuple(z[dim + 1 :]), dim, label)
+            if self.model.conditional:
+                wanted["classes"] = (tuple(z),)  # the current z under every class: whatever the current one
+        with self._lock:
+            parts = {part: images for part, (key, images) in self._kept.items() if wanted.get(part) == key}
+        if missing := [part for part in wanted if part not in parts]:
+            decoded = self._decode_parts(missing, torch.tensor(z, dtype=torch.float32), label, dim)
+            parts.update(decoded)
+            with self._lock:
+                self._kept.update({part: (wanted[part], images) for part, images in decoded.items()})
+        return Frame(version, parts["image"][0], parts.get("traversal"), parts.get("classes"))
+
+    def _decode_parts(self, names: list[str], z0: torch.Tensor, label: int, dim: int) -> dict[str, torch.Tensor]:
+        """The images (N, H, W) of each named part of a frame for z0 (latent_dim,), in one decoder call."""
+        rows, labels = [], []
+        for name in names:
+            if name == "image":
+                rows.append(z0[None])
+                labels.append(torch.tensor([label]))
+            elif name == "traversal":
+                traversal = z0.repeat(len(TRAVERSAL_VALUES), 1)
+                traversal[:, dim] = torch.tensor(TRAVERSAL_VALUES)
+                rows.append(traversal)
+                labels.append(torch.full((len(TRAVERSAL_VALUES),), label))
+            else:  # the classes
+                class_z, class_labels = rows_per_class(z0[None], torch.arange(self.model.config.num_classes))
+                rows.append(class_z)
+                labels.append(class_labels)
+        condition = torch.cat(labels) if self.model.conditional else None
+        pixels = torch.sigmoid(self.model.decode(torch.cat(rows), condition)).view(-1, *self.image_shape)
+        return dict(zip(names, pixels.split([len(r) for r in rows]), strict=True))
 
     @torch.inference_mode()
     def images(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
