@@ -39,7 +39,7 @@ def test_the_arch_picks_the_defaults_of_flags_left_out() -> None:
 
     assert (TrainSettings().hidden_dim, TrainSettings().lr_schedule) == (400, "constant")  # the demo's
     conv = TrainSettings(arch="conv")
-    assert (conv.hidden_dim, conv.lr_schedule) == (512, "cosine")
+    assert (conv.hidden_dim, conv.lr_schedule) == (384, "cosine")
     assert TrainSettings(arch="conv", hidden_dim=64, lr_schedule="constant").hidden_dim == 64
 
 

@@ -36,7 +36,7 @@ MAX_BETA = 1000.0
 # hidden width and schedule are the ones measured best (README, "Architectures").
 ARCH_DEFAULTS = {
     "mlp": {"hidden_dim": 400, "lr_schedule": "constant"},
-    "conv": {"hidden_dim": 512, "lr_schedule": "cosine"},
+    "conv": {"hidden_dim": 384, "lr_schedule": "cosine"},
 }
 # Fields older checkpoints lack, with the value those runs were trained with.
 ADDED_FIELDS = {"arch": "mlp", "beta": 1.0, "kl_warmup": 0, "lr_schedule": "constant"}

@@ -79,7 +79,7 @@ def add_parser(commands: Commands) -> None:
         help="constant, or cosine decay to 0 over the epochs (default: constant for mlp, cosine for conv)",
     )
     parser.add_argument("--latent-dim", type=int, help="size of z (default: 20)")
-    parser.add_argument("--hidden-dim", type=int, help="hidden layer width (default: 400 for mlp, 512 for conv)")
+    parser.add_argument("--hidden-dim", type=int, help="hidden layer width (default: 400 for mlp, 384 for conv)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
     parser.add_argument(
         "--beta", type=float, help="weight of the KL term in the training loss (default: 1, the ELBO; 0 to 1000)"
