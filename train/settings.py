@@ -33,7 +33,8 @@ DATASET_BYTES = 70_000 * IMAGE_PIXELS * (1 + FLOAT_BYTES)  # the real data, as b
 LR_SCHEDULES = ("constant", "cosine")
 MAX_BETA = 1000.0
 # Per arch, the defaults of the flags left out: the MLP keeps the demo's recipe; the conv recipe's
-# hidden width and schedule are the ones measured best (README, "Architectures").
+# schedule is the one measured best, its hidden width 384 a step 9% cheaper than 512 for 0.3 nats
+# of test loss (README, "Architectures").
 ARCH_DEFAULTS = {
     "mlp": {"hidden_dim": 400, "lr_schedule": "constant"},
     "conv": {"hidden_dim": 384, "lr_schedule": "cosine"},
