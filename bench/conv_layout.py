@@ -1,5 +1,7 @@
 """The conv model's training step in NCHW against channels-last, and per thread count, interleaved in one process.
 
+A third variant, "transposed", is the channels-last model with its last layer computed by
+PyTorch's transposed convolution rather than models/conv.py's matrix product and fold.
 Usage: python bench/conv_layout.py [--steps 40] [--repeats 5] [--threads 1,2]
 Prints the median seconds per step of each variant and the ratio to NCHW at the same thread count.
 """
@@ -38,6 +40,8 @@ def variant(layout: str) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     model = build_model(TrainSettings(arch="conv").model_config(10))  # what `vae-tui train --arch conv` trains
     if layout == "nchw":
         model.to(memory_format=torch.contiguous_format)
+    if layout == "transposed":
+        model.fold_last = False
     return model, torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
 
 
@@ -50,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     x = torch.rand(args.batch_size, 784, generator=torch.Generator().manual_seed(0))
     threads = sorted({int(t) for t in args.threads.split(",")})
-    variants = {(layout, n): variant(layout) for n in threads for layout in ("nchw", "channels_last")}
+    variants = {(layout, n): variant(layout) for n in threads for layout in ("nchw", "channels_last", "transposed")}
     seconds: dict[tuple[str, int], list[float]] = {key: [] for key in variants}
     for _ in range(args.repeats):  # interleaved: a slow spell of the machine hits every variant
         for (layout, n), (model, optimizer) in variants.items():

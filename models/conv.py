@@ -26,6 +26,7 @@ class ConvVAE(VAE):
     """Gaussian encoder and Bernoulli decoder built from convolutions (Kingma & Welling, 2014)."""
 
     arch = "conv"
+    fold_last = True  # on the CPU, the last layer by transposed_by_fold (bench/conv_layout.py compares both)
 
     def __init__(self, config: ModelConfig) -> None:
         nn.Module.__init__(self)
@@ -57,7 +58,27 @@ class ConvVAE(VAE):
         """z (B, latent_dim) -> pixel logits (B, 784); sigmoid gives probabilities."""
         h = F.relu(self.decoder_features(F.relu(self.decoder_hidden(self._condition(z, y)))))  # (B, 3136)
         h = h.view(-1, CHANNELS[1], FEATURE_SIDE, FEATURE_SIDE).contiguous(memory_format=torch.channels_last)
-        return self.to_logits(F.relu(self.decoder_conv1(h))).flatten(1)  # (B, 784)
+        h = F.relu(self.decoder_conv1(h))  # (B, 32, 14, 14)
+        if h.is_cpu and self.fold_last:
+            return transposed_by_fold(h, self.to_logits).flatten(1)  # (B, 784)
+        return self.to_logits(h).flatten(1)
+
+
+def transposed_by_fold(h: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """conv(h) computed as one matrix product and a fold: the same sums, in another order.
+
+    Each input pixel's channels times the kernel give that pixel's k x k patch of every output
+    channel; F.fold adds the overlapping patches up at the stride, less the padding. On the CPU,
+    PyTorch's transposed convolution to a single channel (the decoder's last layer) runs at a few
+    GFLOP/s, where this is one well-shaped matrix product: bench/conv_layout.py measures both.
+    """
+    batch, channels, height, width = h.shape
+    (kernel, _), (stride, _), (padding, _) = conv.kernel_size, conv.stride, conv.padding
+    out_side = (height - 1) * stride - 2 * padding + kernel, (width - 1) * stride - 2 * padding + kernel
+    patches = h.permute(0, 2, 3, 1).reshape(-1, channels) @ conv.weight.view(channels, -1)  # (B*H*W, out*k*k)
+    patches = patches.view(batch, height * width, -1).transpose(1, 2)  # (B, out*k*k, H*W): fold's layout
+    out = F.fold(patches, out_side, kernel, stride=stride, padding=padding)
+    return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)
 
 
 class ConvCVAE(ConvVAE):

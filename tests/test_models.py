@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from models import CVAE, VAE, ModelConfig, UserError, build_model, elbo_loss, parameter_count
-from models.conv import ConvCVAE, ConvVAE
+from models.conv import ConvCVAE, ConvVAE, transposed_by_fold
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -110,6 +110,34 @@ def test_conv_loss_equals_the_formula() -> None:
     torch.testing.assert_close(reconstruction, demo_reconstruction, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(kl, demo_kl)
     torch.testing.assert_close(total, demo_reconstruction + demo_kl, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(32, 1, 14), (64, 32, 7), (3, 2, 5)])
+def test_transposed_by_fold_is_the_transposed_convolution(shape: tuple[int, int, int]) -> None:
+    """The matrix product and fold give PyTorch's transposed convolution, its values and its gradients."""
+    torch.manual_seed(0)
+    channels, out_channels, side = shape
+    conv = torch.nn.ConvTranspose2d(channels, out_channels, 4, stride=2, padding=1)
+    h = torch.randn(5, channels, side, side, requires_grad=True)
+    expected = conv(h)
+    expected_grads = torch.autograd.grad((expected * expected.detach().sin()).sum(), (h, conv.weight, conv.bias))
+    for layout in (torch.contiguous_format, torch.channels_last):
+        got = transposed_by_fold(h.contiguous(memory_format=layout), conv)
+        assert got.shape == expected.shape == (5, out_channels, 2 * side, 2 * side)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        grads = torch.autograd.grad((got * expected.detach().sin()).sum(), (h, conv.weight, conv.bias))
+        for g, e in zip(grads, expected_grads, strict=True):
+            torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_decoder_on_the_cpu_folds_its_last_layer() -> None:
+    """decode's CPU path (fold) gives the images the transposed convolution gives."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="cvae", arch="conv", hidden_dim=32, latent_dim=4))
+    z, y = torch.randn(7, 4), torch.arange(7)
+    folded = model.decode(z, y)
+    model.fold_last = False
+    torch.testing.assert_close(folded, model.decode(z, y), rtol=1e-5, atol=1e-5)
 
 
 def test_a_class_does_not_take_another_arch_config() -> None:

@@ -30,6 +30,7 @@ from train.carry import carried, check_carry, resume_epoch
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
 from train.evaluate import evaluate_with_encodings
+from train.memory import keep_freed_memory
 from train.preview import Preview, preview_images
 from train.progress import EpochResult, PlainProgress
 from train.schedule import kl_weight, learning_rate, set_learning_rate
@@ -161,6 +162,8 @@ class Trainer:
     def run(self, stop: StopFlag) -> list[EpochResult]:
         """Train up to settings.epochs; raise TrainingInterrupted or TrainingDiverged when it cannot finish."""
         results = []
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults on each step's own tensors: train/memory.py
         self.progress.start(self.settings.epochs, self.epoch, self.steps_per_epoch)
         while self.epoch <= self.settings.epochs:
             results.append(self._run_epoch(stop))
