@@ -272,10 +272,8 @@ async def _settle(app: ExplorerApp, pilot: Pilot) -> None:
     await _wait_until(
         pilot,
         lambda: (
-            screen.frame is not None
-            and screen.frame.version == screen.state.version
-            and (screen.frame.has_strips or screen.map_shown)
-        ),  # map mode decodes no strips
+            screen.frame is not None and screen.frame.version == screen.state.version and not screen.strips_missing()
+        ),  # only the strips on screen are decoded
         "the frame of the newest state on screen",
     )
     await pilot.pause()

@@ -15,6 +15,7 @@ from models import load_checkpoint
 from train.grids import to_image
 from vae_tui.app import ExplorerApp, create_app
 from vae_tui.commands.explore import pretrained_path
+from vae_tui.decoding import Decoder
 from vae_tui.screens.help import HelpScreen, truecolor_hint
 from vae_tui.screens.value import ValueScreen
 from vae_tui.widgets.image_view import ImageView
@@ -391,3 +392,27 @@ def test_screen_updates_are_paced_at_120_fps_unless_the_user_sets_textual_fps(
     code = "import vae_tui.app, textual.constants as c; print(c.MAX_FPS)"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == expected
+
+
+async def test_only_the_strips_on_screen_are_decoded(make_app: Callable, settle: Callable) -> None:
+    """Where one strip fits, the hidden one is not decoded on each step; showing it decodes it for the current z."""
+    app = make_app("cvae")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        screen = app.explorer
+        await pilot.press("L", "j", "L")
+        await settle(app, pilot)
+        assert screen.frame.traversal is not None and screen.frame.classes is None  # the traversal is shown
+        await pilot.press("t")  # the class strip instead
+        await settle(app, pilot)
+        state, frame = screen.state, screen.frame
+        whole = Decoder(screen.decoder.model).frame(0, list(state.z), state.label, state.selected)
+        torch.testing.assert_close(frame.classes, whole.classes)
+        torch.testing.assert_close(frame.image, whole.image)
+        assert frame.traversal is None  # hidden now
+        await pilot.press("L")
+        await settle(app, pilot)
+        assert screen.frame.traversal is None and screen.frame.classes is not None
+        await pilot.resize_terminal(120, 40)  # room for both
+        await settle(app, pilot)
+        assert screen.frame.traversal is not None and screen.frame.classes is not None

@@ -151,7 +151,10 @@ def test_decoder_reuses_the_parts_a_step_leaves_unchanged() -> None:
         expected = Decoder(model).frame(0, z_now, label, dim)  # decoded whole
         for part in ("image", "traversal", "classes"):
             torch.testing.assert_close(getattr(frame, part), getattr(expected, part))
-    assert decoder.frame(0, z, 3, 1, strips=False).traversal is None and rows[-1] == 1
+    bare = decoder.frame(0, z, 3, 1, traversal=False, classes=False)
+    assert bare.traversal is None and bare.classes is None and rows[-1] == 1
+    only_classes = decoder.frame(0, [0.25, -1.0, 0.0, 2.0], 3, 1, traversal=False)
+    assert only_classes.traversal is None and only_classes.classes.shape == (10, 28, 28) and rows[-1] == 1 + 10
 
 
 def test_labels_centre_under_thumbnails_and_bracket_the_current_one() -> None:

@@ -18,11 +18,7 @@ class Frame:
     version: int
     image: torch.Tensor  # (H, W)
     traversal: torch.Tensor | None  # (7, H, W): the selected dimension at TRAVERSAL_VALUES; None: not decoded
-    classes: torch.Tensor | None  # (num_classes, H, W): the current z under every class (CVAE only)
-
-    @property
-    def has_strips(self) -> bool:
-        return self.traversal is not None
+    classes: torch.Tensor | None  # (num_classes, H, W): the current z under every class; None: not decoded (or a VAE)
 
 
 def image_shape(input_dim: int) -> tuple[int, int]:
@@ -44,15 +40,17 @@ class Decoder:
         self._lock = threading.Lock()  # frames are decoded in worker threads
 
     @torch.inference_mode()
-    def frame(self, version: int, z: list[float], label: int, dim: int, strips: bool = True) -> Frame:
-        """Decode the state's image and, unless strips is False (nothing shows them), both strips. A nudge leaves
-        the traversal as it was (it sets the nudged value to each of its own), a new selection the image and the
-        class strip: only what changed is decoded, in one batch."""
+    def frame(
+        self, version: int, z: list[float], label: int, dim: int, traversal: bool = True, classes: bool = True
+    ) -> Frame:
+        """Decode the state's image and the strips asked for (those the screen shows; the class strip only for a
+        CVAE). A nudge leaves the traversal as it was (it sets the nudged value to each of its own), a new
+        selection the image and the class strip: only what changed is decoded, in one batch."""
         wanted = {"image": (tuple(z), label)}
-        if strips:
+        if traversal:
             wanted["traversal"] = (tuple(z[:dim]), tuple(z[dim + 1 :]), dim, label)
-            if self.model.conditional:
-                wanted["classes"] = (tuple(z),)  # the current z under every class: whatever the current one
+        if classes and self.model.conditional:
+            wanted["classes"] = (tuple(z),)  # the current z under every class: whatever the current one
         with self._lock:
             parts = {part: images for part, (key, images) in self._kept.items() if wanted.get(part) == key}
         if missing := [part for part in wanted if part not in parts]:

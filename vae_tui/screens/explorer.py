@@ -169,18 +169,38 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
             if shape is not None:
                 thumbnails.arrange(shape)
         self._show_strips()
+        if self.strips_missing():
+            self.decode_state()  # a strip now shown (another size, or t) that the frame lacks
+
+    def shown_strips(self) -> tuple[bool, bool]:
+        """Whether the traversal strip and the class strip are on screen (neither in map mode; both until the
+        first layout)."""
+        layout = self.layout_plan
+        if self.map_shown:
+            return False, False
+        if layout is None:
+            return True, True
+        return layout.traversal is not None, layout.classes is not None
+
+    def strips_missing(self) -> bool:
+        """Whether the newest frame lacks a strip that is on screen: decoded for a layout that hid it."""
+        if self.frame is None:
+            return False
+        traversal, classes = self.shown_strips()
+        return (traversal and self.frame.traversal is None) or (classes and self.frame.classes is None)
 
     def _show_strips(self) -> None:
-        """The frame's strips, captioned and with the current value and class marked."""
-        if self.frame is None or self.layout_plan is None or not self.frame.has_strips:
-            return  # strip-less frames are decoded in map mode, which hides the strips
+        """The frame's strips, captioned and with the current value and class marked; those it lacks (hidden
+        when it was decoded) are left as they are."""
+        if self.frame is None or self.layout_plan is None:
+            return
         state, frame = self.state, self.frame
         hint = "  (t: other strip)" if self.layout_plan.one_strip else ""
         low, high = TRAVERSAL_LABELS[0], TRAVERSAL_LABELS[-1]
         traversal = self.query_one("#traversal", Thumbnails)
         path_caption = self.path_caption()
         caption = f"Traversal of z{state.selected} from {low} to {high}{hint}" if path_caption is None else path_caption
-        if not self.show_path_strip(traversal, caption):
+        if not self.show_path_strip(traversal, caption) and frame.traversal is not None:
             traversal.label_variants = [TRAVERSAL_LABELS]
             traversal.show(caption, frame.traversal, nearest_index(TRAVERSAL_VALUES, state.z[state.selected]))
         if frame.classes is not None:
@@ -214,9 +234,9 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
             self.decode_state()
 
     def decode_state(self) -> None:
-        """Decode the current state: its image, and the strips where they are shown (not in map mode)."""
+        """Decode the current state: its image, and the strips that are on screen (none in map mode)."""
         state = self.state
-        self.decode(state.version, list(state.z), state.label, state.selected, not self.map_shown)
+        self.decode(state.version, list(state.z), state.label, state.selected, *self.shown_strips())
 
     def _latent_title(self) -> str:
         state = self.state
@@ -244,9 +264,9 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
             label.update(text, layout=False)
 
     @work(thread=True, exclusive=True, group="decode")
-    def decode(self, version: int, z: list[float], label: int, dim: int, strips: bool) -> None:
+    def decode(self, version: int, z: list[float], label: int, dim: int, traversal: bool, classes: bool) -> None:
         """Decode off the UI thread; only the newest frame is shown."""
-        self.post_message(self.Decoded(self.decoder.frame(version, z, label, dim, strips)))
+        self.post_message(self.Decoded(self.decoder.frame(version, z, label, dim, traversal, classes)))
 
     def on_explorer_screen_decoded(self, message: Decoded) -> None:
         frame = message.frame
@@ -257,6 +277,8 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         if self.player is None:  # while a path plays, the playback has the preview
             self.show_frame_images(frame)
         self._show_strips()
+        if self.strips_missing():
+            self.decode_state()  # the layout changed while it was decoded
         self.call_after_refresh(self._frame_shown, frame)
 
     def show_frame_images(self, frame: Frame) -> None:

@@ -50,7 +50,7 @@ class MapMode:
         self._show_map()
         if self.frame is not None:
             self.show_frame_images(self.frame)
-            if not self.map_shown and not self.frame.has_strips:
+            if self.strips_missing():
                 self.decode_state()  # the map's frames have no strips
         if self.map_shown:
             self.call_after_refresh(self._show_map)  # once laid out: the title's length depends on the map's width
