@@ -140,21 +140,23 @@ def test_decoder_reuses_the_parts_a_step_leaves_unchanged() -> None:
     model.decode = lambda z, y=None: rows.append(len(z)) or decode(z, y)
     decoder, z = Decoder(model), [0.5, -1.0, 0.0, 2.0]
     steps = [  # (z, label, dim), and the images it decodes
-        ((z, 3, 1), 1 + 7 + 10),  # the first frame: all of it
-        (([0.5, -0.75, 0.0, 2.0], 3, 1), 1 + 10),  # z1 nudged: its traversal stays
+        ((z, 3, 1), 7 + 10),  # the first frame: all of it (the image is the class strip's at class 3)
+        (([0.5, -0.75, 0.0, 2.0], 3, 1), 10),  # z1 nudged: its traversal stays
         (([0.5, -0.75, 0.0, 2.0], 3, 2), 7),  # z2 selected: z stays, so the image and the class strip
-        (([0.5, -0.75, 0.0, 2.0], 7, 2), 1 + 7),  # another class: the class strip stays
+        (([0.5, -0.75, 0.0, 2.0], 7, 2), 7),  # another class: the class strip stays, and holds the image
     ]
     for (z_now, label, dim), decoded in steps:
+        before = len(rows)
         frame = decoder.frame(0, z_now, label, dim)
-        assert rows[-1] == decoded
+        assert sum(rows[before:]) == decoded
         expected = Decoder(model).frame(0, z_now, label, dim)  # decoded whole
+        torch.testing.assert_close(frame.image, decoder.images(torch.tensor([z_now]), torch.tensor([label]))[0])
         for part in ("image", "traversal", "classes"):
             torch.testing.assert_close(getattr(frame, part), getattr(expected, part))
     bare = decoder.frame(0, z, 3, 1, traversal=False, classes=False)
     assert bare.traversal is None and bare.classes is None and rows[-1] == 1
     only_classes = decoder.frame(0, [0.25, -1.0, 0.0, 2.0], 3, 1, traversal=False)
-    assert only_classes.traversal is None and only_classes.classes.shape == (10, 28, 28) and rows[-1] == 1 + 10
+    assert only_classes.traversal is None and only_classes.classes.shape == (10, 28, 28) and rows[-1] == 10
 
 
 def test_labels_centre_under_thumbnails_and_bracket_the_current_one() -> None:

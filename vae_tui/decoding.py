@@ -45,7 +45,8 @@ class Decoder:
     ) -> Frame:
         """Decode the state's image and the strips asked for (those the screen shows; the class strip only for a
         CVAE). A nudge leaves the traversal as it was (it sets the nudged value to each of its own), a new
-        selection the image and the class strip: only what changed is decoded, in one batch."""
+        selection the image and the class strip, and the image is the class strip's own at the current class:
+        only what changed is decoded, in one batch."""
         wanted = {"image": (tuple(z), label)}
         if traversal:
             wanted["traversal"] = (tuple(z[:dim]), tuple(z[dim + 1 :]), dim, label)
@@ -53,11 +54,16 @@ class Decoder:
             wanted["classes"] = (tuple(z),)  # the current z under every class: whatever the current one
         with self._lock:
             parts = {part: images for part, (key, images) in self._kept.items() if wanted.get(part) == key}
-        if missing := [part for part in wanted if part not in parts]:
-            decoded = self._decode_parts(missing, torch.tensor(z, dtype=torch.float32), label, dim)
-            parts.update(decoded)
-            with self._lock:
-                self._kept.update({part: (wanted[part], images) for part, images in decoded.items()})
+        missing = [part for part in wanted if part not in parts]
+        from_classes = "image" in missing and "classes" in wanted  # the image is the class strip's, at its class
+        if from_classes:
+            missing.remove("image")
+        new = self._decode_parts(missing, torch.tensor(z, dtype=torch.float32), label, dim) if missing else {}
+        if from_classes:
+            new["image"] = {**parts, **new}["classes"][label : label + 1]
+        parts.update(new)
+        with self._lock:
+            self._kept.update({part: (wanted[part], images) for part, images in new.items()})
         return Frame(version, parts["image"][0], parts.get("traversal"), parts.get("classes"))
 
     def _decode_parts(self, names: list[str], z0: torch.Tensor, label: int, dim: int) -> dict[str, torch.Tensor]:
