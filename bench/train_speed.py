@@ -7,6 +7,8 @@ Rows (same data, model of --arch (mlp: 784-400-20), Adam 1e-3 and batch size):
   reference  (--arch conv only) issue 11's reference conv VAE as plain PyTorch (bench/conv_reference.py),
              in the demo's loop; the speed target is vae-tui's conv epoch at most 0.88x this row
 
+vae-tui's row keeps freed memory in the process (train/memory.py) for the rest of it, so the rows
+after it (the floor) run so too; those before it have glibc's defaults.
 Every row runs with denormals flushed to zero (train.loop sets it on import, before the
 thread pool starts, and a thread pool started without it cannot get it later): the demo
 gets that speed-up too, so the ratio is not inflated by it. Alone, in its default mode,
