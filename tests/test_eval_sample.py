@@ -16,6 +16,7 @@ from torch.distributions import Normal
 from models import load_checkpoint
 from tests.conftest import TINY_FLAGS, write_dataset
 from tests.terminal import run_in_pty
+from tests.test_image_file import png_header
 from train.evaluate import evaluate_model, iwae_log_likelihood
 from vae_tui.cli import build_parser
 from vae_tui.commands import pretrained_names
@@ -287,11 +288,14 @@ def drawn_by_vae(sample: Callable) -> Path:
         ("no record", "has no vae-tui record"),
         ("not json", "its vae-tui record is garbled"),
         ("a list", "its vae-tui record is garbled (not a format-1 record)"),
-        ("z of text", "its vae-tui record is garbled (each z must be a list of finite numbers or null)"),
+        ("z of text", "its vae-tui record is garbled (each z must be a list of numbers within ±10000 or null)"),
+        ("z of 401 digits", "its vae-tui record is garbled (each z must be a list of numbers within ±10000 or null)"),
+        ("nested 100000 deep", "its vae-tui record is garbled (nested too deeply)"),
+        ("a pixel bomb", "has no vae-tui record"),  # its header is read, its pixels never
         ("class 99", "its vae-tui record is garbled (a class outside 0-9)"),
         ("z too short", "its vae-tui record is garbled (it does not fit the checkpoint's model)"),
         ("huge grid", "more than 4096 images"),
-        ("not a png", "cannot read"),
+        ("not a png", "is not an image vae-tui can read (PNG, told by its content"),
         ("other weights", "was drawn by other weights"),
         ("checkpoint gone", "which is not there: give that checkpoint as CKPT"),
         ("a flag too", "--from-png draws the grid the PNG records: leave out --n, --scale"),
@@ -303,6 +307,8 @@ def test_from_png_refusals(tmp_path: Path, drawn_by_vae: Path, run_cli: Callable
         "not json": "{'z': [",
         "a list": "[1, 2]",
         "z of text": json.dumps({**record, "z": ["abc", None]}),
+        "z of 401 digits": json.dumps({**record, "z": [[10**400] * 20, None]}),
+        "nested 100000 deep": "[" * 100_000 + "]" * 100_000,
         "class 99": json.dumps({**record, "class": [99, None]}),
         "z too short": json.dumps({**record, "z": [[0.5], None]}),
         "huge grid": json.dumps({**record, "z": [None] * 5000, "class": [None] * 5000}),
@@ -311,6 +317,8 @@ def test_from_png_refusals(tmp_path: Path, drawn_by_vae: Path, run_cli: Callable
     png, args = tmp_path / "edited.png", []
     if case == "no record":
         with_record(drawn_by_vae, png, None)
+    elif case == "a pixel bomb":
+        png.write_bytes(png_header(30_000, 30_000))
     elif case == "not a png":
         png.write_bytes(b"GIF89a not a png at all")
     elif case in edited:

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-import vae_tui.user_image
+import train.image_file
 from models import load_checkpoint
+from tests.test_image_file import EPS, png_header
 from vae_tui.app import create_app
 from vae_tui.commands.explore import pretrained_path
 from vae_tui.user_image import best_class, load_user_image
@@ -44,7 +45,13 @@ def test_a_non_square_picture_is_fitted_with_its_aspect_and_centred(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "is empty"), (b"not an image at all", "is not an image vae-tui can read"), (None, "No such file")],
+    [
+        (b"", "is empty"),
+        (b"not an image at all", "is not an image vae-tui can read"),
+        (EPS, "is not an image vae-tui can read"),  # Ghostscript's input, named .png: never decoded
+        (png_header(30_000, 30_000), "is 30000x30000, over 50 megapixels"),
+        (None, "No such file"),
+    ],
 )
 def test_bad_files_get_one_line(tmp_path: Path, run_cli: Callable, content: bytes | None, message: str) -> None:
     path = tmp_path / "bad.png"
@@ -62,7 +69,7 @@ def test_a_truncated_png_gets_one_line(tmp_path: Path, run_cli: Callable) -> Non
 def test_a_picture_over_the_pixel_limit_is_refused(
     tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vae_tui.user_image, "MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr(train.image_file, "MAX_PIXELS", 100 * 100)
     path = picture(tmp_path / "big.png", (101, 100), "black", "white")
     run_cli("explore", "--pretrained", "vae", "--image", str(path)).assert_one_line_error("101x100", "megapixels")
     run_cli("explore", "--pretrained", "vae", "--no-invert").assert_one_line_error("--no-invert goes with --image")

@@ -6,15 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from models import Checkpoint, UserError, rows_per_class
 from models.text import printable
 from train.grids import PAD_VALUE, grid, save_png
+from train.image_file import open_image
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
 
 TEXT_KEY = "vae-tui"  # the PNG tEXt keyword
 FORMAT = 1
+Z_LIMIT = 1e4  # the explorer keeps z far inside this (the prior is a standard normal); beyond it is garbage
 
 
 @dataclass(frozen=True)
@@ -97,19 +98,27 @@ def save_export(path: str | Path, export: Export, decoder: Decoder) -> Path:
 def read_export(path: Path) -> Export:
     """The record in a PNG that vae-tui wrote; a UserError naming what is wrong otherwise."""
     shown = printable(str(path))
-    try:
-        with Image.open(path) as image:
-            if image.format != "PNG":
-                raise UserError(f"{shown} is not a PNG")
-            text = image.info.get(TEXT_KEY)  # the chunks before the image data: nothing is decompressed
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise UserError(f"cannot read {shown}: {getattr(e, 'strerror', None) or e}") from None
+    # Only the header and the text chunks before the image data are read, never the pixels: any size will do here,
+    # and the size of what the record asks to draw is checked against the record (commands/sample.py).
+    with open_image(path, max_pixels=1 << 62, formats=("PNG",)) as image:
+        text = image.info.get(TEXT_KEY)
     if text is None:
         raise UserError(f"{shown} has no vae-tui record: only PNGs saved by `vae-tui sample` or the explorer carry one")
+    if not isinstance(text, str):
+        raise UserError(f"{shown}: its vae-tui record is garbled (not text)")
     try:
         return _parse(text)
-    except (ValueError, TypeError, KeyError) as e:
+    except RecursionError:
+        raise UserError(f"{shown}: its vae-tui record is garbled (nested too deeply)") from None
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
         raise UserError(f"{shown}: its vae-tui record is garbled ({printable(str(e))})") from None
+
+
+def _z_value(value: object) -> bool:
+    """Whether value is a number a z may hold: an int or float (no bool) within ±Z_LIMIT, huge integers included."""
+    if type(value) is int:
+        return -Z_LIMIT <= value <= Z_LIMIT
+    return type(value) is float and math.isfinite(value) and abs(value) <= Z_LIMIT
 
 
 def _parse(text: str) -> Export:
@@ -128,10 +137,8 @@ def _parse(text: str) -> Export:
     if any(c is not None and type(c) is not int for c in classes):
         raise ValueError("each class must be an integer or null")
     for cell in z:
-        if cell is not None and not (
-            isinstance(cell, list) and all(type(v) in (int, float) and math.isfinite(v) for v in cell)
-        ):
-            raise ValueError("each z must be a list of finite numbers or null")
+        if cell is not None and not (isinstance(cell, list) and all(_z_value(v) for v in cell)):
+            raise ValueError(f"each z must be a list of numbers within ±{Z_LIMIT:g} or null")
     if single and z[0] is None:
         raise ValueError("a single image needs its z")
     scale = record["scale"]

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -13,21 +12,21 @@ from textual.widgets import Footer, Label, Static
 from textual_plot import HiResMode, PlotWidget
 
 from models.text import printable
+from train.image_file import ImageRefused, open_image
 from train.runs import Run, read_metrics
 from vae_tui import runs_app
 from vae_tui.widgets.image_view import ImageView
 
 IMAGE_SIDE, PAD, PNG_SCALE = 28, 2, 2  # how train.writes lays out reconst-N.png and sample-N.png
+GRID_MAX_PIXELS = 16_000_000  # a grid training wrote is far smaller; larger is not one
 
 
 def grid_pixels(path: Path) -> torch.Tensor | None:
     """A PNG that training wrote, as grey levels in [0, 1] (None if it is missing or not an image)."""
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > 16_000_000:
-                return None
+        with open_image(path, max_pixels=GRID_MAX_PIXELS, formats=("PNG",)) as image:
             grey = image.convert("L")
-    except (OSError, UnidentifiedImageError, ValueError):
+    except ImageRefused:
         return None
     data = torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).view(grey.height, grey.width)
     return data.float() / 255

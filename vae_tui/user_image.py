@@ -3,14 +3,11 @@
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from models import UserError
-from models.text import printable
+from train.image_file import open_image
 
 SIDE = 28
-MAX_PIXELS = 50_000_000  # larger is refused before it is decoded
-MAX_BYTES = 256 << 20
 
 
 def border_and_centre(grey: torch.Tensor) -> tuple[float, float]:
@@ -32,33 +29,10 @@ def fit(grey: Image.Image) -> torch.Tensor:
 def load_user_image(path: Path, invert: bool = True) -> torch.Tensor:
     """The picture at path as (28, 28) pixels in [0, 1]: converted to grey, fitted and centred on a canvas of its
     border's level, and inverted when invert and its border is lighter than its centre. A UserError in one line
-    for a file that is missing, empty, not an image, damaged or over MAX_PIXELS."""
-    shown = printable(str(path))
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise UserError(f"cannot read {shown}: {e.strerror or e}") from None
-    if not path.is_file():
-        raise UserError(f"{shown} is not a file")
-    if size == 0:
-        raise UserError(f"{shown} is empty")
-    if size > MAX_BYTES:
-        raise UserError(f"{shown} is {size >> 20} MB: larger than an image vae-tui reads ({MAX_BYTES >> 20} MB)")
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise UserError(
-                    f"{shown} is {width}x{height}, over {MAX_PIXELS // 1_000_000} megapixels: shrink it first"
-                )
-            image.draft("L", (SIDE * 4, SIDE * 4))  # JPEG: decode at a reduced size, much faster for photos
-            grey = ImageOps.exif_transpose(image).convert("L")
-    except UserError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise UserError(f"{shown} is not an image vae-tui can read (PNG, JPEG, ...)") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise UserError(f"cannot read {shown}: it is damaged or truncated ({printable(str(e))[:80]})") from None
+    for a file that is missing, empty, not an image (train.image_file's formats), damaged or too large."""
+    with open_image(path) as image:
+        image.draft("L", (SIDE * 4, SIDE * 4))  # JPEG: decode at a reduced size, much faster for photos
+        grey = ImageOps.exif_transpose(image).convert("L")
     levels = fit(grey)
     border, centre = border_and_centre(levels)
     if invert and border > centre:  # dark on light: the datasets are light on dark
