@@ -1,6 +1,7 @@
 """The command line's parsers: one per command module, choices that match the models' and data's names."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,3 +86,21 @@ def test_flag_errors_are_printable(run_cli: Callable) -> None:
     result = run_cli("train", "--bogus", "\x1b]2;pwned\x07\x1b[2J")
     result.assert_one_line_error("unrecognized arguments: --bogus")
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+
+
+def test_threads_past_the_usable_cpus_are_capped_with_a_note(
+    tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import train.threads
+
+    monkeypatch.setattr(train.threads.os, "sched_getaffinity", lambda pid: {0, 1})
+    asked: list[int] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: asked.append(n) or real(1))
+    (tmp_path / "runs").mkdir()
+    capped = run_cli("runs", str(tmp_path / "runs"), "--threads", "1024")
+    assert capped.code == 0 and asked[0] == 2
+    assert capped.stderr == "vae-tui runs: note: --threads 1024 is more than the 2 CPUs this process may use: using 2\n"
+    asked.clear()
+    kept = run_cli("runs", str(tmp_path / "runs"), "--threads", "2")
+    assert kept.code == 0 and asked[0] == 2 and kept.stderr == ""

@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads is not None:  # before any parallel work starts torch's thread pool
             import torch
 
+            from train.threads import capped_threads
+
+            args.threads, note = capped_threads(args.threads)
+            if note:
+                sys.stderr.write(f"vae-tui {args.command}: note: {note}\n")
             torch.set_num_threads(args.threads)
         return args.run(args)
     except UserError as e:
