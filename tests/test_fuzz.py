@@ -301,3 +301,52 @@ def test_train_settings_from_metadata(changes: dict, drop: list) -> None:
     assert type(training.seed) is int and 0 <= training.seed <= MAX_SEED
     torch.Generator().manual_seed(training.seed)
     training.model_config(num_classes=10)
+
+
+# --- PNG text records (sample --from-png) ------------------------------------------------------------------------
+
+RECORD = {
+    "format": 1, "checkpoint": "/x.safetensors", "sha256": "0" * 64, "kind": "vae",
+    "class": [None, None], "z": [[0.5, -1.0], None], "columns": 2, "scale": 4,
+}  # fmt: skip
+RECORD_FIELDS = [(key,) for key in RECORD] + [("z", 0), ("z", 0, 0), ("class", 0)]
+
+
+@pytest.fixture(scope="module")
+def blank_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("records") / "blank.png"
+    Image.new("L", (4, 4)).save(path)
+    return path
+
+
+@FUZZ
+@given(
+    edits=st.lists(st.tuples(st.sampled_from(RECORD_FIELDS), st.booleans(), VALUES), max_size=3),
+    depth=st.sampled_from([0, 0, 0, 50_000]),
+    huge=st.booleans(),
+)
+def test_png_records(tmp_path: Path, blank_png: Path, edits: list, depth: int, huge: bool) -> None:
+    """A vae-tui record edited, nested deeply or carrying huge integers: read_export reads it or says it is garbled."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from vae_tui.exports import read_export
+
+    text = json.dumps(edited(RECORD, edits)).replace(f'"{HUGE}"', "9" * 401)
+    if huge:
+        text = text.replace("0.5", "1" + "0" * 400)
+    if depth:
+        text = "[" * depth + text + "]" * depth
+    info = PngInfo()
+    info.add_text("vae-tui", text)
+    png = tmp_path / "record.png"
+    with Image.open(blank_png) as image:
+        image.save(png, pnginfo=info)
+    try:
+        export = read_export(png)
+    except UserError as e:
+        assert "\n" not in str(e) and "\x1b" not in str(e)
+        return
+    assert all(cell is None or all(abs(v) <= 1e4 for v in cell) for cell in export.z)
