@@ -4,6 +4,7 @@ import asyncio
 import gzip
 import hashlib
 import json
+import os
 import struct
 import subprocess
 import time
@@ -29,6 +30,10 @@ from vae_tui.commands.explore import pretrained_path
 # The models here are tiny: a thread pool costs more than it gives, and on a busy machine its spinning threads
 # made the suite several times slower. `vae-tui explore` and `sample` run on one thread as well.
 torch.set_num_threads(1)
+# The vae-tui processes the tests start get one thread too, fixed: the count that follows the machine's load
+# (train/threads.py, tested in test_threads.py with a load the test sets) would make their output depend on what
+# else this machine runs.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 REAL_FASHION_MNIST = DEBIAN_DIRS["fashion-mnist"]
 TINY = ModelConfig(hidden_dim=32, latent_dim=4)

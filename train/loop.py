@@ -37,6 +37,7 @@ from train.schedule import kl_weight, learning_rate, set_learning_rate
 from train.settings import TrainSettings
 from train.steps import graphs_possible, make_step
 from train.stop import StopFlag, TrainingInterrupted
+from train.threads import SlowdownWatch, ThreadFollower
 from train.writes import (
     GRID_COLUMNS,
     exact_centroids,
@@ -74,8 +75,15 @@ class Trainer:
         progress: PlainProgress,
         resume: Checkpoint | None = None,
         cuda_graphs: bool = True,
+        threads: ThreadFollower | None = None,
     ) -> None:
         self.settings, self.data, self.out_dir, self.device, self.progress = settings, data, out_dir, device, progress
+        # on the CPU, each epoch's thread count follows the other processes' load unless the user fixed it
+        self.threads = threads if threads is not None and device.type == "cpu" else None
+        self.epoch_threads = torch.get_num_threads()  # this epoch's, recorded in its metrics row and in last
+        self.resumed_threads: int | None = None  # the count of the epoch a mid-epoch checkpoint stopped in
+        self.watch = SlowdownWatch()
+        self.last_reading: tuple[int, float] | None = None  # (step, time) of the previous speed reading
         self.num_classes = len(data.class_names)
         torch.manual_seed(settings.seed)
         self.model = build_model(settings.model_config(self.num_classes)).to(device)
@@ -154,6 +162,8 @@ class Trainer:
         progress = checkpoint.resume.progress
         self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
         self.best_test_loss, self.best_epoch = float(progress["best_test_loss"]), int(progress["best_epoch"])
+        threads = progress.get("threads")
+        self.resumed_threads = threads if type(threads) is int and 1 <= threads <= 1024 else None
         self.carry = dict(checkpoint.resume.tensors)
         set_rng_states(carried(self.carry, "rng_now."), self.device)
         self.saved_at, self.centroids = (self.epoch, self.step), checkpoint.class_centroids.to(self.device)
@@ -166,9 +176,29 @@ class Trainer:
             keep_freed_memory()  # no page faults on each step's own tensors: train/memory.py
         self.progress.start(self.settings.epochs, self.epoch, self.steps_per_epoch)
         while self.epoch <= self.settings.epochs:
+            self._choose_threads()
             results.append(self._run_epoch(stop))
             self.epoch, self.step = self.epoch + 1, 0
         return results
+
+    def _choose_threads(self) -> None:
+        """The coming epoch's thread count: a resumed epoch's recorded one, else what the load leaves free."""
+        if self.threads is None:
+            return
+        before = self.epoch_threads
+        if self.resumed_threads is not None and self.step > 0:
+            self.threads.use(self.resumed_threads)
+        else:
+            self.threads.choose()
+        self.resumed_threads = None
+        self.epoch_threads = torch.get_num_threads()
+        if self.epoch_threads != before:
+            others, usable, count = self.threads.others, self.threads.usable, self.epoch_threads
+            load = "" if others is None else f"other processes keep {others:.1f} of {usable} CPUs busy: "
+            self.progress.message(
+                f"{load}epoch {self.epoch} trains on {count} thread{'s' if count > 1 else ''} "
+                "(vae-tui follows the load each epoch; --threads N fixes the count)"
+            )
 
     def _run_epoch(self, stop: StopFlag) -> EpochResult:
         """One epoch: its shuffle, the training steps (from self.step when resumed), evaluation, its files."""
@@ -177,6 +207,7 @@ class Trainer:
             self._stop(stop.signal_name, self.step)
         started = time.perf_counter()
         first_step = self.step
+        self.last_reading = None  # the evaluation and the files between epochs are not training speed
         permutation, rng_epoch_start = self._start_epoch()
         self.progress.epoch_started(self.epoch, first_step)
         self._train_steps(stop, permutation, rng_epoch_start, started)
@@ -217,8 +248,29 @@ class Trainer:
         batch_size = self.settings.batch_size
         loss = self.loss_sum.item() / min((step + 1) * batch_size, len(self.train_x))
         self._check_finite(loss)
-        elapsed = time.perf_counter() - started
-        self.progress.batch(step + 1, loss, (step + 1 - first_step) * batch_size / max(elapsed, 1e-9))
+        now = time.perf_counter()
+        self.progress.batch(step + 1, loss, (step + 1 - first_step) * batch_size / max(now - started, 1e-9))
+        since_step, since = self.last_reading if self.last_reading else (first_step - 1, started)
+        if step > since_step:
+            self._watch_speed((step - since_step) * batch_size / max(now - since, 1e-9), now)
+        self.last_reading = (step, now)
+
+    def _watch_speed(self, images_per_s: float, now: float) -> None:
+        """Say, under the bars, when training has run at under half its early speed for 30 s, and what helps."""
+        change = self.watch.reading(images_per_s, now)
+        if change is None:
+            return
+        if not change:
+            self.progress.notice("")
+            return
+        help_ = (
+            "fewer threads from the next epoch"
+            if self.threads is not None and self.threads.follows
+            else "try --threads 1, or fewer jobs beside this one"
+        )
+        self.progress.notice(
+            f"the machine is busy: {images_per_s:,.0f} img/s, under half this run's early speed for 30 s ({help_})"
+        )
 
     def _evaluate_epoch(self, started: float, first_step: int) -> EpochResult:
         """The finished epoch's losses on the training and test sets, its timings, and whether it is the best."""
@@ -244,6 +296,7 @@ class Trainer:
             is_best=is_best,
             kl_weight=kl_weight(self.settings, last_step, self.steps_per_epoch),
             lr=learning_rate(self.settings, last_step, self.steps_per_epoch),
+            threads=self.epoch_threads,
         )
 
     def _record_best(self, test_loss: float) -> bool:
@@ -306,6 +359,7 @@ class Trainer:
         tensors.update({f"rng_epoch_start.{k}": v for k, v in rng_epoch_start.items()})
         tensors.update(extra)
         progress = {"epoch": epoch, "step": step, "best_test_loss": self.best_test_loss, "best_epoch": self.best_epoch}
+        progress["threads"] = self.epoch_threads  # the epoch it stops in goes on with the same count
         optimizer = self.optimizer.state_dict()
         for group in optimizer["param_groups"]:  # a scheduled lr on CUDA is a tensor: stored as the number
             if isinstance(group["lr"], torch.Tensor):

@@ -45,6 +45,7 @@ class EpochResult:
     is_best: bool
     kl_weight: float = 1.0  # the KL term's weight in the training loss at the epoch's last batch
     lr: float = 1e-3  # the learning rate of the epoch's last batch
+    threads: int = 0  # the CPU threads the epoch trained on (0: not recorded)
 
     def summary(self, total_epochs: int, width: int = 80) -> str:
         """One line of at most width columns: epoch, losses (with the test loss's KL part), time, speed.
@@ -93,6 +94,11 @@ class PlainProgress:
         """Print a line that stays."""
         self.console.print(literal(text), highlight=False, soft_wrap=True, markup=False)
 
+    def notice(self, text: str) -> None:
+        """A condition that holds for now ("" when it has passed): a log gets the line when it starts."""
+        if text:
+            self.message(text)
+
     def close(self) -> None:
         """Training ended."""
 
@@ -109,10 +115,13 @@ class Bars(Progress):
     def __init__(self, *columns: ProgressColumn, console: Console, **options: Any) -> None:
         self.terminal = console  # Progress asks for its renderable before it knows its console
         self.shown_preview: RenderableType | None = None  # drawn under the bars, replaced each epoch
+        self.notice: str = ""  # a line under the bars while it holds (the machine is busy)
         super().__init__(*columns, console=console, **options)
 
     def get_renderable(self) -> RenderableType:
         bars = super().get_renderable()
+        if self.notice:
+            bars = Group(bars, Text(self.notice, style="yellow", no_wrap=True, overflow="ellipsis"))
         if self.shown_preview is not None:
             bars = Group(bars, self.shown_preview)
         return Constrain(bars, max(20, self.terminal.width - RIGHT_MARGIN))
@@ -170,6 +179,11 @@ class RichProgress(PlainProgress):
         """Print a line that stays, wrapped between words to the terminal's width."""
         self.bars.console.print(Text(literal(text)), highlight=False)
 
+    def notice(self, text: str) -> None:
+        """One line under the bars while the condition holds; gone when it has passed."""
+        self.bars.notice = literal(text)
+        self.bars.refresh()
+
     def close(self) -> None:
         self.bars.stop()
 
@@ -182,6 +196,9 @@ class EvalProgress:
 
     def images_done(self, done: float) -> None:
         """Images of the current stage done so far."""
+
+    def message(self, text: str) -> None:
+        """A line that stays above the bars (the thread count, when the machine is busy)."""
 
     def __enter__(self) -> "EvalProgress":
         return self
@@ -213,6 +230,9 @@ class RichEvalProgress(EvalProgress):
 
     def images_done(self, done: float) -> None:
         self.bars.update(self.task, completed=done, count=self._count(done))
+
+    def message(self, text: str) -> None:
+        self.bars.console.print(Text(literal(text)), highlight=False)
 
     def _count(self, done: float) -> str:
         return f"{int(done):,}/{self.images:,} images" if self.images else ""

@@ -43,15 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vae-tui` script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        from train.threads import ThreadFollower, capped_threads
+
         if args.threads is not None:  # before any parallel work starts torch's thread pool
             import torch
-
-            from train.threads import capped_threads
 
             args.threads, note = capped_threads(args.threads)
             if note:
                 sys.stderr.write(f"vae-tui {args.command}: note: {note}\n")
             torch.set_num_threads(args.threads)
+        # made before torch loads: its first reading of the other processes' load spans the start-up
+        args.thread_follower = ThreadFollower(args.threads)
         return args.run(args)
     except UserError as e:
         sys.stderr.write(f"vae-tui {args.command}: error: {e}\n")

@@ -7,10 +7,14 @@ so `vae-tui --help` and every `vae-tui COMMAND --help` stay fast.
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.errors import UserError
 from models.limits import MAX_SEED  # what torch's generators take; train's settings check the same bound
 from models.text import printable
+
+if TYPE_CHECKING:
+    from train.threads import ThreadFollower
 
 # The names of models.MODEL_KINDS and train.data.DATASET_NAMES, written out because importing
 # those modules imports torch; tests/test_cli_parser.py fails if they drift apart.
@@ -118,4 +122,26 @@ def add_device_and_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="folder with the dataset files (searched first)")
     parser.add_argument(
         "--download", action="store_true", help="download the dataset through torchvision if it is not found"
+    )
+
+
+def follower(args: argparse.Namespace) -> "ThreadFollower":
+    """The command's thread follower, made by the CLI as it started (a fresh one when a test calls run directly)."""
+    from train.threads import ThreadFollower
+
+    if getattr(args, "thread_follower", None) is None:
+        args.thread_follower = ThreadFollower(getattr(args, "threads", None))
+    return args.thread_follower
+
+
+def threads_for_load(args: argparse.Namespace) -> str:
+    """Set torch's thread count for one long computation (eval, an import, an atlas) from the load now; the note
+    that says so when other processes leave fewer CPUs than torch would use ("" otherwise)."""
+    chosen = follower(args)
+    count = chosen.choose()
+    if not chosen.follows or chosen.default is None or count >= chosen.default or chosen.others is None:
+        return ""
+    return (
+        f"other processes keep {chosen.others:.1f} of {chosen.usable} CPUs busy: computing on {count} "
+        f"thread{'s' if count > 1 else ''} (--threads N fixes the count)"
     )

@@ -14,6 +14,7 @@ from vae_tui.commands import (
     add_seed_flag,
     bounded_int,
     required_checkpoint_path,
+    threads_for_load,
 )
 
 MAX_SAMPLES = 10_000  # K = 1000 takes about 45 s for the 10,000 test images on 2 CPU cores; time grows with K
@@ -94,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         data = load_dataset(checkpoint.dataset, args.data_dir, args.download)
         x = unit_pixels(data.test.images).to(device)
         y = data.test.labels.to(device)
+        note = threads_for_load(args)
+        if note:
+            progress.message(note)
         progress.stage(f"-ELBO and IWAE, K={args.samples}", len(x))
         started = time.perf_counter()
         evaluation = evaluate_model(

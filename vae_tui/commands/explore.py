@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
-from vae_tui.commands import Commands, add_checkpoint_argument, checkpoint_path, pretrained_path
+from vae_tui.commands import (
+    Commands,
+    add_checkpoint_argument,
+    checkpoint_path,
+    pretrained_path,
+    threads_for_load,
+)
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -92,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
     """Open the explorer; return the exit status."""
     import torch
 
-    if args.threads is None:
-        torch.set_num_threads(1)  # decoding one small batch: threads cost more than they give
     checkpoint, source = resolve(args)
     from train.data import check_model_fits_data
     from vae_tui.app import create_app
@@ -102,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
     image_shape(checkpoint.config.input_dim)  # a model the explorer cannot draw stops here, on one line
     check_model_fits_data(checkpoint)
     if checkpoint.atlas is None:
+        if args.threads is None:
+            note = threads_for_load(args)  # the atlas encodes the whole test set
+            if note:
+                sys.stderr.write(f"vae-tui explore: {note}\n")
         add_atlas(checkpoint)
+    if args.threads is None:
+        torch.set_num_threads(1)  # decoding one small batch: threads cost more than they give
     start_image = None
     if args.image is not None:
         from vae_tui.user_image import load_user_image
