@@ -146,7 +146,7 @@ async def test_the_browser_lists_sorts_and_filters(browsed: Path) -> None:
         assert ("new" in [r[0] for r in table_rows(app)]) and len(table_rows(app)) == 8
 
 
-async def test_a_run_shows_its_curves_and_grids_and_steps_epochs(browsed: Path) -> None:
+async def test_a_run_shows_its_curves_and_grids_and_steps_epochs(browsed: Path, wait_until: Callable) -> None:
     from vae_tui.run_view import LossPlot, RunScreen, first_cells, grid_pixels
     from vae_tui.runs_app import RunsApp
     from vae_tui.widgets.image_view import ImageView
@@ -163,10 +163,11 @@ async def test_a_run_shows_its_curves_and_grids_and_steps_epochs(browsed: Path) 
         assert [len(d.x) for d in datasets] == [2, 2]  # train and test loss, one point per epoch
         view = screen.query_one("#reconst", ImageView)
         expected = first_cells(grid_pixels(browsed / "finished" / "reconst-2.png"), 56, 2 * (120 - 2))
-        assert torch_equal(view.pixels, expected)
+        await wait_until(pilot, lambda: torch_equal(view.pixels, expected), "epoch 2's grid")  # decoded in a thread
         await pilot.press("left")
         assert screen.epoch == 1
-        assert torch_equal(view.pixels, first_cells(grid_pixels(browsed / "finished" / "reconst-1.png"), 56, 236))
+        expected = first_cells(grid_pixels(browsed / "finished" / "reconst-1.png"), 56, 236)
+        await wait_until(pilot, lambda: torch_equal(view.pixels, expected), "epoch 1's grid")
         with (browsed / "finished" / "metrics.jsonl").open("a") as metrics:  # the run goes on: a third epoch
             metrics.write('{"epoch": 3, "train_loss": 300.0, "test_loss": 290.0}\n')
         for _ in range(100):
@@ -216,7 +217,8 @@ async def test_escape_in_an_explorer_from_the_browser_goes_back(
 
 
 async def test_d_deletes_a_run_after_naming_it_and_never_a_training_one(browsed: Path) -> None:
-    from vae_tui.runs_app import ConfirmDelete, RunsApp, folder_size, human_size
+    from train.run_delete import deletable_size
+    from vae_tui.runs_app import ConfirmDelete, RunsApp, human_size
 
     app = RunsApp(browsed)
     async with app.run_test(size=(120, 30)) as pilot:
@@ -225,7 +227,7 @@ async def test_d_deletes_a_run_after_naming_it_and_never_a_training_one(browsed:
         await pilot.press(*["down"] * names.index("interrupted"), "d")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDelete)
-        size = human_size(folder_size(browsed / "interrupted"))
+        size = human_size(deletable_size(browsed / "interrupted"))
         assert app.screen.question == f"Delete the run interrupted ({size} on disk)? y: delete · n: keep"
         await pilot.press("n")
         await pilot.pause()
@@ -245,7 +247,7 @@ async def test_d_deletes_a_run_after_naming_it_and_never_a_training_one(browsed:
             lock.release()
 
 
-async def test_space_marks_two_runs_and_c_compares_them(browsed: Path) -> None:
+async def test_space_marks_two_runs_and_c_compares_them(browsed: Path, wait_until: Callable) -> None:
     from vae_tui.run_view import CompareScreen, LossPlot, first_cells, grid_pixels
     from vae_tui.runs_app import RunsApp
     from vae_tui.widgets.image_view import ImageView
@@ -267,10 +269,14 @@ async def test_space_marks_two_runs_and_c_compares_them(browsed: Path) -> None:
         assert isinstance(screen, CompareScreen)
         datasets = screen.query_one(LossPlot)._datasets
         assert [len(d.x) for d in datasets] == [2, 2, 2, 2]  # test and train loss of each run
-        for i, name in enumerate(("finished", "interrupted")):
-            view = screen.query_one(f"#samples-{i}", ImageView)
-            expected = first_cells(grid_pixels(browsed / name / "sample-2.png"), 28, 2 * (120 - 2))
-            assert torch_equal(view.pixels, expected)
+        views = [screen.query_one(f"#samples-{i}", ImageView) for i in range(2)]
+        expected = [
+            first_cells(grid_pixels(browsed / name / "sample-2.png"), 28, 2 * (120 - 2))
+            for name in ("finished", "interrupted")
+        ]
+        await wait_until(  # decoded in a thread
+            pilot, lambda: all(torch_equal(v.pixels, e) for v, e in zip(views, expected, strict=True)), "samples"
+        )
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
 

@@ -3,13 +3,12 @@
 A run folder's state is one of: running (a training holds its lock), finished (its last
 checkpoint is past the planned epochs), interrupted (resumable from last.safetensors), empty
 (nothing in it yet), not a run (files, none of them vae-tui's) or damaged (what is wrong is
-said). Only checkpoint headers and
-metrics.jsonl are read, never the weights.
+said). Only checkpoint headers and metrics.jsonl are read, never the weights, and only through
+train.run_files (regular files, never blocking, up to a cap). Every value read is checked
+before it is kept: strings are made printable, counts and losses bounded, anything else absent.
 """
 
 import fcntl
-import json
-import math
 import os
 import struct
 import time
@@ -18,6 +17,9 @@ from pathlib import Path
 
 from models.errors import CheckpointError, UserError
 from models.text import printable
+from train.commands import resume_command
+from train.run_files import FileTooLarge, open_regular, read_capped, read_upto
+from train.run_values import epoch_count, loss_value, metrics_row, parse_json, text_value
 
 METADATA_KEY = "vae_tui"  # models.checkpoint_file's
 MAX_HEADER_BYTES = 1 << 20  # models.checkpoint_file's
@@ -28,31 +30,31 @@ COLUMNS = ("run", "model", "dataset", "epochs", "best test", "state", "changed")
 
 @dataclass
 class Run:
-    """One run folder as the runs listing shows it."""
+    """One run folder as the runs listing shows it; every field read from a file is already checked."""
 
     name: str
     path: Path
     state: str  # running, finished, interrupted, empty, damaged, or "not a run" (files, none of them vae-tui's)
-    problem: str = ""  # for a damaged run: what is wrong
-    model: str | None = None
+    problem: str = ""  # for a damaged run: what is wrong (printable)
+    model: str | None = None  # printable, at most run_values.MAX_TEXT characters
     arch: str | None = None
     dataset: str | None = None
-    epochs_done: int | None = None
+    epochs_done: int | None = None  # 0 to models.limits.MAX_EPOCHS
     epochs_planned: int | None = None
-    best_loss: float | None = None
+    best_loss: float | None = None  # finite, below run_values.MAX_LOSS in size
     best_epoch: int | None = None
     changed: float = 0.0  # the newest modification time of its files (seconds since the epoch)
-    metrics: list[dict] = field(default_factory=list, repr=False)
+    metrics: list[dict] = field(default_factory=list, repr=False)  # checked rows: epoch, train_loss, test_loss
 
     @property
     def resume_command(self) -> str | None:
         """How to go on with an interrupted run."""
         if self.state != "interrupted":
             return None
-        return f"vae-tui train --resume {printable(str(self.path / 'last.safetensors'))}"
+        return resume_command(self.path / "last.safetensors")
 
     def as_json(self) -> dict:
-        """The row of `vae-tui runs --json`."""
+        """The row of `vae-tui runs --json` (name and path as on disk: json.dumps escapes their control characters)."""
         return {
             "name": self.name,
             "path": str(self.path),
@@ -70,43 +72,50 @@ class Run:
         }
 
 
+def _reason(e: OSError) -> str:
+    return printable(str(e.strerror or e))[:60]
+
+
 def lock_held(folder: Path) -> bool:
-    """Whether a training holds the folder's lock now (train/output.py takes it exclusively)."""
+    """Whether a training holds the folder's lock now (train/output.py takes it exclusively); a .lock that is not a
+    regular file is held by no training."""
     try:
-        with open(folder / ".lock", "rb") as file:
-            try:
-                fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(file, fcntl.LOCK_UN)
+        fd = open_regular(folder / ".lock")
     except OSError:
         return False
-    return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def read_metrics(path: Path) -> tuple[list[dict], str]:
-    """metrics.jsonl's rows, and what is wrong with it ("" when nothing): the rows before a bad line are kept."""
+    """metrics.jsonl's checked rows, and what is wrong with it ("" when nothing): the rows before a bad line are
+    kept."""
     try:
-        if path.stat().st_size > MAX_METRICS_BYTES:
-            return [], f"metrics.jsonl is over {MAX_METRICS_BYTES >> 20} MB"
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path, MAX_METRICS_BYTES).decode("utf-8")
     except FileNotFoundError:
         return [], ""
-    except (OSError, UnicodeDecodeError) as e:
-        return [], f"metrics.jsonl cannot be read ({printable(str(getattr(e, 'strerror', None) or e))[:60]})"
+    except FileTooLarge:
+        return [], f"metrics.jsonl is over {MAX_METRICS_BYTES >> 20} MB"
+    except OSError as e:
+        return [], f"metrics.jsonl cannot be read ({_reason(e)})"
+    except UnicodeDecodeError:
+        return [], "metrics.jsonl cannot be read (not UTF-8 text)"
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
         try:
-            row = json.loads(line)
+            row = metrics_row(parse_json(line))
         except ValueError:
             return rows, f"metrics.jsonl line {number} is not JSON (truncated?)"
-        if not (
-            isinstance(row, dict)
-            and type(row.get("epoch")) is int
-            and isinstance(row.get("test_loss"), int | float)
-            and isinstance(row.get("train_loss"), int | float)
-            and all(math.isfinite(row[k]) for k in ("test_loss", "train_loss"))
-        ):
+        if row is None:
             return rows, f"metrics.jsonl line {number} is not an epoch's metrics"
         rows.append(row)
     return rows, ""
@@ -120,22 +129,25 @@ def checkpoint_info(path: Path) -> dict:
     against the header's length (models.checkpoint checks the rest when a run is opened).
     """
     try:
-        with open(path, "rb") as file:
-            prefix = file.read(8)
+        fd = open_regular(path)
+        try:
+            prefix = read_upto(fd, 8)
             if len(prefix) < 8:
                 raise CheckpointError(f"{path.name} is empty or truncated")
             header_len = struct.unpack("<Q", prefix)[0]
-            if header_len > MAX_HEADER_BYTES or 8 + header_len > os.fstat(file.fileno()).st_size:
+            if header_len > MAX_HEADER_BYTES or 8 + header_len > os.fstat(fd).st_size:
                 raise CheckpointError(f"{path.name} is truncated or not a safetensors file")
-            header = json.loads(file.read(header_len).decode("utf-8"))
+            header = parse_json(read_upto(fd, header_len).decode("utf-8"))
+        finally:
+            os.close(fd)
     except OSError as e:
-        raise CheckpointError(f"{path.name} cannot be read ({e.strerror or e})") from None
-    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{path.name} cannot be read ({_reason(e)})") from None
+    except ValueError:  # not JSON, too deep, or not UTF-8 (UnicodeDecodeError is a ValueError)
         raise CheckpointError(f"{path.name} has a damaged header") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     text = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
     try:
-        info = json.loads(text) if isinstance(text, str) else None
+        info = parse_json(text) if isinstance(text, str) else None
     except ValueError:
         info = None
     if not isinstance(info, dict):
@@ -144,13 +156,27 @@ def checkpoint_info(path: Path) -> dict:
 
 
 def _newest_change(folder: Path) -> float:
+    """The newest modification time of folder and its entries (links not followed)."""
     times = [folder.stat().st_mtime]
-    for child in folder.iterdir():
-        try:
-            times.append(child.stat().st_mtime)
-        except OSError:
-            continue
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                times.append(entry.stat(follow_symlinks=False).st_mtime)
+            except OSError:
+                continue
     return max(times)
+
+
+def _fill_from_info(run: Run, info: dict) -> None:
+    """run's model, arch, dataset, epochs and best loss from a checkpoint's metadata, each checked."""
+    training = info.get("training") if isinstance(info.get("training"), dict) else {}
+    resume = info.get("resume") if isinstance(info.get("resume"), dict) else {}
+    run.model, run.arch = text_value(training.get("model")), text_value(training.get("arch"))
+    run.dataset = text_value(info.get("dataset"))
+    run.epochs_planned = epoch_count(training.get("epochs"))
+    run.epochs_done = epoch_count(info.get("epoch"))
+    run.best_loss = loss_value(resume.get("best_test_loss"))
+    run.best_epoch = epoch_count(resume.get("best_epoch")) if run.best_loss is not None else None
 
 
 def scan_run(folder: Path) -> Run:
@@ -167,19 +193,11 @@ def scan_run(folder: Path) -> Run:
             except CheckpointError as e:
                 problem = problem or printable(str(e).replace(str(folder) + "/", ""))[:120]
     if info is not None:
-        training = info.get("training") if isinstance(info.get("training"), dict) else {}
-        resume = info.get("resume") if isinstance(info.get("resume"), dict) else {}
-        run.model, run.arch = training.get("model"), training.get("arch")
-        run.dataset = info.get("dataset") if isinstance(info.get("dataset"), str) else None
-        planned, epoch = training.get("epochs"), info.get("epoch")
-        run.epochs_planned = planned if type(planned) is int else None
-        run.epochs_done = epoch if type(epoch) is int else None
-        if isinstance(resume.get("best_test_loss"), int | float):
-            run.best_loss, run.best_epoch = float(resume["best_test_loss"]), resume.get("best_epoch")
+        _fill_from_info(run, info)
     if run.metrics:
         best = min(run.metrics, key=lambda row: row["test_loss"])
         run.epochs_done = max(run.epochs_done or 0, run.metrics[-1]["epoch"])
-        run.best_loss, run.best_epoch = float(best["test_loss"]), best["epoch"]
+        run.best_loss, run.best_epoch = best["test_loss"], best["epoch"]
     if running:
         run.state = "running"
     elif problem:
@@ -252,10 +270,16 @@ def row_cells(run: Run) -> tuple[str, ...]:
     """A run's cells in the listing and the browser (names from the disk shown as written, never as markup)."""
     model = " ".join(part for part in (run.model, run.arch) if part) or "-"
     epochs = "-" if run.epochs_done is None else f"{run.epochs_done}/{run.epochs_planned or '?'}"
-    best = "-" if run.best_loss is None else f"{run.best_loss:.2f} @{run.best_epoch}"
+    best_epoch = "?" if run.best_epoch is None else run.best_epoch
+    best = "-" if run.best_loss is None else f"{shown_loss(run.best_loss)} @{best_epoch}"
     state = f"damaged: {run.problem}" if run.state == "damaged" else run.state
     changed = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.changed))
     return printable(run.name), model, printable(run.dataset or "-"), epochs, best, printable(state), changed
+
+
+def shown_loss(loss: float) -> str:
+    """A loss with two decimals, as vae-tui's are (hundreds of nats); one far larger in three significant digits."""
+    return f"{loss:.2f}" if abs(loss) < 1e6 else f"{loss:.3g}"
 
 
 def ordered(runs: list[Run], sort: str) -> list[Run]:

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         args.thread_follower = ThreadFollower(args.threads)
         return args.run(args)
     except UserError as e:
-        sys.stderr.write(f"vae-tui {args.command}: error: {e}\n")
+        sys.stderr.write(f"vae-tui {args.command}: error: {printable(str(e))}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("vae-tui: interrupted\n")

@@ -1,23 +1,32 @@
-"""One run in the runs browser: its loss curves, that epoch's grids, its settings and resume command."""
+"""One run in the runs browser: its loss curves, that epoch's grids, its settings and resume command.
 
+Grids are decoded in thread workers that never touch a widget: they post GridsLoaded, and the screen shows the
+pictures, so a slow or hostile image never holds up the keys.
+"""
+
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.events import Resize
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 from textual_plot import HiResMode, PlotWidget
 
 from models.text import printable
+from train.commands import explore_command
 from train.image_file import ImageRefused, open_image
 from train.runs import Run, read_metrics
 from vae_tui import runs_app
 from vae_tui.widgets.image_view import ImageView
 
 IMAGE_SIDE, PAD, PNG_SCALE = 28, 2, 2  # how train.writes lays out reconst-N.png and sample-N.png
+GRID_TITLES = {"reconst": "reconstructions", "sample": "samples"}
 GRID_MAX_PIXELS = 16_000_000  # a grid training wrote is far smaller; larger is not one
 
 
@@ -41,6 +50,68 @@ def first_cells(png: torch.Tensor, cell_width: int, width_px: int) -> torch.Tens
     return native[: IMAGE_SIDE + 2 * PAD, : cells * step + PAD]
 
 
+@dataclass(frozen=True)
+class Grid:
+    """A grid asked for (its file, the cell width of its first row, the width in pixels it may take) and, once
+    decoded, its first row (None when there is no picture)."""
+
+    path: Path | None
+    cell_width: int
+    width_px: int
+    pixels: torch.Tensor | None = None
+
+
+def load_grids(grids: list[Grid]) -> list[Grid]:
+    """grids decoded (off the UI thread: a grid is a file anyone may have put there)."""
+    loaded = []
+    for grid in grids:
+        pixels = None if grid.path is None else grid_pixels(grid.path)
+        if pixels is not None:  # the grid's first row, as many cells as fit at 2:1
+            pixels = first_cells(pixels, grid.cell_width, grid.width_px)
+        loaded.append(Grid(grid.path, grid.cell_width, grid.width_px, pixels))
+    return loaded
+
+
+def loss_limits(losses: list[float]) -> tuple[float, float]:
+    """A y range that holds every loss with a margin, never empty: the margin grows with the losses' size, so
+    that 1e29 and 1e29 + 1 do not make a range of zero width in floating point."""
+    low, high = min(losses), max(losses)
+    margin = max(0.05 * (high - low), 0.5, 1e-3 * max(abs(low), abs(high)))
+    return low - margin, high + margin
+
+
+class GridScreen(Screen):
+    """A screen that shows grids: it asks a thread worker for them and shows what comes back."""
+
+    @dataclass
+    class GridsLoaded(Message):
+        """Grids decoded by the worker, for the request numbered `request`."""
+
+        request: int
+        grids: list[Grid]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grid_request = 0  # the newest request; answers to older ones are dropped
+
+    def ask_for_grids(self, grids: list[Grid]) -> None:
+        """Decode grids in a worker; show_grids gets them (and a newer request replaces this one)."""
+        self.grid_request += 1
+        self._load_grids(self.grid_request, grids)
+
+    @work(thread=True, exclusive=True, group="grids")
+    def _load_grids(self, request: int, grids: list[Grid]) -> None:
+        self.post_message(self.GridsLoaded(request, load_grids(grids)))
+
+    def on_grid_screen_grids_loaded(self, message: GridsLoaded) -> None:
+        if message.request == self.grid_request:
+            self.show_grids(message.grids)
+
+    def show_grids(self, grids: list[Grid]) -> None:
+        """Put decoded grids on screen."""
+        raise NotImplementedError
+
+
 class LossPlot(PlotWidget, can_focus=False):
     """The loss curves; left and right step through epochs rather than pan the plot."""
 
@@ -55,15 +126,14 @@ class LossPlot(PlotWidget, can_focus=False):
                 epochs, losses = [r["epoch"] for r in rows], [r[key] for r in rows]
                 self.plot(epochs, losses, line_style=colour, hires_mode=HiResMode.HALFBLOCK, label=label)
         epochs, losses = [e for e, _ in points], [v for _, v in points]
-        margin = max(0.05 * (max(losses) - min(losses)), 0.5)
-        self.set_ylimits(min(losses) - margin, max(losses) + margin)  # every curve whole
+        self.set_ylimits(*loss_limits(losses))  # every curve whole
         self.set_xlimits(min(epochs), max(max(epochs), min(epochs) + 1))
         self.set_xlabel("epoch")
         self.set_ylabel("loss (nats/image)")
         self.show_legend()
 
 
-class RunScreen(Screen):
+class RunScreen(GridScreen):
     """One run: train and test loss per epoch, that epoch's grids (left/right), its settings and resume command."""
 
     BINDINGS = [
@@ -138,22 +208,29 @@ class RunScreen(Screen):
             [("train", "#5fafff", rows, "train_loss"), ("test", "#ffaf00", rows, "test_loss")]
         )
         self._draw_grids()
-        lines = [f"model {run.model or '?'} {run.arch or ''} · dataset {run.dataset or '?'}"]
+        lines = [printable(f"model {run.model or '?'} {run.arch or ''} · dataset {run.dataset or '?'}")]
         if run.resume_command:
             lines.append(f"resume: {run.resume_command}")
-        lines.append(f"explore: vae-tui explore {printable(str(run.path))}")
+        lines.append(f"explore: {explore_command(run.path)}")
         self.query_one("#settings", Static).update("\n".join(lines))
 
     def _draw_grids(self) -> None:
+        """Ask for this epoch's grids; until they come, the titles say so."""
+        width_px = 2 * max(1, self.size.width - 2)
+        grids = []
         for name, cell_width in (("reconst", 2 * IMAGE_SIDE), ("sample", IMAGE_SIDE)):
-            view = self.query_one(f"#{name}", ImageView)
-            pixels = None if self.epoch is None else grid_pixels(self.run.path / f"{name}-{self.epoch}.png")
-            if pixels is not None:  # the grid's first row, as many cells as fit at 2:1
-                pixels = first_cells(pixels, cell_width, 2 * max(1, self.size.width - 2))
-            title = "reconstructions" if name == "reconst" else "samples"
-            shown = f"{title}, epoch {self.epoch}" if pixels is not None else f"{title}: no picture"
+            path = None if self.epoch is None else self.run.path / f"{name}-{self.epoch}.png"
+            grids.append(Grid(path, cell_width, width_px))
+            if path is not None:
+                self.query_one(f"#{name}-title", Label).update(f"{GRID_TITLES[name]}, epoch {self.epoch}: loading")
+        self.ask_for_grids(grids)
+
+    def show_grids(self, grids: list[Grid]) -> None:
+        for name, grid in zip(("reconst", "sample"), grids, strict=True):
+            title = GRID_TITLES[name]
+            shown = f"{title}, epoch {self.epoch}" if grid.pixels is not None else f"{title}: no picture"
             self.query_one(f"#{name}-title", Label).update(shown)
-            view.show(pixels if pixels is not None else torch.zeros(2, 2))
+            self.query_one(f"#{name}", ImageView).show(grid.pixels if grid.pixels is not None else torch.zeros(2, 2))
 
     def action_epoch(self, delta: int) -> None:
         epochs = [r["epoch"] for r in self.rows]
@@ -173,7 +250,7 @@ class RunScreen(Screen):
 COMPARE_COLOURS = (("#ffaf00", "#875f00"), ("#5fd7ff", "#005f87"))  # test, train loss of the first and second run
 
 
-class CompareScreen(Screen):
+class CompareScreen(GridScreen):
     """Two runs: their loss curves on one plot, their latest sample grids one above the other."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "back")]
@@ -208,13 +285,22 @@ class CompareScreen(Screen):
 
     def on_resize(self, event: Resize) -> None:
         rows = max(2, min(8, (event.size.height - 10) // 4))
+        grids = []
         for i, run in enumerate(self.pair):
-            view = self.query_one(f"#samples-{i}", ImageView)
-            view.styles.height = rows
-            epoch = run.metrics[-1]["epoch"] if run.metrics else None
-            pixels = None if epoch is None else grid_pixels(run.path / f"sample-{epoch}.png")
-            title = f"{printable(run.name)}: samples, epoch {epoch}" if pixels is not None else "no samples yet"
+            self.query_one(f"#samples-{i}", ImageView).styles.height = rows
+            epoch = self._latest_epoch(run)
+            path = None if epoch is None else run.path / f"sample-{epoch}.png"
+            grids.append(Grid(path, IMAGE_SIDE, 2 * max(1, event.size.width - 2)))
+        self.ask_for_grids(grids)
+
+    @staticmethod
+    def _latest_epoch(run: Run) -> int | None:
+        return run.metrics[-1]["epoch"] if run.metrics else None
+
+    def show_grids(self, grids: list[Grid]) -> None:
+        for i, (run, grid) in enumerate(zip(self.pair, grids, strict=True)):
+            epoch = self._latest_epoch(run)
+            title = f"{printable(run.name)}: samples, epoch {epoch}" if grid.pixels is not None else "no samples yet"
             self.query_one(f"#samples-title-{i}", Label).update(title)
-            if pixels is not None:
-                pixels = first_cells(pixels, IMAGE_SIDE, 2 * max(1, event.size.width - 2))
-            view.show(pixels if pixels is not None else torch.zeros(2, 2))
+            view = self.query_one(f"#samples-{i}", ImageView)
+            view.show(grid.pixels if grid.pixels is not None else torch.zeros(2, 2))

@@ -5,32 +5,21 @@
 Nothing here imports torch, so the table is up before torch would have loaded.
 """
 
-import shutil
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from models.text import printable
+from train.run_delete import DeleteRefused, deletable_size, delete_run
 from train.runs import COLUMNS, Run, RunCache, lock_held, ordered, row_cells
 
 POLL_SECONDS = 2.0  # a run still training shows its new epochs within this
 SORTS = {"name": "name", "loss": "best loss", "date": "newest first"}
-
-
-def folder_size(folder: Path) -> int:
-    """Bytes of the files under folder (links not followed)."""
-    total = 0
-    for path in folder.rglob("*"):
-        try:
-            if path.is_file() and not path.is_symlink():
-                total += path.stat().st_size
-        except OSError:
-            continue
-    return total
 
 
 def human_size(size: int) -> str:
@@ -163,7 +152,7 @@ class RunsScreen(Screen):
             keep = highlighted.name
         table.clear()
         for run, row in zip(runs, rows, strict=True):
-            table.add_row(*row, key=run.name)
+            table.add_row(*(Text(cell) for cell in row), key=run.name)  # Text: a str cell would be read as markup
         self.listed = runs
         names = [r.name for r in runs]
         if keep in names:
@@ -202,22 +191,33 @@ class RunsScreen(Screen):
             self.app.push_screen(RunScreen(run))
 
     def action_delete(self) -> None:
-        """Delete the highlighted run after a confirmation naming it and its size; never one that is training."""
+        """Delete the highlighted run after a confirmation naming it and its size; never one that is training, a
+        link, or one holding another file system (train.run_delete)."""
         run = self.current()
         if run is None:
             return
         if lock_held(run.path):
-            self.notify(f"{printable(run.name)} is training now: not deleted", severity="warning", markup=False)
+            self._warn(f"{run.name} is training now: not deleted")
+            return
+        try:
+            size = deletable_size(run.path)  # refuses a link at once, before anything is walked
+        except DeleteRefused as e:
+            self._warn(str(e))
+            return
+        except OSError as e:
+            self._warn(f"could not look into {run.name}: {e.strerror or e}")
             return
 
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
             if lock_held(run.path):  # a training started while the question was open
-                self.notify(f"{printable(run.name)} is training now: not deleted", severity="warning", markup=False)
+                self._warn(f"{run.name} is training now: not deleted")
                 return
             try:
-                shutil.rmtree(run.path)
+                delete_run(run.path)
+            except DeleteRefused as e:
+                self._warn(str(e))
             except OSError as e:
                 self.notify(
                     printable(f"could not delete {run.name}: {e.strerror or e}"), severity="error", markup=False
@@ -226,7 +226,10 @@ class RunsScreen(Screen):
                 self.notify(printable(f"deleted {run.name}"), markup=False)
             self.refresh_runs()
 
-        self.app.push_screen(ConfirmDelete(run.name, folder_size(run.path)), confirmed)
+        self.app.push_screen(ConfirmDelete(run.name, size), confirmed)
+
+    def _warn(self, message: str) -> None:
+        self.notify(printable(message), severity="warning", markup=False)
 
     def action_explore(self) -> None:
         run = self.current()
@@ -234,7 +237,7 @@ class RunsScreen(Screen):
             return
         best = run.path / "best.safetensors"
         if not best.is_file():
-            self.notify(f"{printable(run.name)} has no best.safetensors yet", severity="warning", markup=False)
+            self._warn(f"{run.name} has no best.safetensors yet")
             return
         self.app.exit(best)
 

@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     runs = ordered(scan_runs(Path(args.folder)), args.sort)
     if args.json:
-        print(json.dumps([r.as_json() for r in runs], indent=2))
+        # every number in a Run is finite (train.run_values): allow_nan=False keeps the output standard JSON, and
+        # ensure_ascii (the default) writes a control character in a name as an escape, never the character
+        print(json.dumps([r.as_json() for r in runs], indent=2, allow_nan=False))
         return 0
     if not runs:
         print(f"no runs in {printable(args.folder)}")

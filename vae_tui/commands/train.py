@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from models.errors import UserError
-from vae_tui.commands import ARCHS, DATASETS, LR_SCHEDULES, MODELS, Commands, add_device_and_data_flags
+from models.text import printable
+from train.commands import explore_command, resume_command
+from vae_tui.commands import ARCHS, DATASETS, LR_SCHEDULES, MODELS, Commands, add_device_and_data_flags, follower
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{e.signal_name} arrived before the first batch: nothing was trained or saved", file=sys.stderr)
             else:
                 print(f"{e.signal_name}: stopped and saved. Resume with:", file=sys.stderr)  # the path: its own line
-                print(f"  vae-tui train --resume {e.checkpoint}", file=sys.stderr)
+                print(f"  {resume_command(Path(e.checkpoint))}", file=sys.stderr)
             return EXIT_CODES.get(e.signal_name, 1)
 
 
@@ -140,7 +142,9 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
         check_memory(settings, device)  # sizes that would not fit stop here, on one line naming the flags
         progress = make_progress(Console(), preview=not args.no_preview)
         reach("start", "model")
-        trainer = Trainer(settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs)
+        trainer = Trainer(
+            settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs, threads=follower(args)
+        )
         where = f", from epoch {trainer.epoch}, batch {trainer.step}" if resume else ""
         # one line each, paths on their own: at 80 columns nothing breaks mid-name
         model = f"{settings.model.upper()} ({settings.arch})"
@@ -160,7 +164,7 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
     best = load_checkpoint(out_dir / "best.safetensors")
     progress.message(
         f"Done: best test loss {best.metrics['test_loss']:.2f} at epoch {best.epoch}. Explore it with:\n"
-        f"  vae-tui explore {out_dir / 'best.safetensors'}"
+        f"  {explore_command(out_dir / 'best.safetensors')}"
     )
     return 0
 
@@ -194,8 +198,8 @@ def _refuse_a_training_in(out_dir: Path) -> None:
     """A new training never writes over another one's files."""
     if (out_dir / "last.safetensors").exists():
         raise UserError(
-            f"{out_dir} already holds a training: resume it with --resume {out_dir / 'last.safetensors'}"
-            " or choose another --out"
+            f"{printable(str(out_dir))} already holds a training: resume it with "
+            f"{resume_command(out_dir / 'last.safetensors')} or choose another --out"
         )
 
 
