@@ -1,6 +1,7 @@
 """The vae-tui command lines printed for the user to paste, each built in one place with its paths shell-quoted."""
 
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from models.text import printable
@@ -15,9 +16,11 @@ def shell_path(path: Path) -> str:
     return printable(shlex.quote(text))
 
 
-def resume_command(checkpoint: Path) -> str:
-    """The command that goes on with an interrupted training from its last.safetensors."""
-    return f"vae-tui train --resume {shell_path(checkpoint)}"
+def resume_command(checkpoint: Path, flags: Sequence[str] = ()) -> str:
+    """The command that goes on with an interrupted training from its last.safetensors, repeating flags (those the
+    checkpoint does not store: --threads, --device, --data-dir ...)."""
+    words = [shell_path(checkpoint), *(printable(shlex.quote(flag)) for flag in flags)]
+    return f"vae-tui train --resume {' '.join(words)}"
 
 
 def explore_command(target: Path) -> str:

@@ -121,8 +121,24 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{e.signal_name} arrived before the first batch: nothing was trained or saved", file=sys.stderr)
             else:
                 print(f"{e.signal_name}: stopped and saved. Resume with:", file=sys.stderr)  # the path: its own line
-                print(f"  {resume_command(Path(e.checkpoint))}", file=sys.stderr)
+                print(f"  {resume_command(Path(e.checkpoint), unstored_flags(args))}", file=sys.stderr)
             return EXIT_CODES.get(e.signal_name, 1)
+
+
+def unstored_flags(args: argparse.Namespace) -> list[str]:
+    """The flags of this training that its checkpoint does not store, which its resume command must repeat."""
+    flags = []
+    if args.device != "auto":
+        flags += ["--device", args.device]
+    if args.data_dir:
+        flags += ["--data-dir", args.data_dir]
+    if args.threads is not None:
+        flags += ["--threads", str(args.threads)]
+    if not args.cuda_graphs:
+        flags.append("--no-cuda-graphs")
+    if args.no_preview:
+        flags.append("--no-preview")
+    return flags
 
 
 def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
