@@ -2,13 +2,15 @@
 
 Stored as ``atlas.<field>`` tensors beside the weights, so the explorer's map and picker work
 with no dataset installed. Every field is checked on load like the weights: names, dtypes,
-shapes against the model's sizes (before any data is read), label and index ranges, NaN.
+shapes against the model's sizes (before any data is read), label and index ranges, and each
+float field finite and within what training writes after its cast to float32 (models/bounds.py).
 """
 
 from dataclasses import dataclass, fields
 
 import torch
 
+from models.bounds import KL_ROUNDING, MAX_AXIS_LENGTH, MAX_ENCODING, MAX_KL, MAX_VARIANCE, float32_problem
 from models.errors import CheckpointError
 from models.limits import IMAGE_SIDE
 
@@ -37,7 +39,14 @@ class Atlas:
 
 
 FIELDS = tuple(f.name for f in fields(Atlas))
-FLOAT_FIELDS = ("mu", "pca_mean", "pca_axes", "variance", "kl")
+# Each float field's range as float32: (low, high); pca_axes are unit vectors, their lengths checked beside.
+FLOAT_FIELDS = {
+    "mu": (-MAX_ENCODING, MAX_ENCODING),
+    "pca_mean": (-MAX_ENCODING, MAX_ENCODING),
+    "pca_axes": (-MAX_AXIS_LENGTH, MAX_AXIS_LENGTH),
+    "variance": (0.0, MAX_VARIANCE),
+    "kl": (-KL_ROUNDING, MAX_KL),
+}
 INDEX_FIELDS = ("labels", "indices", "image_labels", "image_indices")
 
 
@@ -89,8 +98,8 @@ def atlas_from(tensors: dict[str, torch.Tensor], num_classes: int, path: object)
     for name in FIELDS:
         t = tensors[f"atlas.{name}"]
         if name in FLOAT_FIELDS:
-            if not t.is_floating_point() or not torch.isfinite(t).all():
-                raise CheckpointError(f"{path} has a malformed atlas: {name} must be finite floats")
+            if problem := float_field_problem(name, t):
+                raise CheckpointError(f"{path} has a malformed atlas: {name} {problem}")
             values[name] = t.float().clone()
         elif name == "images":
             if t.dtype != torch.uint8:
@@ -103,6 +112,14 @@ def atlas_from(tensors: dict[str, torch.Tensor], num_classes: int, path: object)
             if len(t) and (t.min() < 0 or t.max() >= high):
                 raise CheckpointError(f"{path} has a malformed atlas: {name} must lie in 0..{high - 1}")
             values[name] = t.long().clone()
-    if (values["variance"] < 0).any():
-        raise CheckpointError(f"{path} has a malformed atlas: a negative variance")
     return Atlas(**values)
+
+
+def float_field_problem(name: str, t: torch.Tensor) -> str | None:
+    """Why t is not what training writes as the atlas' float field name (after the cast to float32), or None."""
+    low, high = FLOAT_FIELDS[name]
+    if problem := float32_problem(t, high, low):
+        return problem
+    if name == "pca_axes" and (t.double().norm(dim=1) > MAX_AXIS_LENGTH).any():
+        return "must be unit vectors"
+    return None

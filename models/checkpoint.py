@@ -6,7 +6,8 @@ and for resumable checkpoints ``optimizer.<index>.<key>`` and ``resume.<name>``.
 The header's ``__metadata__["vae_tui"]`` holds a JSON object with the format version, the
 model config, dataset, class names, epoch, metrics, training settings, package version and
 a SHA-256 of the data section, so that a flipped byte in the weights is caught on load.
-Loading never executes code: safetensors holds only tensors and strings.
+Loading never executes code: safetensors holds only tensors and strings. Every float is checked as
+the float32 it becomes, finite and within what training writes (models/bounds.py).
 """
 
 import hashlib
@@ -23,6 +24,7 @@ import torch
 
 from models.atlas import Atlas, atlas_from, check_atlas_layout
 from models.atomic import write_atomic
+from models.bounds import MAX_ENCODING, MAX_WEIGHT, float32_problem
 from models.checkpoint_file import MAX_HEADER_BYTES, METADATA_KEY, Layout, read_layout, read_tensors
 from models.errors import CheckpointError
 from models.limits import IMAGE_PIXELS, IMAGE_SIDE, MAX_SIZE, shown
@@ -121,7 +123,8 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     model.load_state_dict(_model_state(tensors, expected, path), assign=True)
-    centroids = _tensor(tensors, "class_centroids", (config.num_classes, config.latent_dim), path).clone()
+    shape = (config.num_classes, config.latent_dim)
+    centroids = _tensor(tensors, "class_centroids", shape, MAX_ENCODING, path).clone()
     checkpoint = Checkpoint(
         model=model.eval(),
         class_centroids=centroids,
@@ -131,6 +134,7 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
         **described,
     )
     if with_resume:
+        _check_running_sums(tensors, path)
         checkpoint.resume = resume_state(layout.info, tensors, [tuple(t.shape) for t in expected.values()], path)
     return checkpoint
 
@@ -255,25 +259,31 @@ def _check_layout(layout: Layout, expected: dict[str, torch.Tensor], config: Mod
         )
 
 
-def _tensor(tensors: dict, name: str, shape: tuple[int, ...], path: Path) -> torch.Tensor:
-    """tensors[name] as finite float32 of the given shape."""
+def _tensor(tensors: dict, name: str, shape: tuple[int, ...], bound: float, path: Path) -> torch.Tensor:
+    """tensors[name] as float32 of the given shape, finite and within +-bound after the cast."""
     if name not in tensors:
         raise CheckpointError(f"{path} is missing the tensor {name}")
     t = tensors[name]
     if tuple(t.shape) != tuple(shape):
         raise CheckpointError(f"{path}: {name} has shape {tuple(t.shape)}, expected {tuple(shape)}")
-    if not t.is_floating_point():
-        raise CheckpointError(f"{path}: {name} is {t.dtype}, expected floating point")
-    t = t.float()
-    if not torch.isfinite(t).all():
-        raise CheckpointError(f"{path}: {name} contains NaN or infinite values")
-    return t
+    if problem := float32_problem(t, bound):
+        raise CheckpointError(f"{path}: {name} {problem}")
+    return t.float()
 
 
 def _model_state(tensors: dict, expected: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    """The model's weights, finite float32, copied out of the file's buffer (which then goes once the load ends)."""
+    """The model's weights as float32 within +-MAX_WEIGHT, copied out of the file's buffer (which then goes once the
+    load ends)."""
     stored = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    return {name: _tensor(stored, name, tuple(t.shape), path).clone() for name, t in expected.items()}
+    return {name: _tensor(stored, name, tuple(t.shape), MAX_WEIGHT, path).clone() for name, t in expected.items()}
+
+
+def _check_running_sums(tensors: dict, path: Path) -> None:
+    """The resume state's floating tensors (the stopped epoch's sums), finite as the float32 training adds them to."""
+    sums = {name: t for name, t in tensors.items() if name.startswith("resume.") and t.is_floating_point()}
+    for name, t in sums.items():
+        if problem := float32_problem(t, torch.finfo(torch.float32).max):
+            raise CheckpointError(f"{path}: {shown(name)} {problem}")
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:

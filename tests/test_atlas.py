@@ -1,5 +1,6 @@
 """The atlas in every checkpoint training writes: encodings, test images, the PCA plane, per-dimension stats."""
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -143,10 +144,40 @@ def float_labels(tensors: dict) -> None:
     tensors["atlas.labels"] = tensors["atlas.labels"].float()
 
 
+def kl_1e300(tensors: dict) -> None:
+    tensors["atlas.kl"] = tensors["atlas.kl"].double()
+    tensors["atlas.kl"][0] = 1e300  # finite as float64, infinite as the float32 it becomes
+
+
+def variance_1e300(tensors: dict) -> None:
+    tensors["atlas.variance"] = tensors["atlas.variance"].double()
+    tensors["atlas.variance"][2] = 1e300
+
+
+def mu_3e38(tensors: dict) -> None:
+    tensors["atlas.mu"][7, 1] = -3e38  # finite float32: a cursor move on the map made z NaN
+
+
+def axes_3e38(tensors: dict) -> None:
+    tensors["atlas.pca_axes"][0, 0] = 3e38
+
+
+def axes_not_unit(tensors: dict) -> None:
+    tensors["atlas.pca_axes"][1] = 0.9  # each entry below 1, the vector of length 1.8
+
+
+def mean_1e5(tensors: dict) -> None:
+    tensors["atlas.pca_mean"][0] = 1e5
+
+
+def kl_negative(tensors: dict) -> None:
+    tensors["atlas.kl"][3] = -1.0
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (nan_mu, "malformed atlas: mu must be finite floats"),
+        (nan_mu, "malformed atlas: mu contains NaN or infinite values"),
         (short_axes, "malformed atlas: pca_axes has shape (1, 4), expected (2, 4)"),
         (wide_mu, "malformed atlas: mu has shape (128, 5), expected (N, 4)"),
         (big_images, "malformed atlas: images have shape (128, 32, 32), expected (M, 28, 28)"),
@@ -155,8 +186,15 @@ def float_labels(tensors: dict) -> None:
         (negative_index, "malformed atlas: image_indices must lie in 0.."),
         (no_kl, "incomplete atlas: kl missing"),
         (extra_field, "a tensor vae-tui does not write: atlas.notes"),
-        (negative_variance, "malformed atlas: a negative variance"),
+        (negative_variance, "malformed atlas: variance has values outside 0..1e+08"),
         (float_labels, "malformed atlas: labels must be integers"),
+        (kl_1e300, "malformed atlas: kl has values beyond float32's range"),
+        (variance_1e300, "malformed atlas: variance has values beyond float32's range"),
+        (mu_3e38, "malformed atlas: mu has values outside -10000..10000, which training never writes"),
+        (axes_3e38, "malformed atlas: pca_axes has values outside -1.001..1.001"),
+        (axes_not_unit, "malformed atlas: pca_axes must be unit vectors"),
+        (mean_1e5, "malformed atlas: pca_mean has values outside -10000..10000"),
+        (kl_negative, "malformed atlas: kl has values outside -0.001..1e+08"),
     ],
 )
 def test_a_damaged_atlas_is_refused(
@@ -164,9 +202,32 @@ def test_a_damaged_atlas_is_refused(
 ) -> None:
     path = trained / "best.safetensors"
     rewrite_checkpoint(path, edit_tensors=damage)
-    with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(CheckpointError, match=re.escape(message)):
         load_checkpoint(path)
     run_cli("sample", str(path), "-o", str(trained / "x.png")).assert_one_line_error(message)
+
+
+@pytest.mark.parametrize("damage", [kl_1e300, mu_3e38, axes_3e38])
+def test_explore_refuses_an_atlas_out_of_range_in_one_line(
+    trained: Path, rewrite_checkpoint: Callable, run_cli: Callable, damage: Callable
+) -> None:
+    """The explorer crashed at its start on kl 1e300 (infinite as float32); mu or pca_axes of 3e38 made z NaN."""
+    path = trained / "best.safetensors"
+    rewrite_checkpoint(path, edit_tensors=damage)
+    run_cli("explore", str(path)).assert_one_line_error("vae-tui explore: error:", "has a malformed atlas")
+
+
+def test_what_training_writes_stays_within_the_bounds(trained: Path, rewrite_checkpoint: Callable) -> None:
+    """A dimension at the prior can have a mean KL a rounding below 0; float64 fields that fit float32 load."""
+    path = trained / "best.safetensors"
+
+    def rounded_and_float64(tensors: dict) -> None:
+        tensors["atlas.kl"][0] = -3e-8
+        tensors["atlas.mu"] = tensors["atlas.mu"].double()
+
+    rewrite_checkpoint(path, edit_tensors=rounded_and_float64)
+    atlas = load_checkpoint(path).atlas
+    assert atlas.kl[0].item() == pytest.approx(-3e-8) and atlas.mu.dtype == torch.float32
 
 
 def test_every_field_is_written(trained: Path) -> None:
@@ -191,3 +252,19 @@ def test_explore_computes_a_missing_atlas_when_the_dataset_is_here(
     test = load_dataset("mnist", data_dir=mnist_dir).test
     expected = atlas_of(checkpoint.model, test.images.reshape(-1, 784).float() / 255, test.labels.long(), test.images)
     assert all(torch.equal(getattr(checkpoint.atlas, f), getattr(expected, f)) for f in FIELDS)
+
+
+def test_an_atlas_computed_past_the_bounds_is_dropped_with_a_note(
+    make_checkpoint: Callable, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Weights within the loader's bounds can still encode past what a checkpoint's atlas may hold: the explorer
+    opens without a map rather than on numbers it would refuse from a file."""
+    from vae_tui.commands.explore import add_atlas
+
+    checkpoint = make_checkpoint("vae")
+    with torch.no_grad():
+        checkpoint.model.to_mu.bias.fill_(2e4)  # mu of every image past +-1e4
+    monkeypatch.setenv("VAE_TUI_DATA", str(mnist_dir))
+    add_atlas(checkpoint)
+    assert checkpoint.atlas is None
+    assert "the atlas computed for this model is unusable (mu has values outside" in capsys.readouterr().err

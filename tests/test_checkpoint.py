@@ -1,6 +1,7 @@
 """Checkpoint format: round trip, resume state, and every way a file can be bad."""
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -162,6 +163,63 @@ def test_nan_weights(saved: Path, rewrite_checkpoint: Callable) -> None:
     rewrite_checkpoint(saved, edit_tensors=lambda t: t["model.to_mu.weight"].__setitem__((0, 0), float("nan")))
     with pytest.raises(CheckpointError, match="NaN"):
         load_checkpoint(saved)
+
+
+def float64_weight_1e300(tensors: dict) -> None:
+    tensors["model.to_logits.bias"] = tensors["model.to_logits.bias"].double()
+    tensors["model.to_logits.bias"][0] = 1e300  # finite as float64, infinite as the float32 it is loaded as
+
+
+def weight_3e38(tensors: dict) -> None:
+    tensors["model.decoder_hidden.weight"][0, 0] = 3e38  # finite float32: encoding a test image gave z = NaN
+
+
+def centroid_3e38(tensors: dict) -> None:
+    tensors["class_centroids"][2, 1] = -3e38  # the VAE starts at its class's centroid
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (float64_weight_1e300, "to_logits.bias has values beyond float32's range"),
+        (weight_3e38, "decoder_hidden.weight has values outside -10000..10000, which training never writes"),
+        (centroid_3e38, "class_centroids has values outside -10000..10000"),
+    ],
+)
+def test_numbers_are_checked_as_float32_and_bounded(
+    saved: Path, rewrite_checkpoint: Callable, run_cli: Callable, damage: Callable, message: str
+) -> None:
+    rewrite_checkpoint(saved, edit_tensors=damage)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        load_checkpoint(saved)
+    run_cli("explore", str(saved)).assert_one_line_error("vae-tui explore: error:", message)
+
+
+def test_resume_sums_are_checked_as_the_float32_they_are_added_to(
+    tmp_path: Path, make_checkpoint: Callable, rewrite_checkpoint: Callable
+) -> None:
+    path = save_checkpoint(tmp_path / "last.safetensors", make_checkpoint(resume=True))
+    rewrite_checkpoint(
+        path, edit_tensors=lambda t: t.update({"resume.loss_sum": torch.tensor(1e300, dtype=torch.float64)})
+    )
+    load_checkpoint(path)  # the weights alone do not need them
+    with pytest.raises(CheckpointError, match="'resume.loss_sum' has values beyond float32's range"):
+        load_checkpoint(path, with_resume=True)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_weights_at_the_bound_still_encode_and_decode_finite_numbers(arch: str) -> None:
+    """models/bounds.py's MAX_WEIGHT: every weight and bias at +-1e4, the activations stay inside float32."""
+    from models.bounds import MAX_WEIGHT
+
+    model = build_model(ModelConfig(kind="cvae", arch=arch, hidden_dim=64, latent_dim=8))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(MAX_WEIGHT)  # all positive: no cancellation, each layer as large as it gets
+        mu, logvar = model.encode(torch.ones(2, 784), torch.tensor([0, 9]))
+        logits = model.decode(torch.full((2, 8), 10.0), torch.tensor([0, 9]))
+    assert torch.isfinite(mu).all() and torch.isfinite(logvar).all() and torch.isfinite(logits).all()
+    assert mu.min() > 1e9 and logits.min() > 1e9  # large, as a model at the bound is, and finite
 
 
 def test_sizes_disagree_with_weights(saved: Path, rewrite_checkpoint: Callable) -> None:

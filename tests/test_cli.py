@@ -170,12 +170,13 @@ def test_signal_saves_a_resumable_state(signalled_trainings: dict, run_cli: Call
     assert "Traceback" not in stderr
     assert f"{sig.name}: stopped and saved" in stderr
     # the flags the checkpoint does not store are repeated: pasted, the line resumes the same training
-    command = stderr.splitlines()[stderr.splitlines().index(f"{sig.name}: stopped and saved. Resume with:") + 1]
+    command = stderr.split(f"{sig.name}: stopped and saved. Resume with:\n")[1]
     last_path = out / "last.safetensors"
-    assert command == f"  vae-tui train --resume {last_path} --data-dir {data} --threads 1 --no-preview"
+    flags = f"--data-dir {data} \\\n    --threads 1 \\\n    --no-preview"
+    assert command == f"  vae-tui train \\\n    --resume {last_path} \\\n    {flags}\n"
     last = load_checkpoint(out / "last.safetensors", with_resume=True)
     assert (last.resume.progress["epoch"], last.resume.progress["step"]) == (2, 3) and last.epoch == 1
-    resumed = run_cli(*shlex.split(command)[1:])
+    resumed = run_cli(*shlex.split(command.replace("\\\n", " "))[1:])  # as a shell joins the lines
     assert resumed.code == 0, resumed.stderr
     assert "from epoch 2, batch 3" in resumed.stdout
     assert load_checkpoint(out / "last.safetensors").epoch == 2

@@ -72,3 +72,42 @@ async def test_another_shape_is_not_shown(
         save_checkpoint(best, next_epoch(make_checkpoint("vae"), 2))
         await wait_until(pilot, lambda: toast_shows(app, "another shape: not reloaded"), "a warning")
         assert app.explorer.checkpoint.config.kind == "cvae"
+
+
+async def test_a_checkpoint_whose_atlas_is_infinite_as_float32_is_not_reloaded(
+    tmp_path: Path, make_checkpoint: Callable, rewrite_checkpoint: Callable, settle: Callable, wait_until: Callable
+) -> None:
+    """An atlas kl of float64 1e300 passed the loader and became inf: the reload crashed the explorer."""
+    from train.atlas import build_atlas
+
+    best = tmp_path / "best.safetensors"
+    images = torch.zeros(30, 28, 28, dtype=torch.uint8)
+    atlas = build_atlas(
+        torch.randn(30, 4, generator=torch.Generator().manual_seed(0)), torch.ones(4), images, torch.arange(30) % 10
+    )
+    checkpoint = make_checkpoint("cvae")
+    checkpoint.atlas = atlas
+    save_checkpoint(best, checkpoint)
+    app = create_app(load_checkpoint(best), str(tmp_path), tmp_path / "exports", follow=best)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        screen = app.explorer
+
+        def infinite_kl(tensors: dict) -> None:
+            tensors["atlas.kl"] = tensors["atlas.kl"].double()
+            tensors["atlas.kl"][1] = 1e300
+
+        checkpoint = next_epoch(make_checkpoint("cvae"), 2)
+        checkpoint.atlas = atlas
+        save_checkpoint(best, checkpoint)
+        rewrite_checkpoint(best, edit_tensors=infinite_kl)
+        await wait_until(pilot, lambda: screen._seen == follow_module.signature(best), "the change noticed")
+        await app.workers.wait_for_complete()  # the reload tried
+        await pilot.pause()
+        assert screen.checkpoint.epoch == 1 and app.is_running and app.return_code is None
+        await pilot.press("L")
+        await settle(app, pilot)  # still drawing
+
+        checkpoint.epoch = 3
+        save_checkpoint(best, checkpoint)  # the next good one is shown
+        await wait_until(pilot, lambda: screen.checkpoint.epoch == 3, "the next good checkpoint loaded")

@@ -143,7 +143,8 @@ def test_train_messages_show_the_out_path_literally(
     out = tmp_path / "run [/]" / "[red]x"
     assert main(["train", *TINY_TRAIN, "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"writing to {out}" in printed and f"explore {out / 'best.safetensors'}" in printed
+    # the path as written; in the command to paste, one shell word
+    assert f"writing to {out}" in printed and f"explore '{out / 'best.safetensors'}'" in printed
 
 
 def drawn(widget: object) -> str:

@@ -1,6 +1,9 @@
 """vae-tui import-example: the PyTorch example's VAE state dict becomes a checkpoint that decodes the same images."""
 
 import pickle
+import struct
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import load_checkpoint
+from models import CheckpointError, load_checkpoint
 from vae_tui.app import create_app
 
 
@@ -147,6 +150,49 @@ def a_list(path: Path) -> None:
     torch.save([torch.zeros(3)], path)
 
 
+def replaced(path: Path, key: str, value: torch.Tensor) -> None:
+    state = torch.load(path, weights_only=True)
+    state[key] = value
+    torch.save(state, path)
+
+
+def float8(path: Path) -> None:
+    replaced(path, "fc4.bias", torch.zeros(784, dtype=torch.float8_e4m3fn))  # isfinite has no float8 kernel
+
+
+def sparse(path: Path) -> None:
+    replaced(path, "fc1.weight", torch.zeros(24, 784).to_sparse())
+
+
+def float64_1e300(path: Path) -> None:
+    replaced(path, "fc4.bias", torch.full((784,), 1e300, dtype=torch.float64))  # finite, until it is float32
+
+
+def float32_3e38(path: Path) -> None:
+    replaced(path, "fc3.weight", torch.full((24, 3), 3e38))
+
+
+def rezipped(path: Path, compression: int = zipfile.ZIP_DEFLATED, grow: str = "", by: int = 0) -> None:
+    """path's archive written again with compression, the entry named grow padded with by zero bytes."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {info.filename: archive.read(info) for info in archive.infolist()}
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data + bytes(by) if name.endswith(grow) and grow else data)
+
+
+def deflated_bomb(path: Path) -> None:
+    rezipped(path, grow="/data/0", by=64 << 20)  # 64 MB of zeros deflate to 64 KB: the same ratio as 6.3 GB in 27 MB
+
+
+def directory_claims_3_gb(path: Path) -> None:
+    """The archive's directory says one entry unpacks to 3 GB; nothing else changes (zipfile reads only it)."""
+    blob = bytearray(path.read_bytes())
+    entry = blob.rfind(b"PK\x01\x02", 0, blob.rfind(b"PK\x05\x06"))  # the last central directory entry
+    struct.pack_into("<L", blob, entry + 24, 3_000_000_000)  # its uncompressed size (APPNOTE 4.3.12)
+    path.write_bytes(blob)
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -158,6 +204,12 @@ def a_list(path: Path) -> None:
         (whole_model, "is not a plain state dict: torch.load(weights_only=True) refused it"),
         (with_nan, "fc4.bias contains NaN or infinite values"),
         (a_list, "holds a list, not a state dict of named tensors"),
+        (float8, "fc4.bias is a float8_e4m3fn tensor, expected dense float16, bfloat16, float32 or float64"),
+        (sparse, "fc1.weight is a sparse_coo tensor, expected dense float16"),
+        (float64_1e300, "fc4.bias has values beyond float32's range"),
+        (float32_3e38, "fc3.weight has values outside -10000..10000, which training never writes"),
+        (deflated_bomb, "holds compressed entries ('vae/data/0': "),
+        (directory_claims_3_gb, "unpacks to 3,000,"),
     ],
 )
 def test_bad_files_are_refused_in_one_line(
@@ -183,3 +235,55 @@ def test_an_existing_output_is_kept(example: tuple[ExampleVAE, Path], tmp_path: 
     )
     assert out.read_bytes() == b"keep me"
     run_cli("import-example", str(tmp_path / "none.pt"), "--dataset", "mnist", "-o", str(tmp_path / "x.safetensors"))
+
+
+def test_a_compressed_archive_is_refused_before_it_is_unpacked(example: tuple[ExampleVAE, Path]) -> None:
+    """What torch.load would unpack is read from the zip's directory: an entry deflated from 64 MB is refused
+    before any of it is inflated (a 27 MB file held 6.3 GB and took 6.5 GB of memory before its refusal)."""
+    from models.example import check_archive
+
+    path = example[1]
+    rezipped(path, zipfile.ZIP_STORED, grow="/data/0", by=64 << 20)
+    with pytest.raises(CheckpointError, match=r"unpacks to 67,\d{3},\d{3} bytes"):
+        check_archive(path, 64 << 20)  # stored: the file is what it unpacks to, checked against a lowered cap
+    check_archive(path, 128 << 20)
+    rezipped(path)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(CheckpointError, match="holds compressed entries"):
+        check_archive(path, 128 << 20)
+
+
+def test_warnings_from_torch_load_are_not_printed(tmp_path: Path, run_cli: Callable) -> None:
+    """torch.load warns about a pickle protocol it does not expect, then refuses: the refusal alone is shown."""
+    path = tmp_path / "protocol4.pt"
+    path.write_bytes(pickle.dumps({"fc1.weight": [1.0]}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_cli("import-example", str(path), "--dataset", "mnist", "-o", str(tmp_path / "x.safetensors"))
+    result.assert_one_line_error("is not a plain state dict")
+    assert not [w for w in caught if "torch" in w.filename], [str(w.message) for w in caught]
+
+
+def test_an_escape_sequence_in_the_output_name_is_shown_not_obeyed(
+    example: tuple[ExampleVAE, Path], tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("train.data.candidate_roots", lambda dataset: [])
+    out = tmp_path / "x\x1b]0;pwned\x07 y.safetensors"
+    result = run_cli("import-example", str(example[1]), "--dataset", "mnist", "-o", str(out))
+    assert result.code == 0 and out.is_file()
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "x\ufffd]0;pwned\ufffd y.safetensors" in result.stdout
+    assert "vae-tui explore '" in result.stdout  # the command quoted for the shell: the name holds a space
+
+
+def test_a_model_whose_encodings_no_checkpoint_may_hold_is_not_imported(
+    example: tuple[ExampleVAE, Path], mnist_dir: Path, tmp_path: Path, run_cli: Callable
+) -> None:
+    """Weights within the bound, encodings far past it: the file written would not load, so none is written."""
+    replaced(example[1], "fc21.weight", torch.full((3, 24), 1e4))
+    out = tmp_path / "imported.safetensors"
+    result = run_cli(
+        "import-example", str(example[1]), "--dataset", "mnist", "-o", str(out), "--data-dir", str(mnist_dir)
+    )
+    result.assert_one_line_error("is not a trained VAE: what it computes on the dataset (the class centroids)")
+    assert not out.exists()

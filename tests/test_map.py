@@ -1,6 +1,8 @@
 """The latent map: planes, the scatter, class colours, and map mode in the explorer through Pilot."""
 
 import itertools
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,15 +26,18 @@ from vae_tui.latent_map import (
     latent_plane,
     nearest,
     pixel_of,
+    point_images,
     principal_plane,
     scatter,
 )
 from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE
+from vae_tui.state import Z_LIMIT
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.map_view import MapView
 from vae_tui.widgets.thumbnails import Thumbnails
 
 pytestmark = pytest.mark.usefixtures("truecolor")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -69,6 +74,65 @@ def test_planes_move_z_within_them_and_keep_the_rest() -> None:
     assert (off_plane @ moved).tolist() == pytest.approx((off_plane @ torch.tensor(z)).tolist(), abs=1e-5)
     latent = latent_plane(3, 1, 6)
     assert latent.place(z, 2.0, -2.0) == pytest.approx([z[0], -2.0, z[2], 2.0, z[4], z[5]])
+
+
+def test_a_cursor_move_keeps_z_finite_and_within_its_limit() -> None:
+    """Axes of 3e38 (the loader now refuses them; a plane from elsewhere must not either) made z NaN on one move."""
+    plane = Plane(torch.zeros(4), torch.tensor([[3e38, 0, 0, 0], [0, -3e38, 3e38, 0]]), ("PC1", "PC2"))
+    for u, v in [(0.5, -0.25), (3e38, -3e38), (float("nan"), float("inf"))]:
+        z = plane.place([0.5, float("nan"), -20.0, 1.0], u, v)
+        assert all(abs(value) <= Z_LIMIT for value in z), z  # NaN fails the comparison
+    assert plane.place([1.0, 2.0, 3.0, 4.0], 3e38, 0.0)[3] == 4.0  # off the plane: kept
+
+
+def test_point_images_pair_each_encoding_with_its_stored_image() -> None:
+    generator = torch.Generator().manual_seed(0)
+    indices = torch.randperm(300, generator=generator)[:200]
+    image_indices = torch.cat([indices[:40], torch.tensor([500, 501]), indices[10:15]])  # 5 stored twice, 2 strays
+    image_indices = image_indices[torch.randperm(len(image_indices), generator=generator)]
+    atlas = build_atlas(torch.zeros(4, 2), torch.ones(2), torch.zeros(4, 28, 28, dtype=torch.uint8), torch.arange(4))
+    atlas.indices, atlas.image_indices = indices, image_indices
+    found = point_images(atlas)
+    pairs = atlas.indices[:, None] == atlas.image_indices[None]  # the all-pairs comparison, on a small case
+    expected = torch.where(pairs.any(1), pairs.int().argmax(1), -1)  # the first image of each encoding, or none
+    assert torch.equal(found, expected) and (found >= 0).sum() == 40
+
+
+# A map and picker on the largest atlas a checkpoint may hold: 65,536 encodings, 65,536 images, as many classes.
+# Prints how far the peak RSS rose in the calls past what their inputs took (the all-pairs comparison: 4.3 GB).
+LARGEST_ATLAS = """
+import resource, sys
+import torch
+from models.atlas import MAX_POINTS, Atlas
+from vae_tui.latent_map import MapAxes
+from vae_tui.screens.picker import PickerScreen
+
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+generator = torch.Generator().manual_seed(0)
+n, d = MAX_POINTS, 20
+atlas = Atlas(
+    mu=torch.randn(n, d, generator=generator), labels=torch.zeros(n, dtype=torch.long),
+    indices=torch.randperm(n, generator=generator), images=torch.zeros(n, 28, 28, dtype=torch.uint8),
+    image_labels=torch.arange(n), image_indices=torch.randperm(n, generator=generator) + n // 2,
+    pca_mean=torch.zeros(d), pca_axes=torch.eye(2, d), variance=torch.ones(d), kl=torch.ones(d),
+)
+axes = MapAxes(atlas, [True] * d)
+plane = axes.plane(0)
+axes.layout(plane)
+before = peak()
+image = axes.nearest_image(plane, 0.0, 0.0)
+picker = PickerScreen(atlas, [str(c) for c in range(n)], 7)
+assert atlas.image_indices[image] in atlas.indices and picker.by_class[7] == [7]
+print(peak() - before)
+"""
+
+
+def test_the_largest_atlas_costs_memory_in_proportion_to_its_points() -> None:
+    """Enter on the map compared every encoding's index with every image's: 3.2 GB at the largest atlas."""
+    run = subprocess.run(
+        [sys.executable, "-c", LARGEST_ATLAS], capture_output=True, text=True, timeout=120, cwd=ROOT, check=True
+    )
+    assert int(run.stdout) < 256 << 20  # about 30 MB: the picker's lists of 65,536 classes
 
 
 def test_a_two_dimensional_latent_maps_z0_and_z1_exactly() -> None:
@@ -261,3 +325,17 @@ async def test_map_and_picker_need_no_dataset(
         await pilot.press("m", "o", "enter")
         await settle(app, pilot)
         assert app.screen is app.explorer and app.explorer.reference.index is not None
+
+
+async def test_enter_on_a_map_whose_points_have_no_stored_image_says_so(
+    tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    """No encoding's test image among the stored ones: nothing to start from, said (argmin of nothing crashed)."""
+    checkpoint = load_checkpoint(pretrained_path("vae"))
+    checkpoint.atlas.image_indices = checkpoint.atlas.image_indices + 100_000
+    app = create_app(checkpoint, "VAE", tmp_path / "exports")
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m", "enter")
+        await wait_until(pilot, lambda: toast_shows(app, "nothing to start from"), "a warning")
+        assert app.is_running and app.explorer.reference is None

@@ -62,7 +62,8 @@ def test_ctrl_c_leaves_each_bar_once_and_every_line_within_80_columns(tmp_path: 
     lines = screen.lines()
     assert [line.split()[0] for line in lines if line.startswith(("epochs ", "batches "))] == ["epochs", "batches"]
     last = OUT / "last.safetensors"
-    assert lines[-2:] == ["SIGINT: stopped and saved. Resume with:", f"  vae-tui train --resume {last}"]
+    resume = ["  vae-tui train \\", f"    --resume {last} \\", "    --data-dir data"]  # one flag a line
+    assert lines[-4:] == ["SIGINT: stopped and saved. Resume with:", *resume]
 
 
 def test_the_summary_line_fits_80_columns_with_wide_numbers() -> None:

@@ -186,3 +186,14 @@ def test_layout_gives_big_terminals_a_larger_preview_and_thumbnails() -> None:
             below = sum(g.height for g in strips if g is layout.traversal or not layout.classes_beside)
             assert 2 + 1 + layout.scale * 14 + below <= height, (width, height, classes)  # everything fits
             assert all(g.width <= width - 2 for g in strips)
+
+
+def test_z_stays_finite_and_within_its_limit_from_every_source() -> None:
+    from vae_tui.state import Z_LIMIT
+
+    state = ExplorerState(torch.zeros(2, 3), conditional=False)
+    state.set_z([float("nan"), float("inf"), -3e38])
+    assert state.z == [0.0, Z_LIMIT, -Z_LIMIT]
+    state.set_value(float("nan"))
+    state.start_from([float("-inf"), 2.0, float("nan")], 1)
+    assert state.z == [-Z_LIMIT, 2.0, 0.0] and state.label == 1

@@ -304,7 +304,9 @@ def test_sigint_during_start_up_of_a_resumed_run(mnist_dir: Path, tmp_path: Path
     finally:
         unlisten()
     assert result.code == 130
-    assert result.stderr == f"SIGINT: stopped and saved. Resume with:\n  vae-tui train --resume {last}\n"
+    # the flags it was started with, one a line
+    resume = f"vae-tui train \\\n    --resume {last} \\\n    --epochs 2 \\\n    --data-dir {mnist_dir}"
+    assert result.stderr == f"SIGINT: stopped and saved. Resume with:\n  {resume}\n"
     assert last.read_bytes() == before  # it holds that very moment already
 
 

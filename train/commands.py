@@ -16,11 +16,14 @@ def shell_path(path: Path) -> str:
     return printable(shlex.quote(text))
 
 
-def resume_command(checkpoint: Path, flags: Sequence[str] = ()) -> str:
-    """The command that goes on with an interrupted training from its last.safetensors, repeating flags (those the
-    checkpoint does not store: --threads, --device, --data-dir ...)."""
-    words = [shell_path(checkpoint), *(printable(shlex.quote(flag)) for flag in flags)]
-    return f"vae-tui train --resume {' '.join(words)}"
+def resume_command(checkpoint: Path, flags: Sequence[tuple[str, str | None]] = (), lines: bool = False) -> str:
+    """The command that goes on with an interrupted training from its last.safetensors, repeating flags, (flag,
+    value or None) each: those the checkpoint does not store (--threads, --device, --data-dir ...). With lines and
+    flags, each flag (--resume too) starts a continuation line, so that no line is much wider than its path."""
+    words = [f"--resume {shell_path(checkpoint)}"]
+    words += [flag if value is None else f"{flag} {shell_path(Path(value))}" for flag, value in flags]
+    separator = " \\\n    " if lines and flags else " "
+    return "vae-tui train" + separator + separator.join(words)
 
 
 def explore_command(target: Path) -> str:

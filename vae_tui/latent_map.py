@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from models.atlas import Atlas
+from vae_tui.state import Z_LIMIT
 
 # Ten colours of the xterm 6x6x6 cube, so a 256-colour terminal shows exactly what truecolor does; chosen by a
 # max-min search over the cube's colours lighter than L* 45: every pair is at least 30 apart in CIEDE2000.
@@ -62,10 +63,12 @@ class Plane:
         return self.origin.float().tolist(), self.axes.float().tolist()
 
     def place(self, z: list[float], u: float, v: float) -> list[float]:
-        """z moved within the plane to coordinates (u, v); its components off the plane are kept."""
-        point = torch.tensor(z, dtype=torch.float32)
+        """z moved within the plane to coordinates (u, v); its components off the plane are kept. Each component is
+        finite and within +-Z_LIMIT, whatever the plane and (u, v): one that would not be finite keeps z's."""
+        point = torch.tensor(z, dtype=torch.float32).nan_to_num(0.0, Z_LIMIT, -Z_LIMIT)
         now = self.project(point[None])[0]
-        return (point + (torch.tensor([u, v]) - now) @ self.axes).tolist()
+        moved = point + (torch.tensor([u, v]) - now) @ self.axes
+        return torch.where(moved.isfinite(), moved, point).clamp(-Z_LIMIT, Z_LIMIT).tolist()
 
 
 def principal_plane(atlas: Atlas) -> Plane:
@@ -143,6 +146,14 @@ def scatter(uv: torch.Tensor, labels: torch.Tensor, view: View, width: int, heig
     return drawn.view(height, width)
 
 
+def point_images(atlas: Atlas) -> torch.Tensor:
+    """For each encoding (N,), the index into atlas.images of the same test image (the first, if stored twice), or -1
+    where it has none: the image indices sorted and searched, so time and memory grow with N + M, not N * M."""
+    stored, order = atlas.image_indices.sort(stable=True)
+    position = torch.searchsorted(stored, atlas.indices).clamp(max=len(stored) - 1)
+    return torch.where(stored[position] == atlas.indices, order[position], -1)
+
+
 def nearest(uv: torch.Tensor, u: float, v: float, view: View) -> int:
     """The index of the point of uv (N, 2) nearest to (u, v), distances measured in view widths and heights."""
     scale = torch.tensor([view.right - view.left, view.top - view.bottom])
@@ -177,3 +188,17 @@ class MapAxes:
             uv = plane.project(self.atlas.mu)
             self._layouts[plane.names] = (uv, view_of(uv))
         return self._layouts[plane.names]
+
+    @functools.cached_property
+    def point_images(self) -> torch.Tensor:
+        """point_images(atlas), computed once."""
+        return point_images(self.atlas)
+
+    def nearest_image(self, plane: Plane, u: float, v: float) -> int | None:
+        """The stored test image (an index into atlas.images) whose encoding lies nearest to (u, v) on plane; None
+        when no encoding's image is stored."""
+        with_images = (self.point_images >= 0).nonzero().squeeze(1)
+        if not len(with_images):
+            return None
+        uv, view = self.layout(plane)
+        return int(self.point_images[with_images[nearest(uv[with_images], u, v, view)]])

@@ -11,6 +11,12 @@ HISTORY_LIMIT = 1000
 ACTIVE_VARIANCE = 0.01  # train.evaluate's threshold, the one `vae-tui eval` reports active units by
 
 
+def within_limit(value: float) -> float:
+    """value clamped to +-Z_LIMIT; NaN (from a damaged projection) becomes 0, the prior's mean."""
+    value = float(value)
+    return 0.0 if value != value else min(max(value, -Z_LIMIT), Z_LIMIT)
+
+
 def nearest_index(values: tuple[float, ...], value: float) -> int:
     """The index of the value in values nearest to value (the first on a tie)."""
     return min(range(len(values)), key=lambda i: abs(values[i] - value))
@@ -115,7 +121,7 @@ class ExplorerState:
 
     def set_value(self, value: float) -> None:
         """Set the selected dimension to value (clamped to +-Z_LIMIT)."""
-        value = min(max(float(value), -Z_LIMIT), Z_LIMIT)
+        value = within_limit(value)
         if value != self.z[self.selected]:
             self._remember()
             self.z[self.selected] = value
@@ -123,7 +129,7 @@ class ExplorerState:
 
     def set_z(self, z: list[float]) -> None:
         """Set every dimension at once (the map's cursor), each clamped to +-Z_LIMIT."""
-        z = [min(max(float(v), -Z_LIMIT), Z_LIMIT) for v in z]
+        z = [within_limit(v) for v in z]
         if z != self.z:
             self._remember()
             self.z = z
@@ -132,7 +138,7 @@ class ExplorerState:
     def start_from(self, z: list[float], label: int) -> None:
         """Jump to z with class label (a test image's encoding), which becomes the start point."""
         self._remember()
-        self.z = [min(max(float(v), -Z_LIMIT), Z_LIMIT) for v in z]
+        self.z = [within_limit(v) for v in z]
         self.label = label if 0 <= label < self.num_classes else self.label
         self.start = list(self.z)
         self._changed()

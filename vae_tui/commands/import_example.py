@@ -1,6 +1,7 @@
 """`vae-tui import-example`: a VAE trained with the PyTorch example (pytorch/examples, vae/main.py) as a checkpoint."""
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from models import Checkpoint, DataError, save_checkpoint
-    from models.example import model_from_example
+    from models.example import check_encodings, model_from_example
     from train.atlas import build_atlas
     from train.data import CLASS_NAMES, load_dataset
     from train.device import resolve_device, to_device_images
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         test_loss, reconstruction, kl, mu, kl_per_dim = evaluate_with_encodings(model, test_x, test_y, seed=1)
         metrics = {"test_loss": test_loss, "test_reconstruction": reconstruction, "test_kl": kl}  # seed: train's + 1
         atlas = build_atlas(mu, kl_per_dim, data.test.images, data.test.labels)
+        check_encodings(centroids, atlas, Path(args.state_dict))
     checkpoint = Checkpoint(
         model=model,
         dataset=args.dataset,
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot write {printable(str(out))}: {e.strerror or e}") from None
     loss = f", test loss {metrics['test_loss']:.2f}" if metrics else ""
-    print(f"Imported a VAE 784-{config.hidden_dim}-{config.latent_dim} ({args.dataset}{loss}) into:\n  {out}")
-    print(f"Explore it with:\n  vae-tui explore {out}")
+    shown = printable(str(out))  # a name from the command line: its escape codes are shown, not obeyed
+    print(f"Imported a VAE 784-{config.hidden_dim}-{config.latent_dim} ({args.dataset}{loss}) into:\n  {shown}")
+    print(f"Explore it with:\n  vae-tui explore {shlex.quote(shown)}")
     return 0

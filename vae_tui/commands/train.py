@@ -121,23 +121,25 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{e.signal_name} arrived before the first batch: nothing was trained or saved", file=sys.stderr)
             else:
                 print(f"{e.signal_name}: stopped and saved. Resume with:", file=sys.stderr)  # the path: its own line
-                print(f"  {resume_command(Path(e.checkpoint), unstored_flags(args))}", file=sys.stderr)
+                print(f"  {resume_command(Path(e.checkpoint), unstored_flags(args), lines=True)}", file=sys.stderr)
             return EXIT_CODES.get(e.signal_name, 1)
 
 
-def unstored_flags(args: argparse.Namespace) -> list[str]:
+def unstored_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     """The flags of this training that its checkpoint does not store, which its resume command must repeat."""
-    flags = []
+    flags: list[tuple[str, str | None]] = []
+    if args.resume and args.epochs is not None:  # a new total: a checkpoint saved before it holds the old one
+        flags.append(("--epochs", str(args.epochs)))
     if args.device != "auto":
-        flags += ["--device", args.device]
+        flags.append(("--device", args.device))
     if args.data_dir:
-        flags += ["--data-dir", args.data_dir]
+        flags.append(("--data-dir", args.data_dir))
     if args.threads is not None:
-        flags += ["--threads", str(args.threads)]
+        flags.append(("--threads", str(args.threads)))
     if not args.cuda_graphs:
-        flags.append("--no-cuda-graphs")
+        flags.append(("--no-cuda-graphs", None))
     if args.no_preview:
-        flags.append("--no-preview")
+        flags.append(("--no-preview", None))
     return flags
 
 

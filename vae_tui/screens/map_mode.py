@@ -6,7 +6,7 @@ from textual.widgets import Label, Static
 
 from models.text import printable
 from vae_tui.exports import export_of
-from vae_tui.latent_map import MANIFOLD_SIDE, MapAxes, nearest
+from vae_tui.latent_map import MANIFOLD_SIDE, MapAxes
 from vae_tui.widgets.map_view import MapView, legend
 
 MANIFOLD_PNG_SCALE = 2  # 15 images of 30 px a side: 904 px
@@ -14,6 +14,7 @@ NO_ATLAS = (
     "This checkpoint has no atlas (an older vae-tui wrote it) and its dataset is not installed: no map (m), picker "
     "(o) or inactive marks. Install the dataset, or run `python -m train.bundle CKPT OUT` where it is"
 )
+NO_IMAGES = "None of the map's points has its test image stored in the checkpoint: nothing to start from (o lists them)"
 WIDE_TITLE = 56  # map columns from which its title also says what A and tab do
 MAP_ONLY = {"toggle_focus", "cycle_axes", "pick_nearest"}
 
@@ -91,12 +92,11 @@ class MapMode:
 
     def action_pick_nearest(self) -> None:
         """Start from the stored test image nearest to the cursor on the map."""
-        atlas, plane = self.checkpoint.atlas, self.map_axes.plane(self.state.selected)
-        _, view = self.map_axes.layout(plane)
-        u, v = plane.coordinates(self.state.z)
-        with_images = (atlas.indices[:, None] == atlas.image_indices[None]).any(1).nonzero().squeeze(1)
-        point = with_images[nearest(plane.project(atlas.mu[with_images]), u, v, view)].item()
-        image = (atlas.image_indices == atlas.indices[point]).nonzero()[0].item()
+        plane = self.map_axes.plane(self.state.selected)
+        image = self.map_axes.nearest_image(plane, *plane.coordinates(self.state.z))
+        if image is None:
+            self.notify(NO_IMAGES, severity="warning", markup=False)
+            return
         self.start_from_test_image(image)
 
     def _show_map(self) -> None:

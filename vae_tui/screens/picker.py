@@ -41,8 +41,10 @@ class PickerScreen(ModalScreen[int | None]):
     def __init__(self, atlas: Atlas, class_names: list[str], label: int) -> None:
         super().__init__()
         self.atlas, self.class_names = atlas, class_names
-        labels = atlas.image_labels.tolist()
-        self.by_class = {c: [i for i, y in enumerate(labels) if y == c] for c in sorted(set(labels))}
+        by_class: dict[int, list[int]] = {}
+        for image, image_label in enumerate(atlas.image_labels.tolist()):  # one pass: 65,536 images and classes
+            by_class.setdefault(image_label, []).append(image)
+        self.by_class = dict(sorted(by_class.items()))
         self.label = label if label in self.by_class else next(iter(self.by_class))
         self.position = 0  # within the class's images
 
