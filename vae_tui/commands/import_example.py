@@ -7,7 +7,7 @@ from pathlib import Path
 
 from models.errors import UserError
 from models.text import printable
-from vae_tui.commands import DATASETS, Commands, add_device_and_data_flags
+from vae_tui.commands import DATASETS, Commands, add_device_and_data_flags, threads_for_load
 
 
 def add_parser(commands: Commands) -> None:
@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         device = resolve_device(args.device)
         model.to(device)
+        if note := threads_for_load(args):  # the centroids and the atlas encode both splits
+            print(f"vae-tui import-example: {note}", file=sys.stderr)
         train_x, test_x = to_device_images(data.train.images, device), to_device_images(data.test.images, device)
         train_y, test_y = data.train.labels.to(device), data.test.labels.to(device)
         centroids = class_centroids(model, train_x, train_y, config.num_classes)
