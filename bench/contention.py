@@ -8,7 +8,8 @@ For each load, the settings are run interleaved, --repeats times each:
                its epoch takes minutes)
 Prints, per load, the median wall time of the whole command and of its epochs (metrics.jsonl's train_seconds summed),
 the threads each epoch trained on, and default's ratio to --threads 1 and to the best fixed setting; writes JSON.
-Usage: python bench/contention.py [--loads 0 1 2] [--epochs 2] [--repeats 3] [--demo] [--arch mlp] [--json out.json]
+Usage: python bench/contention.py [--loads 0 1 2] [--epochs 2] [--repeats 3] [--fixed 1 2] [--demo] [--arch mlp]
+       [--json out.json]
 """
 
 import argparse
@@ -70,9 +71,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--arch", default="mlp")
     parser.add_argument("--demo", action="store_true")
+    parser.add_argument(
+        "--fixed", type=int, nargs="+", help="the --threads settings to run (default: 1 to the usable CPUs)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    fixed = {f"threads={n}": ["--threads", str(n)] for n in range(1, usable_cpus() + 1)}
+    counts = args.fixed or range(1, usable_cpus() + 1)
+    fixed = {f"threads={n}": ["--threads", str(n)] for n in counts}
     settings = {"default": [], **fixed}
     env_note = {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_", "MKL_"))}
     print(f"usable CPUs {usable_cpus()}, epochs {args.epochs}, arch {args.arch}, repeats {args.repeats} {env_note}")
@@ -100,10 +105,10 @@ def main() -> None:
             epochs = statistics.median(r["epochs"] for r in runs)
             threads = " ".join(str(r["threads"]) for r in runs) if name != "demo" else "torch's default"
             print(f"  {name:<10} {medians[name]:7.1f} s  {epochs:7.1f} s  threads per epoch: {threads}")
-        print(
-            f"  default / threads=1: {medians['default'] / medians['threads=1']:.2f}   "
-            f"default / best fixed ({best}): {medians['default'] / medians[best]:.2f}"
+        one = (
+            f"default / threads=1: {medians['default'] / medians['threads=1']:.2f}   " if "threads=1" in medians else ""
         )
+        print(f"  {one}default / best fixed ({best}): {medians['default'] / medians[best]:.2f}")
         report[str(load)] = {"runs": results, "medians": medians, "best_fixed": best}
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
