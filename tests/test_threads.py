@@ -198,12 +198,12 @@ def test_the_notice_is_one_line_under_the_bars() -> None:
     console = Console(record=True, width=80, force_terminal=True, color_system=None)
     progress = RichProgress(console, show_preview=False)
     progress.start(2, 1, 10)
-    progress.notice("the machine is busy: \x1b]2;x\x07 4,000 img/s")
+    progress.notice("busy machine: \x1b]2;x\x07 4,000 img/s")
     text = console.export_text()
     progress.close()
     shown = console.export_text()
     assert "\x1b" not in text + shown
-    assert "the machine is busy" in shown and shown.index("batches") < shown.index("the machine is busy")
+    assert "busy machine" in shown and shown.index("batches") < shown.index("busy machine")
 
 
 @pytest.mark.usefixtures("two_threads")
@@ -220,3 +220,15 @@ def test_one_long_computation_says_when_it_runs_on_fewer_threads() -> None:
     torch.set_num_threads(2)
     idle = argparse.Namespace(command="eval", threads=None, thread_follower=FixedLoad([0.0]))
     assert threads_for_load(idle) == "" and torch.get_num_threads() == 2
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_slow_stretch_of_training_says_so_under_the_bars(mnist_dir: Path, tmp_path: Path) -> None:
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    progress = QuietProgress()
+    trainer = Trainer(TINY_SETTINGS, data, tmp_path, torch.device("cpu"), progress, threads=None)
+    for reading in range(20):
+        trainer._watch_speed(10_000.0, reading * 0.25)
+    trainer._watch_speed(3_000.0, 10.0)
+    trainer._watch_speed(3_000.0, 40.0)
+    assert progress.lines == ["busy machine: 3,000 img/s against 10,000 early; try --threads 1"]

@@ -163,13 +163,17 @@ class SlowdownWatch:
         self.slow_since: float | None = None
         self.busy = False  # whether the slowdown is being reported
 
+    @property
+    def normal(self) -> float:
+        """The run's early speed: the median of its first readings."""
+        return sorted(self.early)[len(self.early) // 2]
+
     def reading(self, images_per_s: float, now: float) -> bool | None:
         """Take one speed reading; True when the run has just become slow, False when it has just recovered."""
         if len(self.early) < self.EARLY_READINGS:
             self.early.append(images_per_s)
             return None
-        normal = sorted(self.early)[len(self.early) // 2]
-        if images_per_s >= self.SLOW_FRACTION * normal:
+        if images_per_s >= self.SLOW_FRACTION * self.normal:
             self.slow_since = None
             if self.busy:
                 self.busy = False
