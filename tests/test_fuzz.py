@@ -8,7 +8,10 @@ import copy
 import gzip
 import hashlib
 import json
+import math
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -350,3 +353,68 @@ def test_png_records(tmp_path: Path, blank_png: Path, edits: list, depth: int, h
         assert "\n" not in str(e) and "\x1b" not in str(e)
         return
     assert all(cell is None or all(abs(v) <= 1e4 for v in cell) for cell in export.z)
+
+
+# --- run folders: metrics.jsonl rows and layouts (vae-tui runs) --------------------------------------------------
+
+METRIC_ROW = {"epoch": 1, "train_loss": 286.3, "test_loss": 262.6, "test_kl": 15.7, "threads": 2}
+METRIC_FIELDS = [(key,) for key in METRIC_ROW]
+RUN_ENTRIES = ["metrics.jsonl", "last.safetensors", "best.safetensors", ".lock", "reconst-1.png", "other"]
+ENTRY_KINDS = st.sampled_from(["bytes", "folder", "link to /dev/zero", "dangling link", "link to the run", "fifo"])
+
+
+def checked_run(folder: Path) -> None:
+    """scan_run on folder gives a Run whose cells are printable and whose row is standard JSON."""
+    from models.text import CONTROL
+    from train.runs import row_cells, scan_run
+
+    run = scan_run(folder)
+    assert not any(CONTROL.search(cell) for cell in row_cells(run))
+    json.dumps(run.as_json(), allow_nan=False)
+    assert all(math.isfinite(row["test_loss"]) and math.isfinite(row["train_loss"]) for row in run.metrics)
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.lists(st.tuples(st.sampled_from(METRIC_FIELDS), st.booleans(), VALUES), max_size=3), max_size=4),
+    tail=st.sampled_from(["", "cut", "deep", "escape", "digits"]),
+)
+def test_metrics_rows(valid_checkpoint: bytes, rows: list, tail: str) -> None:
+    """metrics.jsonl rows with fields replaced or deleted (huge integers, NaN, markup, control characters), and a
+    last line cut, nested deeply or of digits: the listing keeps the good rows before a bad one, and never fails."""
+    tail = {"": "", "cut": "{", "deep": "[" * 50_000, "escape": "\x1b]2;x\x07", "digits": "9" * 5000}[tail]
+    folder = Path(tempfile.mkdtemp(prefix="fuzz-run-"))
+    (folder / "last.safetensors").write_bytes(valid_checkpoint)
+    lines = [json.dumps(edited({**METRIC_ROW, "epoch": i + 1}, edits)) for i, edits in enumerate(rows)]
+    lines = [line.replace(f'"{HUGE}"', "9" * 401) for line in lines]
+    (folder / "metrics.jsonl").write_text("\n".join([*lines, tail]) + "\n")
+    try:
+        checked_run(folder)
+    finally:
+        shutil.rmtree(folder)
+
+
+@FUZZ
+@given(layout=st.dictionaries(st.sampled_from(RUN_ENTRIES), st.tuples(ENTRY_KINDS, st.binary(max_size=64)), max_size=6))
+def test_run_folder_layouts(layout: dict) -> None:
+    """A run folder's files as folders, FIFOs, links to /dev/zero, to the folder itself or to nothing, or bytes:
+    scan_run answers at once (a FIFO would block a plain open) with a state, never an exception."""
+    folder = Path(tempfile.mkdtemp(prefix="fuzz-run-"))
+    for name, (kind, data) in layout.items():
+        path = folder / name
+        if kind == "bytes":
+            path.write_bytes(data)
+        elif kind == "folder":
+            path.mkdir()
+        elif kind == "link to /dev/zero":
+            path.symlink_to("/dev/zero")
+        elif kind == "dangling link":
+            path.symlink_to(folder / "nothing")
+        elif kind == "link to the run":
+            path.symlink_to(folder)
+        else:
+            os.mkfifo(path)
+    try:
+        checked_run(folder)
+    finally:
+        shutil.rmtree(folder)
