@@ -3,9 +3,10 @@
 import torch
 
 from models import ModelConfig, build_model
+from train.render import UPPER_HALF, fit_scale, fitting_labels, label_cells, to_levels
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
 from vae_tui.layout import Grid, Layout, plan
-from vae_tui.render import UPPER_HALF, fit_scale, fitting_labels, half_block_strips, image_row, label_cells, to_levels
+from vae_tui.render import half_block_strips, image_row
 from vae_tui.state import STEP_RANGE, ExplorerState, nearest_index
 from vae_tui.widgets.latent_panel import bar, bar_value, kl_glyph
 

@@ -1,12 +1,12 @@
 """The epoch preview under the training bars: test images beside their reconstructions, and samples, in
-half-block cells drawn by the explorer's renderer, sized to the terminal."""
+half-block cells drawn by the renderer the explorer uses too (train/render.py), sized to the terminal."""
 
 import torch
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.text import Text
 
-from vae_tui.render import half_block_strips, thumbnail, to_levels
+from train.render import image_row
 
 RESERVED_ROWS = 6  # the preview takes at most the terminal's height minus these (the bars, the prompt)
 SIDES = (28, 14)  # pixels per image side: the images' own size, else 2:1
@@ -55,12 +55,8 @@ class Preview:
     @staticmethod
     def _row(images: torch.Tensor, shape: tuple[int, int]) -> RenderResult:
         """Images shrunk to shape (h, w) side by side, GAP blank columns between, as lines of segments."""
-        rendered = [half_block_strips(to_levels(thumbnail(image, shape))) for image in images]
-        for line in range(len(rendered[0])):
-            for i, strips in enumerate(rendered):
-                if i:
-                    yield Segment(" " * GAP)
-                yield from strips[line]
+        for line in image_row(images, shape, GAP):
+            yield from line
             yield Segment.line()
 
 

@@ -5,7 +5,8 @@ from rich.segment import Segment
 from textual.strip import Strip
 from textual.widget import Widget
 
-from vae_tui.render import fit_scale, half_block_strips, thumbnail, to_levels
+from train.render import fit_scale, thumbnail, to_levels
+from vae_tui.render import half_block_strips
 
 
 class ImageView(Widget, can_focus=False):

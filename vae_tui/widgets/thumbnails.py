@@ -8,8 +8,9 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from train.render import fitting_labels, label_cells
 from vae_tui.layout import GAP, Grid
-from vae_tui.render import fitting_labels, image_row, label_cells
+from vae_tui.render import image_row
 
 
 class Thumbnails(Widget, can_focus=False):
