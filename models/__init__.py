@@ -13,7 +13,8 @@ _MODULES = {
     "models.checkpoint": ("Checkpoint", "ResumeState", "load_checkpoint", "save_checkpoint"),
     "models.errors": ("CheckpointError", "DataError", "UserError"),
     "models.loss": ("elbo_loss",),
-    "models.vae": ("CVAE", "MODEL_KINDS", "VAE", "ModelConfig", "build_model", "parameter_count", "rows_per_class"),
+    "models.registry": ("build_model", "parameter_count"),
+    "models.vae": ("CVAE", "MODEL_KINDS", "VAE", "ModelConfig", "rows_per_class"),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_MODULE_OF)
@@ -23,15 +24,8 @@ if TYPE_CHECKING:  # the same names, for editors and type checkers (tests/test_s
     from models.checkpoint import Checkpoint, ResumeState, load_checkpoint, save_checkpoint  # noqa: F401
     from models.errors import CheckpointError, DataError, UserError  # noqa: F401
     from models.loss import elbo_loss  # noqa: F401
-    from models.vae import (  # noqa: F401
-        CVAE,
-        MODEL_KINDS,
-        VAE,
-        ModelConfig,
-        build_model,
-        parameter_count,
-        rows_per_class,
-    )
+    from models.registry import build_model, parameter_count  # noqa: F401
+    from models.vae import CVAE, MODEL_KINDS, VAE, ModelConfig, rows_per_class  # noqa: F401
 
 
 def __getattr__(name: str) -> object:

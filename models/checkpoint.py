@@ -28,9 +28,10 @@ from models.bounds import MAX_ENCODING, MAX_WEIGHT, float32_problem
 from models.checkpoint_file import MAX_HEADER_BYTES, METADATA_KEY, Layout, read_layout, read_tensors
 from models.errors import CheckpointError
 from models.limits import IMAGE_PIXELS, IMAGE_SIDE, MAX_SIZE, shown
+from models.registry import build_model
 from models.resume import ResumeState, parameter_index, resume_state
 from models.text import mostly_control, printable
-from models.vae import ARCHS, MODEL_KINDS, VAE, ModelConfig, build_model
+from models.vae import ARCHS, MODEL_KINDS, VAE, ModelConfig
 from models.version import package_version
 
 __all__ = ["MAX_HEADER_BYTES", "METADATA_KEY", "Checkpoint", "ResumeState", "load_checkpoint", "save_checkpoint"]

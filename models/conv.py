@@ -85,15 +85,3 @@ class ConvCVAE(ConvVAE):
     """The conv VAE with the one-hot class joining the encoder's features and z (Sohn et al., 2015)."""
 
     conditional = True
-
-
-def conv_parameter_count(config: ModelConfig) -> int:
-    """How many weights and biases ConvVAE(config) or ConvCVAE(config) has, counted without building it."""
-    condition = config.num_classes if config.kind == "cvae" else 0
-    first, second = CHANNELS
-    hidden, latent = config.hidden_dim, config.latent_dim
-    encoder_convolutions = (1 * 9 + 1) * first + (first * 9 + 1) * second
-    decoder_convolutions = (second * 16 + 1) * first + (first * 16 + 1) * 1  # a transposed one's bias: its outputs
-    encoder = (FEATURES + condition + 1) * hidden + 2 * (hidden + 1) * latent
-    decoder = (latent + condition + 1) * hidden + (hidden + 1) * FEATURES
-    return encoder_convolutions + encoder + decoder_convolutions + decoder

@@ -16,7 +16,8 @@ from models.atlas import FLOAT_FIELDS, Atlas, float_field_problem
 from models.bounds import MAX_ENCODING, MAX_WEIGHT, float32_problem
 from models.errors import CheckpointError
 from models.limits import IMAGE_PIXELS, MAX_SIZE, shown
-from models.vae import VAE, ModelConfig, build_model
+from models.registry import build_model
+from models.vae import VAE, ModelConfig
 
 # The example's layer -> vae-tui's, by role.
 LAYERS = {

@@ -137,25 +137,3 @@ def rows_per_class(z: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor
     Returns z (len(classes) * N, latent_dim) and labels (len(classes) * N,), row after row.
     """
     return z.repeat(len(classes), 1), classes.repeat_interleave(len(z))
-
-
-def parameter_count(config: ModelConfig) -> int:
-    """How many weights and biases build_model(config) has, counted without building it."""
-    if config.arch == "conv":
-        from models.conv import conv_parameter_count
-
-        return conv_parameter_count(config)
-    condition = config.num_classes if config.kind == "cvae" else 0
-    pixels, hidden, latent = config.input_dim, config.hidden_dim, config.latent_dim
-    encoder = (pixels + condition + 1) * hidden + 2 * (hidden + 1) * latent  # encoder_hidden, to_mu, to_logvar
-    decoder = (latent + condition + 1) * hidden + (hidden + 1) * pixels  # decoder_hidden, to_logits
-    return encoder + decoder
-
-
-def build_model(config: ModelConfig) -> VAE:
-    """A fresh model of config's kind (VAE or CVAE) and arch (MLP or conv)."""
-    if config.arch == "conv":
-        from models.conv import ConvCVAE, ConvVAE
-
-        return ConvCVAE(config) if config.kind == "cvae" else ConvVAE(config)
-    return CVAE(config) if config.kind == "cvae" else VAE(config)
