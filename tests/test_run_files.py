@@ -171,11 +171,13 @@ def test_special_files_in_a_run_never_hang_the_listing(special_runs: Path) -> No
 async def test_special_files_swapped_in_live_never_hang_the_browser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait_until: Callable
 ) -> None:
+    import vae_tui.run_view
     import vae_tui.runs_app
     from vae_tui.run_view import RunScreen
     from vae_tui.runs_app import RunsApp
 
     monkeypatch.setattr(vae_tui.runs_app, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(vae_tui.run_view, "POLL_SECONDS", 0.05)
     folder = write_run(tmp_path / "runs" / "live")
     fifos = [folder / name for name in (".lock", "metrics.jsonl", "last.safetensors")]
     app = RunsApp(tmp_path / "runs")
@@ -328,6 +330,7 @@ async def test_escape_codes_from_files_never_reach_the_terminal(
 ) -> None:
     from textual.widgets import DataTable
 
+    import vae_tui.run_view
     import vae_tui.runs_app
     from vae_tui.runs_app import RunsApp
 
@@ -344,6 +347,7 @@ async def test_escape_codes_from_files_never_reach_the_terminal(
     assert run["name"] == name and run["dataset"] == f"{PLACEHOLDER}mnist"  # the name as on disk, for scripts
     write_run(root / "live")  # rewritten while the browser is open
     monkeypatch.setattr(vae_tui.runs_app, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(vae_tui.run_view, "POLL_SECONDS", 0.05)
     app = RunsApp(root)
     async with app.run_test(size=(160, 30)) as pilot:
         await pilot.pause()

@@ -111,9 +111,11 @@ def browsed(runs_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """A copy of the runs folder (the browser tests change it), polled every 50 ms."""
     import shutil
 
+    import vae_tui.run_view
     import vae_tui.runs_app
 
     monkeypatch.setattr(vae_tui.runs_app, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(vae_tui.run_view, "POLL_SECONDS", 0.05)
     shutil.copytree(runs_folder, tmp_path / "runs")
     return tmp_path / "runs"
 

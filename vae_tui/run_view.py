@@ -21,8 +21,7 @@ from textual_plot import HiResMode, PlotWidget
 from models.text import printable
 from train.commands import explore_command
 from train.image_file import ImageRefused, open_image
-from train.runs import Run, read_metrics
-from vae_tui import runs_app
+from train.runs import POLL_SECONDS, Run, read_metrics
 from vae_tui.widgets.image_view import ImageView
 
 IMAGE_SIDE, PAD, PNG_SCALE = 28, 2, 2  # how train.writes lays out reconst-N.png and sample-N.png
@@ -171,7 +170,7 @@ class RunScreen(GridScreen):
 
     def on_mount(self) -> None:
         self._draw()
-        self.set_interval(runs_app.POLL_SECONDS, self._look)
+        self.set_interval(POLL_SECONDS, self._look)
 
     def on_resize(self, event: Resize) -> None:
         """The grids get a quarter of what the title, labels and settings leave; the plot the rest."""
@@ -240,11 +239,7 @@ class RunScreen(GridScreen):
             self._draw_grids()
 
     def action_explore(self) -> None:
-        best = self.run.path / "best.safetensors"
-        if best.is_file():
-            self.app.exit(best)
-        else:
-            self.notify("no best.safetensors yet", severity="warning")
+        self.app.explore(self.run)
 
 
 COMPARE_COLOURS = (("#ffaf00", "#875f00"), ("#5fd7ff", "#005f87"))  # test, train loss of the first and second run

@@ -16,9 +16,8 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from models.text import printable
 from train.run_delete import DeleteRefused, deletable_size, delete_run
-from train.runs import COLUMNS, Run, RunCache, lock_held, ordered, row_cells
+from train.runs import COLUMNS, POLL_SECONDS, Run, RunCache, lock_held, ordered, row_cells
 
-POLL_SECONDS = 2.0  # a run still training shows its new epochs within this
 SORTS = {"name": "name", "loss": "best loss", "date": "newest first"}
 
 
@@ -233,13 +232,8 @@ class RunsScreen(Screen):
 
     def action_explore(self) -> None:
         run = self.current()
-        if run is None:
-            return
-        best = run.path / "best.safetensors"
-        if not best.is_file():
-            self._warn(f"{run.name} has no best.safetensors yet")
-            return
-        self.app.exit(best)
+        if run is not None:
+            self.app.explore(run)
 
     def action_sort(self, sort: str) -> None:
         self.sort = sort
@@ -273,3 +267,11 @@ class RunsApp(App[Path]):
 
     def get_default_screen(self) -> Screen:
         return RunsScreen(self.root, self.selected)
+
+    def explore(self, run: Run) -> None:
+        """Leave the browser with run's best checkpoint, for `vae-tui runs` to open the explorer on it."""
+        best = run.path / "best.safetensors"
+        if best.is_file():
+            self.exit(best)
+        else:
+            self.notify(f"{printable(run.name)} has no best.safetensors yet", severity="warning", markup=False)
