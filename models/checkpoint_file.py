@@ -19,9 +19,8 @@ import torch
 
 from models.errors import CheckpointError
 from models.limits import available_memory, gigabytes, shown
+from models.names import MAX_HEADER_BYTES, METADATA_KEY
 
-METADATA_KEY = "vae_tui"
-MAX_HEADER_BYTES = 1 << 20  # our headers are a few KB; anything near this is not ours
 # 2**64 has 20 digits: no size, count, offset or seed of a checkpoint needs more. Python refuses to
 # parse integers past 4,300 digits with a ValueError of its own; this refuses them far earlier.
 MAX_INTEGER_DIGITS = 20

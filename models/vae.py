@@ -9,9 +9,7 @@ from torch import nn
 from models.errors import UserError
 from models.limits import MAX_SIZE
 from models.loss import elbo_loss
-
-MODEL_KINDS = ("vae", "cvae")
-ARCHS = ("mlp", "conv")  # mlp: the demo's 784-400-20; conv: models/conv.py
+from models.names import ARCHS, MODEL_KINDS
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from models.errors import CheckpointError, DataError
+from models.names import DATASET_NAMES
 
 if TYPE_CHECKING:
     from models import Checkpoint
 
-DATASET_NAMES = ("fashion-mnist", "mnist")
 TORCHVISION_CLASSES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
 CLASS_NAMES = {
     "fashion-mnist": [

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from models import VAE, elbo_loss
 from models.loss import kl_per_dimension
+from models.names import ACTIVE_VARIANCE
 
 EVAL_BATCH = 2000  # test-set batch: large, since no gradients are kept
-ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a unit is active if Var_x[E_q(z|x) z_d] > 0.01
 
 
 @dataclass

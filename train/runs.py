@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.errors import CheckpointError, UserError
+from models.names import MAX_HEADER_BYTES, METADATA_KEY
 from models.text import printable
 from train.commands import resume_command
 from train.run_files import FileTooLarge, open_regular, read_capped, read_upto
 from train.run_values import epoch_count, loss_value, metrics_row, parse_json, text_value
 
-METADATA_KEY = "vae_tui"  # models.checkpoint_file's
-MAX_HEADER_BYTES = 1 << 20  # models.checkpoint_file's
 MAX_METRICS_BYTES = 16 << 20  # a metrics.jsonl past this is not vae-tui's (20 epochs are 4 KB)
 POLL_SECONDS = 2.0  # how often the browser looks again: a run still training shows its new epochs within this
 RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl")

@@ -16,6 +16,7 @@ from models.limits import (
     seed_problem,
     shown,
 )
+from models.names import LR_SCHEDULES
 from models.vae import ARCHS
 from train.data import CLASS_NAMES, DATASET_NAMES, check_model_fits_data
 from train.evaluate import EVAL_BATCH
@@ -30,7 +31,6 @@ TRAINING_COPIES = 4
 # layers, mu, logvar and z; tripled for the gradients and the temporaries of the loss.
 ACTIVATION_COPIES = 3
 DATASET_BYTES = 70_000 * IMAGE_PIXELS * (1 + FLOAT_BYTES)  # the real data, as bytes on the host and floats on device
-LR_SCHEDULES = ("constant", "cosine")
 MAX_BETA = 1000.0
 # Per arch, the defaults of the flags left out: the MLP keeps the demo's recipe; the conv recipe's
 # schedule is the one measured best, its hidden width 384 a step 9% cheaper than 512 for 0.3 nats

@@ -34,6 +34,7 @@ import torch
 
 from models import VAE, CheckpointError, load_checkpoint, rows_per_class, save_checkpoint
 from models.atomic import write_atomic
+from models.names import GRID_PAD, GRID_SCALE
 from models.points import reach
 from train.evaluate import class_centroids
 from train.grids import grid, save_png, side_by_side
@@ -53,12 +54,12 @@ def write_grids(
     mu, _ = model.encode(x, y)
     reconstructions = torch.sigmoid(model.decode(mu, y))
     pairs = side_by_side(x.view(-1, 28, 28), reconstructions.view(-1, 28, 28))
-    save_png(out_dir / f"reconst-{epoch}.png", grid(pairs, GRID_COLUMNS), scale=2)
+    save_png(out_dir / f"reconst-{epoch}.png", grid(pairs, GRID_COLUMNS, GRID_PAD), scale=GRID_SCALE)
     z, labels = sample_z.to(device), None
     if model.conditional:
         z, labels = rows_per_class(z, torch.arange(model.config.num_classes, device=device))
     samples = torch.sigmoid(model.decode(z, labels)).view(-1, 28, 28)
-    save_png(out_dir / f"sample-{epoch}.png", grid(samples, GRID_COLUMNS), scale=2)
+    save_png(out_dir / f"sample-{epoch}.png", grid(samples, GRID_COLUMNS, GRID_PAD), scale=GRID_SCALE)
     model.train()
     return x.view(-1, 28, 28), reconstructions.view(-1, 28, 28), samples
 

@@ -18,13 +18,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 from textual_plot import HiResMode, PlotWidget
 
+from models.limits import IMAGE_SIDE
+from models.names import GRID_PAD, GRID_SCALE
 from models.text import printable
 from train.commands import explore_command
 from train.image_file import ImageRefused, open_image
 from train.runs import POLL_SECONDS, Run, read_metrics
 from vae_tui.widgets.image_view import ImageView
 
-IMAGE_SIDE, PAD, PNG_SCALE = 28, 2, 2  # how train.writes lays out reconst-N.png and sample-N.png
 GRID_TITLES = {"reconst": "reconstructions", "sample": "samples"}
 GRID_MAX_PIXELS = 16_000_000  # a grid training wrote is far smaller; larger is not one
 
@@ -43,10 +44,10 @@ def grid_pixels(path: Path) -> torch.Tensor | None:
 def first_cells(png: torch.Tensor, cell_width: int, width_px: int) -> torch.Tensor:
     """The first row of a grid PNG that training wrote (train.writes: scale 2, cells of 28 px high padded by 2), at
     its own scale, cut after the last whole cell within width_px."""
-    native = png[::PNG_SCALE, ::PNG_SCALE]
-    step = cell_width + PAD
-    cells = max(1, (width_px - PAD) // step)
-    return native[: IMAGE_SIDE + 2 * PAD, : cells * step + PAD]
+    native = png[::GRID_SCALE, ::GRID_SCALE]
+    step = cell_width + GRID_PAD
+    cells = max(1, (width_px - GRID_PAD) // step)
+    return native[: IMAGE_SIDE + 2 * GRID_PAD, : cells * step + GRID_PAD]
 
 
 @dataclass(frozen=True)

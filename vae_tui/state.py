@@ -4,11 +4,12 @@ from dataclasses import dataclass
 
 import torch
 
+from models.names import ACTIVE_VARIANCE
+
 Z_LIMIT = 10.0  # |z| beyond this decodes to nothing the model has seen
 STEP_RANGE = (1 / 64, 4.0)
 DEFAULT_STEP = 0.25
 HISTORY_LIMIT = 1000
-ACTIVE_VARIANCE = 0.01  # train.evaluate's threshold, the one `vae-tui eval` reports active units by
 
 
 def within_limit(value: float) -> float:

@@ -16,12 +16,6 @@ from models.text import printable
 if TYPE_CHECKING:
     from train.threads import ThreadFollower
 
-# The names of models.MODEL_KINDS and train.data.DATASET_NAMES, written out because importing
-# those modules imports torch; tests/test_cli_parser.py fails if they drift apart.
-MODELS = ("vae", "cvae")
-ARCHS = ("mlp", "conv")  # models.vae.ARCHS
-LR_SCHEDULES = ("constant", "cosine")  # train.settings.LR_SCHEDULES
-DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N, a GPU by its index
 MAX_THREADS = 1024
 

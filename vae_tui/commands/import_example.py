@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 from models.errors import UserError
+from models.names import DATASET_NAMES
 from models.text import printable
-from vae_tui.commands import DATASETS, Commands, add_device_and_data_flags, threads_for_load
+from vae_tui.commands import Commands, add_device_and_data_flags, threads_for_load
 
 
 def add_parser(commands: Commands) -> None:
@@ -22,7 +23,7 @@ def add_parser(commands: Commands) -> None:
     )
     parser.add_argument("state_dict", metavar="STATE_DICT", help="the file torch.save wrote")
     parser.add_argument(
-        "--dataset", choices=DATASETS, required=True, help="what the model was trained on (its class names)"
+        "--dataset", choices=DATASET_NAMES, required=True, help="what the model was trained on (its class names)"
     )
     parser.add_argument("-o", "--out", metavar="OUT", required=True, help="the checkpoint to write (.safetensors)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from models.errors import UserError
+from models.names import ARCHS, DATASET_NAMES, LR_SCHEDULES, MODEL_KINDS
 from models.text import printable
 from train.commands import explore_command, resume_command
-from vae_tui.commands import ARCHS, DATASETS, LR_SCHEDULES, MODELS, Commands, add_device_and_data_flags, follower
+from vae_tui.commands import Commands, add_device_and_data_flags, follower
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -67,11 +68,11 @@ def add_parser(commands: Commands) -> None:
         description="Fit a VAE or CVAE on FashionMNIST or MNIST. Each epoch writes reconst-N.png, sample-N.png, "
         "a row of metrics.jsonl, best.safetensors (lowest test loss) and, last of all, last.safetensors (resumable).",
     )
-    parser.add_argument("--model", choices=MODELS, help="model kind (default: vae)")
+    parser.add_argument("--model", choices=MODEL_KINDS, help="model kind (default: vae)")
     parser.add_argument(
         "--arch", choices=ARCHS, help="mlp: the demo's 784-400-20; conv: convolutions, sharper (default: mlp)"
     )
-    parser.add_argument("--dataset", choices=DATASETS, help="dataset (default: fashion-mnist)")
+    parser.add_argument("--dataset", choices=DATASET_NAMES, help="dataset (default: fashion-mnist)")
     parser.add_argument("--epochs", type=int, help="total epochs (default: 20)")
     parser.add_argument("--batch-size", type=int, help="images per step (default: 128)")
     parser.add_argument("--lr", type=float, help="Adam learning rate; with cosine, the first one (default: 1e-3)")

@@ -1,0 +1,15 @@
+"""Names and constants that the command line's --help, the runs listing and the checkpoint reader share.
+
+Torch-free, so that `vae-tui --help` and `vae-tui runs` use them without importing torch; each is defined here only.
+"""
+
+MODEL_KINDS = ("vae", "cvae")
+ARCHS = ("mlp", "conv")  # mlp: the demo's 784-400-20; conv: models/conv.py
+DATASET_NAMES = ("fashion-mnist", "mnist")
+LR_SCHEDULES = ("constant", "cosine")
+METADATA_KEY = "vae_tui"  # the safetensors metadata entry holding a checkpoint's JSON
+MAX_HEADER_BYTES = 1 << 20  # our headers are a few KB; anything near this is not ours
+# Burda et al. (2016): a latent unit is active if Var_x[E_q(z|x) z_d] > 0.01; eval reports, the explorer dims by it
+ACTIVE_VARIANCE = 0.01
+# How training lays out reconst-N.png and sample-N.png (train/writes.py): cells of 28 px padded by 2, scaled by 2.
+GRID_PAD, GRID_SCALE = 2, 2
