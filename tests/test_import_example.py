@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import CheckpointError, load_checkpoint
+from tests.conftest import CliResult
 from vae_tui.app import create_app
 
 
@@ -75,12 +76,17 @@ def test_round_trip_decodes_the_same_images(
         torch.testing.assert_close(checkpoint.atlas.mu, original.encode(test_x)[0][checkpoint.atlas.indices])
 
 
+def import_without_data(state_dict: Path, out: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch) -> CliResult:
+    """`vae-tui import-example` of state_dict into out with no dataset to be found."""
+    monkeypatch.setattr("train.data.candidate_roots", lambda dataset: [])
+    return run_cli("import-example", str(state_dict), "--dataset", "mnist", "-o", str(out))
+
+
 def test_without_the_dataset_it_says_what_is_missing(
     example: tuple[ExampleVAE, Path], tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("train.data.candidate_roots", lambda dataset: [])
     out = tmp_path / "imported.safetensors"
-    result = run_cli("import-example", str(example[1]), "--dataset", "mnist", "-o", str(out))
+    result = import_without_data(example[1], out, run_cli, monkeypatch)
     assert result.code == 0
     assert "no class centroids" in result.stderr and "no test loss" in result.stderr
     checkpoint = load_checkpoint(out)
@@ -267,9 +273,8 @@ def test_warnings_from_torch_load_are_not_printed(tmp_path: Path, run_cli: Calla
 def test_an_escape_sequence_in_the_output_name_is_shown_not_obeyed(
     example: tuple[ExampleVAE, Path], tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("train.data.candidate_roots", lambda dataset: [])
     out = tmp_path / "x\x1b]0;pwned\x07 y.safetensors"
-    result = run_cli("import-example", str(example[1]), "--dataset", "mnist", "-o", str(out))
+    result = import_without_data(example[1], out, run_cli, monkeypatch)
     assert result.code == 0 and out.is_file()
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "x\ufffd]0;pwned\ufffd y.safetensors" in result.stdout

@@ -8,7 +8,6 @@ memory and time its decode takes.
 """
 
 import os
-import stat
 import struct
 import warnings
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from models.errors import UserError
 from models.text import printable
+from train.run_files import NotRegularFile, open_regular
 
 # Raster formats decoded in-process with no interpreter: photos (JPEG, WEBP), lossless images (PNG, BMP, PPM, TIFF
 # for microscopy) and sprites (GIF). Not EPS or PDF (Ghostscript), ICO/ICNS (their frames may be larger than their
@@ -38,30 +38,20 @@ class ImageRefused(UserError):
 
 
 def _open_regular(path: Path, max_bytes: int) -> int:
-    """A read-only descriptor of path once it is known to be a regular, non-empty file of at most max_bytes.
-
-    O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever; a FIFO, a device or a folder
-    is refused by its fstat, so nothing is ever read from one.
-    """
+    """A read-only descriptor of path once it is known to be a regular, non-empty file of at most max_bytes
+    (opened the way run folders' files are: train.run_files, never blocking on a FIFO)."""
     shown = printable(str(path))
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = open_regular(path)
+    except NotRegularFile:
+        raise ImageRefused(f"{shown} is not a file") from None
     except OSError as e:
         raise ImageRefused(f"cannot read {shown}: {e.strerror or e}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageRefused(f"{shown} is not a file")
-        if info.st_size == 0:
-            raise ImageRefused(f"{shown} is empty")
-        if info.st_size > max_bytes:
-            raise ImageRefused(
-                f"{shown} is {info.st_size >> 20} MB: larger than an image vae-tui reads ({max_bytes >> 20} MB)"
-            )
-        os.set_blocking(fd, True)
-    except BaseException:
+    size = os.fstat(fd).st_size
+    if size == 0 or size > max_bytes:
         os.close(fd)
-        raise
+        too_large = f"is {size >> 20} MB: larger than an image vae-tui reads ({max_bytes >> 20} MB)"
+        raise ImageRefused(f"{shown} {'is empty' if size == 0 else too_large}")
     return fd
 
 

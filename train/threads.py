@@ -128,27 +128,33 @@ class ThreadFollower:
 
     def choose(self) -> int:
         """The thread count for the next stretch (an epoch, an evaluation), set in torch; the load re-read."""
-        import torch
-
-        if self.default is None:
-            self.default = self.fixed or torch.get_num_threads()
+        current = self._current()  # reads the default first
         if not self.follows:
-            return torch.get_num_threads()
+            return current
         self.others = self.meter.others()
-        count = threads_for_load(self.usable, self.others, self.default)
-        if count != torch.get_num_threads():
-            torch.set_num_threads(count)
+        count = threads_for_load(self.usable, self.others, self.default or current)
+        self._set(count)
         return count
 
     def use(self, count: int) -> None:
         """Run the next stretch on count threads (a resumed epoch repeats its recorded count); the load re-read."""
+        self.meter.others()  # the next reading spans the coming stretch only
+        if self.follows:
+            self._set(max(1, min(count, self.usable)))
+
+    def _current(self) -> int:
+        """torch's thread count now; the first call also takes it as the default (torch's own, or the user's)."""
         import torch
 
         if self.default is None:
             self.default = self.fixed or torch.get_num_threads()
-        self.meter.others()
-        if self.follows and count != torch.get_num_threads():
-            torch.set_num_threads(max(1, min(count, self.usable)))
+        return torch.get_num_threads()
+
+    def _set(self, count: int) -> None:
+        import torch
+
+        if count != self._current():
+            torch.set_num_threads(count)
 
 
 class SlowdownWatch:
