@@ -187,35 +187,81 @@ def torch_equal(a: object, b: object) -> bool:
     return a is not None and b is not None and torch.equal(a, b)
 
 
-async def test_e_leaves_the_browser_with_the_best_checkpoint(browsed: Path) -> None:
-    from vae_tui.runs_app import RunsApp
+async def test_the_explorer_opens_over_the_browser_and_leaving_it_keeps_the_browser_as_it_was(
+    browsed: Path, settle: Callable, wait_until: Callable
+) -> None:
+    from vae_tui.run_view import RunScreen
+    from vae_tui.runs_app import RunsApp, RunsScreen
+    from vae_tui.screens.explorer import ExplorerScreen
 
     app = RunsApp(browsed)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
-        names = [r[0] for r in table_rows(app)]
-        await pilot.press(*["down"] * names.index("finished"), "e")
+        table = app.screen
+        await pilot.press("l", "space")  # by loss; mark the first run
+        names = [r[0].removeprefix("* ") for r in table_rows(app)]
+        await pilot.press(*["down"] * names.index("finished"), "enter")  # open the run, then explore from it
         await pilot.pause()
-    assert app.return_value == browsed / "finished" / "best.safetensors"
+        run_screen = app.screen
+        assert isinstance(run_screen, RunScreen)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, ExplorerScreen), "the explorer")
+        explorer = app.screen
+        assert explorer.follow == browsed / "finished" / "best.safetensors" and explorer.from_browser
+        await settle(app, pilot)
+        await pilot.press("m", "escape")  # the first escape leaves the map
+        await pilot.pause()
+        assert app.screen is explorer and not explorer.map_shown
+        await pilot.press("escape")  # the next one goes back to the open run
+        await pilot.pause()
+        assert app.screen is run_screen
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is table and isinstance(table, RunsScreen)
+        assert table.sort == "loss" and table.marked == {names[0]}  # sort and marks kept
+        assert table.current().name == "finished"  # and the cursor
+        assert table_rows(app)[0][0] == f"* {names[0]}"
+        await pilot.press("e")  # straight from the table; q comes back too, and a dialog on top goes with it
+        await wait_until(pilot, lambda: isinstance(app.screen, ExplorerScreen), "the explorer")
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert not isinstance(app.screen, ExplorerScreen)  # the explorer's help
+        await pilot.press("q")  # closes the help
+        await pilot.pause()
+        assert isinstance(app.screen, ExplorerScreen)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.screen is table and app.is_running
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running and app.return_code == 0
 
 
-@pytest.mark.parametrize("from_browser", [True, False])
-async def test_escape_in_an_explorer_from_the_browser_goes_back(
-    from_browser: bool, tmp_path: Path, settle: Callable
-) -> None:
+async def test_e_on_a_run_without_a_checkpoint_says_so_and_stays(browsed: Path) -> None:
+    from vae_tui.runs_app import RunsApp, RunsScreen
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        await pilot.pause()
+        names = [r[0] for r in table_rows(app)]
+        await pilot.press(*["down"] * names.index("empty"), "e")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert [n.message for n in app._notifications] == ["empty has no best.safetensors yet"]
+
+
+async def test_escape_twice_in_a_plain_explorer_stays(tmp_path: Path, settle: Callable) -> None:
     from models import load_checkpoint
     from vae_tui.app import create_app
     from vae_tui.commands.explore import pretrained_path
 
-    app = create_app(load_checkpoint(pretrained_path("vae")), "test", tmp_path, from_browser=from_browser)
+    app = create_app(load_checkpoint(pretrained_path("vae")), "test", tmp_path)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(app, pilot)
-        await pilot.press("m", "escape")  # the first escape leaves the map
+        await pilot.press("m", "escape", "escape")
         await pilot.pause()
-        assert app.is_running and not app.explorer.map_shown
-        await pilot.press("escape")
-        await pilot.pause()
-        assert app.is_running != from_browser  # then back to the runs; a plain explorer stays
+        assert app.is_running and app.screen is app.explorer and not app.explorer.map_shown
 
 
 async def test_d_deletes_a_run_after_naming_it_and_never_a_training_one(browsed: Path) -> None:

@@ -1,22 +1,26 @@
 """The runs browser: every run under a folder in a table (vae_tui.run_view shows one run).
 
-`e` leaves the browser with the run's best checkpoint as the app's return value;
-`vae-tui runs` then opens the explorer on it and comes back here when the explorer quits.
-Nothing here imports torch, so the table is up before torch would have loaded.
+`e` opens the explorer on the run's best checkpoint as a screen over the browser, following it while it trains;
+escape or q there come back to the browser as it was left: its sort, filter, marks, cursor and open run.
+Nothing here imports torch, so the table is up before torch would have loaded; the checkpoint (and torch) load in a
+thread the first time a run is explored.
 """
 
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
+from models.errors import UserError
 from models.text import printable
 from train.run_delete import DeleteRefused, deletable_size, delete_run
 from train.runs import COLUMNS, POLL_SECONDS, Run, RunCache, lock_held, ordered, row_cells
+from vae_tui.base_app import VaeApp
 
 SORTS = {"name": "name", "loss": "best loss", "date": "newest first"}
 
@@ -101,9 +105,9 @@ class RunsScreen(Screen):
     RunsScreen #runs-title { text-style: bold; color: $accent; padding: 0 1; }
     """
 
-    def __init__(self, root: Path, selected: str | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         super().__init__()
-        self.root, self.selected = root, selected
+        self.root = root
         self.cache = RunCache(root)
         self.runs: list[Run] = []
         self.sort, self.filter_text = "name", ""
@@ -146,9 +150,8 @@ class RunsScreen(Screen):
         self.query_one("#runs-title", Label).update(title)
         if rows == current:
             return
-        keep = self.selected
-        if (highlighted := self.current()) is not None:
-            keep = highlighted.name
+        highlighted = self.current()
+        keep = None if highlighted is None else highlighted.name
         table.clear()
         for run, row in zip(runs, rows, strict=True):
             table.add_row(*(Text(cell) for cell in row), key=run.name)  # Text: a str cell would be read as markup
@@ -256,22 +259,40 @@ class RunsScreen(Screen):
         self.query_one(DataTable).focus()
 
 
-class RunsApp(App[Path]):
-    """Returns the checkpoint to explore (`e`), or None when quit."""
+class RunsApp(VaeApp):
+    """The browser's table first; runs, comparisons and explorers open as screens over it."""
 
     TITLE = "vae-tui runs"
 
-    def __init__(self, root: Path, selected: str | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         super().__init__()
-        self.root, self.selected = root, selected
+        self.root = root
 
     def get_default_screen(self) -> Screen:
-        return RunsScreen(self.root, self.selected)
+        return RunsScreen(self.root)
 
     def explore(self, run: Run) -> None:
-        """Leave the browser with run's best checkpoint, for `vae-tui runs` to open the explorer on it."""
+        """Open the explorer on run's best checkpoint, over the screen shown now, following the file."""
         best = run.path / "best.safetensors"
         if best.is_file():
-            self.exit(best)
+            self.notify(f"opening {printable(run.name)} in the explorer", markup=False, timeout=2)
+            self._load_explorer(run.name, best)
         else:
             self.notify(f"{printable(run.name)} has no best.safetensors yet", severity="warning", markup=False)
+
+    @work(thread=True, exclusive=True, group="explore")
+    def _load_explorer(self, name: str, best: Path) -> None:
+        """Load the checkpoint off the UI thread (torch too, the first time): the table keeps its keys meanwhile."""
+        from models import load_checkpoint
+
+        try:
+            checkpoint = load_checkpoint(best)
+        except (UserError, OSError, ValueError) as e:  # damaged, or replaced by something else since the scan
+            self.call_from_thread(self.notify, printable(f"could not open {name}: {e}"), severity="error", markup=False)
+            return
+        self.call_from_thread(self._push_explorer, checkpoint, best)
+
+    def _push_explorer(self, checkpoint: object, best: Path) -> None:
+        from vae_tui.screens.explorer import ExplorerScreen
+
+        self.push_screen(ExplorerScreen(checkpoint, str(best), Path("exports"), follow=best, from_browser=True))

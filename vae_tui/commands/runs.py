@@ -48,21 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def browse(root: Path) -> int:
-    """The runs browser; `e` opens the explorer on a run's best checkpoint, and quitting it comes back here."""
+    """The runs browser; `e` opens the explorer on a run as a screen over it, and leaving that comes back."""
     from vae_tui.runs_app import RunsApp
 
-    selected = None
-    while True:
-        browser = RunsApp(root, selected)
-        best = browser.run()
-        if best is None:
-            return browser.return_code or 0
-        from models import load_checkpoint  # torch: only once a run is explored
-        from vae_tui.app import create_app
-
-        selected = best.parent.name
-        checkpoint = load_checkpoint(best)
-        explorer = create_app(checkpoint, str(best), follow=best, from_browser=True)
-        explorer.run()
-        if explorer.return_code:
-            return explorer.return_code
+    browser = RunsApp(root)
+    browser.run()
+    return browser.return_code or 0

@@ -63,6 +63,7 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
     """Every explorer key acts here; decoding runs in a worker thread."""
 
     BINDINGS = bindings(EXPLORER_KEYS)
+    IS_EXPLORER = True  # how vae_tui.base_app finds it in the screen stack without importing torch
 
     class Decoded(Message):
         """A worker finished decoding a frame."""
@@ -78,9 +79,11 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         exports_dir: Path,
         start_image: "StartImage | None" = None,
         follow: Path | None = None,
+        from_browser: bool = False,
     ) -> None:
         super().__init__()
         self.start_image, self.follow = start_image, follow  # follow: the checkpoint file to reload when it changes
+        self.from_browser = from_browser  # pushed over the runs browser: escape and q go back to it
         self.checkpoint, self.source, self.exports_dir = checkpoint, source, exports_dir
         atlas = checkpoint.atlas
         self.state = ExplorerState(
