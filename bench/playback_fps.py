@@ -31,7 +31,7 @@ async def frames_per_second(kind: str, seconds: float) -> float:
         await pilot.press("a", "r")
         await app.workers.wait_for_complete()
         await pilot.press("b", "p")
-        player = app.explorer.player
+        player = app.explorer.playback.player
         started, counted = time.perf_counter(), player.count
         await asyncio.sleep(seconds)
         shown, elapsed = player.count - counted, time.perf_counter() - started

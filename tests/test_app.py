@@ -416,3 +416,26 @@ async def test_only_the_strips_on_screen_are_decoded(make_app: Callable, settle:
         await pilot.resize_terminal(120, 40)  # room for both
         await settle(app, pilot)
         assert screen.frame.traversal is not None and screen.frame.classes is not None
+
+
+async def test_every_state_change_redraws_once_through_the_one_listener(make_app: Callable, settle: Callable) -> None:
+    """Actions only change the state; the screen's one listener asks for one redraw per round of messages."""
+    app = make_app("cvae")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        screen = app.explorer
+        redraws = []
+        shown = screen._show_state
+        screen._show_state = lambda: (redraws.append(screen.state.version), shown())
+        for key in ("down", "right", "x", "3", "r", "u", "right_square_bracket", "backspace"):
+            before = len(redraws)
+            await pilot.press(key)
+            await pilot.pause()
+            assert len(redraws) == before + 1, key
+        assert "step 0.5" in str(screen.query_one("#latent-title").render())  # a text-only change is drawn too
+        before = len(redraws)
+        screen.state.select(1), screen.state.nudge(2), screen.state.pick_class(5)  # three changes, one handler
+        await pilot.pause()
+        assert redraws[before:] == [screen.state.version]
+        await settle(app, pilot)
+        assert screen.frame.version == screen.state.version and screen.state.label == 5

@@ -101,7 +101,8 @@ async def test_a_checkpoint_whose_atlas_is_infinite_as_float32_is_not_reloaded(
         checkpoint.atlas = atlas
         save_checkpoint(best, checkpoint)
         rewrite_checkpoint(best, edit_tensors=infinite_kl)
-        await wait_until(pilot, lambda: screen._seen == follow_module.signature(best), "the change noticed")
+        watcher = screen.query_one(follow_module.CheckpointWatcher)
+        await wait_until(pilot, lambda: watcher.seen == follow_module.signature(best), "the change noticed")
         await app.workers.wait_for_complete()  # the reload tried
         await pilot.pause()
         assert screen.checkpoint.epoch == 1 and app.is_running and app.return_code is None

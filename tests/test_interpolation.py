@@ -41,7 +41,7 @@ async def test_a_b_mark_the_ends_and_the_strip_shows_the_path(make_app: Callable
         assert traversal.caption.startswith("a: 0 T-shirt/top, |z| 0.00 · b: mark the other end")
         await pilot.press("r", "7", "b")
         await settle(app, pilot)
-        a, b = screen.ends["a"], screen.ends["b"]
+        a, b = screen.path.ends["a"], screen.path.ends["b"]
         assert a.label == 0 and b.label == 7 and list(b.z) == screen.state.z
         assert torch.equal(traversal.images, screen.decoder.path(a, b, PATH_STRIP))
         assert traversal.caption.startswith("Path a (0 T-shirt/top) -> b (7 Sneaker)")
@@ -51,7 +51,7 @@ async def test_a_b_mark_the_ends_and_the_strip_shows_the_path(make_app: Callable
         assert torch.allclose(traversal.images[-1], ends[1], atol=1e-6)
         await pilot.press("escape")
         await settle(app, pilot)
-        assert screen.path_strip is None and traversal.caption.startswith("Traversal of z16")
+        assert screen.path.path_strip is None and traversal.caption.startswith("Traversal of z16")
 
 
 async def test_p_plays_the_path_and_any_key_stops_it(
@@ -62,8 +62,8 @@ async def test_p_plays_the_path_and_any_key_stops_it(
         await settle(app, pilot)
         screen = app.explorer
         await pilot.press("a", "8", "b", "p")
-        player = screen.player
-        frames = screen.decoder.path(screen.ends["a"], screen.ends["b"], PATH_FRAMES)
+        player = screen.playback.player
+        frames = screen.decoder.path(screen.path.ends["a"], screen.path.ends["b"], PATH_FRAMES)
         assert torch.equal(player.frames, frames)
         await wait_until(pilot, lambda: player.count >= 4, "four frames on screen")
         shown = screen.query_one("#image", ImageView).pixels
@@ -71,7 +71,7 @@ async def test_p_plays_the_path_and_any_key_stops_it(
         z = list(screen.state.z)
         await pilot.press("x")  # would set z4 to 0; while playing it only stops the playback
         await settle(app, pilot)
-        assert screen.player is None and screen.state.z == z
+        assert screen.playback is None and screen.state.z == z
         assert torch.equal(screen.query_one("#image", ImageView).pixels, screen.frame.image)
 
 
@@ -86,7 +86,7 @@ async def test_g_saves_the_path_as_a_gif_of_the_decoded_frames(
         await pilot.press("a", "1", "b", "G")
         (path,) = (tmp_path / "exports").glob("*path*.gif")
         screen = app.explorer
-        frames = screen.decoder.path(screen.ends["a"], screen.ends["b"], PATH_FRAMES)[ping_pong(PATH_FRAMES)]
+        frames = screen.decoder.path(screen.path.ends["a"], screen.path.ends["b"], PATH_FRAMES)[ping_pong(PATH_FRAMES)]
         with Image.open(path) as gif:
             saved = [frame.convert("L").tobytes() for frame in ImageSequence.Iterator(gif)]
             assert gif.info["loop"] == 0

@@ -192,8 +192,8 @@ async def test_map_mode_cursor_axes_and_focus(make_app: Callable, settle: Callab
         drawn = map_cells(app)
         colours = {str(style.color.triplet.hex) for _, style in drawn if style and style.color}
         assert len(colours & {c.lower() for c in CLASS_COLOURS}) == 10  # every class shows
-        plane = screen.map_axes.plane(state.selected)
-        _, view = screen.map_axes.layout(plane)
+        plane = screen.map.axes.plane(state.selected)
+        _, view = screen.map.axes.layout(plane)
         before_z, before_uv = list(state.z), plane.project(torch.tensor([state.z]))[0]
         before_cell, before_image = marker(app), screen.query_one("#map-image", ImageView).pixels.clone()
         await pilot.press("right", "L", "up")  # 1 + 5 steps right, one up
@@ -211,12 +211,12 @@ async def test_map_mode_cursor_axes_and_focus(make_app: Callable, settle: Callab
         assert state.z[4] == pytest.approx(before_z[4] + 6 * step_x * plane.axes[0, 4].item() + 0.25, abs=0.3)
         marker(app)
         await pilot.press("tab")
-        assert screen.map_focus
+        assert screen.map.focus
         await pilot.press("A")
         await settle(app, pilot)
-        latent = screen.map_axes.plane(state.selected)
+        latent = screen.map.axes.plane(state.selected)
         assert latent.names == ("z4", "z0")
-        _, latent_view = screen.map_axes.layout(latent)
+        _, latent_view = screen.map.axes.layout(latent)
         columns, rows = pixel_of(latent_view, torch.tensor([[state.z[4], state.z[0]]]), *map_size(app))
         assert marker(app) == (columns.item(), rows.item() // 2, "+")
         z = list(state.z)
@@ -256,8 +256,8 @@ async def test_enter_on_the_map_starts_from_the_nearest_test_image(make_app: Cal
         await settle(app, pilot)
         screen, state = app.explorer, app.explorer.state
         atlas, model = screen.checkpoint.atlas, screen.checkpoint.model
-        plane = screen.map_axes.plane(state.selected)
-        _, view = screen.map_axes.layout(plane)
+        plane = screen.map.axes.plane(state.selected)
+        _, view = screen.map.axes.layout(plane)
         cursor = plane.project(torch.tensor([state.z]))[0].tolist()
         await pilot.press("enter")
         await settle(app, pilot)
@@ -287,9 +287,9 @@ async def test_g_on_the_map_saves_the_manifold_grid(tmp_path: Path, make_app: Ca
         assert Image.open(path).size == (side, side)
         export = read_export(path)
         assert export.columns == MANIFOLD_SIDE and len(export.z) == MANIFOLD_SIDE**2
-        plane = app.explorer.map_axes.plane(app.explorer.state.selected)
+        plane = app.explorer.map.axes.plane(app.explorer.state.selected)
         uv = plane.project(torch.tensor(export.z))
-        _, view = app.explorer.map_axes.layout(plane)
+        _, view = app.explorer.map.axes.layout(plane)
         assert uv[0, 0] < uv[1, 0] and uv[0, 1] > uv[MANIFOLD_SIDE, 1]  # x grows rightwards, y upwards
         assert view.left < uv[:, 0].min() and uv[:, 0].max() < view.right
 

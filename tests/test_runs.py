@@ -211,7 +211,7 @@ async def test_the_explorer_opens_over_the_browser_and_leaving_it_keeps_the_brow
         await settle(app, pilot)
         await pilot.press("m", "escape")  # the first escape leaves the map
         await pilot.pause()
-        assert app.screen is explorer and not explorer.map_shown
+        assert app.screen is explorer and not explorer.map.shown
         await pilot.press("escape")  # the next one goes back to the open run
         await pilot.pause()
         assert app.screen is run_screen
@@ -261,7 +261,7 @@ async def test_escape_twice_in_a_plain_explorer_stays(tmp_path: Path, settle: Ca
         await settle(app, pilot)
         await pilot.press("m", "escape", "escape")
         await pilot.pause()
-        assert app.is_running and app.screen is app.explorer and not app.explorer.map_shown
+        assert app.is_running and app.screen is app.explorer and not app.explorer.map.shown
 
 
 async def test_d_deletes_a_run_after_naming_it_and_never_a_training_one(browsed: Path) -> None:

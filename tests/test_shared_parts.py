@@ -36,7 +36,10 @@ def test_models_exports_match_their_modules() -> None:
         assert getattr(models, name) is getattr(import_module(models._MODULE_OF[name]), name)
 
 
-def test_errors_text_version_and_the_parser_import_without_torch() -> None:
-    code = "import sys, models.errors, models.text, models.version, vae_tui.cli; print('torch' in sys.modules)"
+def test_errors_text_version_the_parser_and_the_runs_browser_import_without_torch() -> None:
+    code = (
+        "import sys, models.errors, models.text, models.version, vae_tui.cli, vae_tui.runs_app; "
+        "print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"

@@ -1,5 +1,6 @@
 """The explorer's state: z, class, selected dimension, step, and the undo history."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,12 @@ class Snapshot:
 
 
 class ExplorerState:
-    """Pure state and its transitions; the app renders it, the tests drive it."""
+    """Pure state and its transitions; the app renders it, the tests drive it.
+
+    Every transition that changes anything calls the listeners (watch()) once: the explorer redraws from there, in
+    one place. `version` counts the changes that alter the picture (z, class, selected dimension, weights); the
+    step and the hidden dimensions change only text.
+    """
 
     def __init__(
         self,
@@ -65,6 +71,15 @@ class ExplorerState:
         self.step = DEFAULT_STEP
         self.history: list[Snapshot] = []
         self.version = 0  # bumped on every change that alters the picture
+        self.listeners: list[Callable[[], None]] = []
+
+    def watch(self, listener: Callable[[], None]) -> None:
+        """Call listener after every change."""
+        self.listeners.append(listener)
+
+    def _announce(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def set_statistics(self, variance: torch.Tensor, kl: torch.Tensor) -> None:
         """Var(mu) and the mean KL of each dimension over the test set (the checkpoint's atlas)."""
@@ -85,6 +100,7 @@ class ExplorerState:
 
     def _changed(self) -> None:
         self.version += 1
+        self._announce()
 
     @property
     def shown(self) -> list[int]:
@@ -118,6 +134,8 @@ class ExplorerState:
             nearest = min((d for d in range(self.latent_dim) if self.active[d]), key=lambda d: abs(d - self.selected))
             self.selected = nearest
             self._changed()
+        else:
+            self._announce()
         return True
 
     def set_value(self, value: float) -> None:
@@ -150,7 +168,10 @@ class ExplorerState:
 
     def scale_step(self, factor: float) -> None:
         """Multiply the step by factor, within STEP_RANGE."""
-        self.step = min(max(self.step * factor, STEP_RANGE[0]), STEP_RANGE[1])
+        step = min(max(self.step * factor, STEP_RANGE[0]), STEP_RANGE[1])
+        if step != self.step:
+            self.step = step
+            self._announce()
 
     def pick_class(self, label: int) -> None:
         """CVAE: change the condition, keep z. VAE: jump to the class's centroid, which becomes the start."""

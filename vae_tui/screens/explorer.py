@@ -1,4 +1,11 @@
-"""The explorer's main screen: classes, latent panel, preview and strip, driven by the keyboard."""
+"""The explorer's main screen: classes, latent panel, preview and strip, driven by the keyboard.
+
+The screen binds every key and owns the state (vae_tui.state.ExplorerState); its parts own theirs: the map
+(map_mode.MapPanel), the a/b marks and their path (interpolation.Interpolation, Playback) and the checkpoint watcher
+(follow.CheckpointWatcher, a widget that posts what it loaded). Every change of the state reaches the screen through
+one listener, which asks for one redraw per round of messages; nothing else refreshes after a state change.
+What the model offers decides which keys act (Capabilities): without an atlas, the keys that need one say so.
+"""
 
 import os
 import re
@@ -11,7 +18,7 @@ import torch
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.events import Resize
+from textual.events import Key, Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
@@ -20,13 +27,14 @@ from models import Checkpoint
 from models.text import printable
 from train.grids import grid
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
-from vae_tui.exports import Export, image_export, save_export, strip_export
+from vae_tui.exports import Export, export_of, image_export, save_export, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
+from vae_tui.latent_map import MANIFOLD_SIDE
 from vae_tui.layout import Layout, plan
-from vae_tui.screens.follow import Follow
+from vae_tui.screens.follow import CheckpointWatcher
 from vae_tui.screens.help import truecolor_hint
-from vae_tui.screens.interpolation import Interpolation
-from vae_tui.screens.map_mode import NO_ATLAS, MapMode
+from vae_tui.screens.interpolation import PATH_LABELS, Interpolation, Playback, save_path_gif
+from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE, MAP_ONLY, NO_ATLAS, NO_IMAGES, MapPanel
 from vae_tui.screens.picker import PickerScreen
 from vae_tui.screens.value import ValueScreen
 from vae_tui.state import ExplorerState, nearest_index
@@ -36,7 +44,7 @@ from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel
 from vae_tui.widgets.map_view import MapView
 from vae_tui.widgets.thumbnails import Thumbnails
-from vae_tui.widgets.title_bar import TitleBar
+from vae_tui.widgets.title_bar import TitleBar, title_variants
 
 MIN_SIZE = (60, 20)
 WIDE_FOOTER = 100  # narrower: the footer drops its spacing, so every label reads whole at 80 columns
@@ -59,7 +67,27 @@ class Reference:
 StartImage = tuple[str, torch.Tensor]  # a user's picture (its file name, (28, 28) pixels) to start from
 
 
-class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
+@dataclass(frozen=True)
+class Capabilities:
+    """What the opened model offers, which decides what its keys can do."""
+
+    atlas: bool  # encodings of a test set, per-dimension statistics and stored test images: map, picker, marks
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> "Capabilities":
+        return cls(atlas=checkpoint.atlas is not None)
+
+    def missing(self, action: str) -> str | None:
+        """Why action cannot run for this model, in one line (None: it can)."""
+        if action in NEEDS_ATLAS and not self.atlas:
+            return NO_ATLAS
+        return None
+
+
+NEEDS_ATLAS = {"toggle_map", "open_picker", "toggle_inactive", *MAP_ONLY}
+
+
+class ExplorerScreen(Screen):
     """Every explorer key acts here; decoding runs in a worker thread."""
 
     BINDINGS = bindings(EXPLORER_KEYS)
@@ -99,9 +127,12 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         self.colour_hint = truecolor_hint(dict(os.environ))  # the title bar marks it, the help screen explains it
         self.show_classes = False  # when only one strip fits: the class strip rather than the traversal
         self.layout_plan: Layout | None = None
-        self.init_interpolation()
-        self.init_map()
+        self.capabilities = Capabilities.of(checkpoint)
+        self.map = MapPanel(atlas, self.state.active)
+        self.path = Interpolation()
+        self.playback: Playback | None = None  # while the path a -> b plays, it has the preview
         self.reference: Reference | None = None  # the test image z started from: shown beside the edit
+        self._redraw_due = False
 
     def compose(self) -> ComposeResult:
         checkpoint = self.checkpoint
@@ -131,9 +162,11 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
             yield Thumbnails(self._class_labels(), id="classes-below")
         yield Static("", id="too-small")
         yield Footer()
+        if self.follow is not None:
+            yield CheckpointWatcher(self.follow)
 
     def on_mount(self) -> None:
-        self.start_following()
+        self.state.watch(self._state_changed)
         if self.checkpoint.atlas is None:
             self.notify(NO_ATLAS, severity="warning", timeout=10, markup=False)
         if self.start_image is not None:
@@ -179,7 +212,7 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         """Whether the traversal strip and the class strip are on screen (neither in map mode; both until the
         first layout)."""
         layout = self.layout_plan
-        if self.map_shown:
+        if self.map.shown:
             return False, False
         if layout is None:
             return True, True
@@ -201,9 +234,12 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         hint = "  (t: other strip)" if self.layout_plan.one_strip else ""
         low, high = TRAVERSAL_LABELS[0], TRAVERSAL_LABELS[-1]
         traversal = self.query_one("#traversal", Thumbnails)
-        path_caption = self.path_caption()
+        path_caption = self.path.caption(self.checkpoint.class_names)
         caption = f"Traversal of z{state.selected} from {low} to {high}{hint}" if path_caption is None else path_caption
-        if not self.show_path_strip(traversal, caption) and frame.traversal is not None:
+        if self.path.path_strip is not None:  # both ends marked: the path in the traversal's place
+            traversal.label_variants = [PATH_LABELS]
+            traversal.show(caption, self.path.path_strip, None)
+        elif frame.traversal is not None:
             traversal.label_variants = [TRAVERSAL_LABELS]
             traversal.show(caption, frame.traversal, nearest_index(TRAVERSAL_VALUES, state.z[state.selected]))
         if frame.classes is not None:
@@ -211,14 +247,13 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
                 self.query_one(selector, Thumbnails).show(f"Every class at this z{hint}", frame.classes, state.label)
 
     def on_thumbnails_picked(self, message: Thumbnails.Picked) -> None:
-        if message.control.id == "traversal" and self.path_strip is not None:  # a point of the path a -> b
-            t = message.index / (len(self.path_strip) - 1)
-            a, b = self.ends["a"], self.ends["b"]
+        path = self.path
+        if message.control.id == "traversal" and path.path_strip is not None:  # a point of the path a -> b
+            t = message.index / (len(path.path_strip) - 1)
+            a, b = path.ends["a"], path.ends["b"]
             self.state.set_z([(1 - t) * za + t * zb for za, zb in zip(a.z, b.z, strict=True)])
-            self._show_state()
         elif message.control.id == "traversal":
             self.state.set_value(TRAVERSAL_VALUES[message.index])
-            self._show_state()
         else:
             self.action_pick_class(message.index)
 
@@ -226,6 +261,15 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         self.state.select_dimension(message.index)
         if message.value is not None:
             self.state.set_value(message.value)
+
+    def _state_changed(self) -> None:
+        """The state's one listener: one redraw after this round of messages, however many changes it made."""
+        if not self._redraw_due:
+            self._redraw_due = True
+            self.call_later(self._redraw)
+
+    def _redraw(self) -> None:
+        self._redraw_due = False
         self._show_state()
 
     def _show_state(self) -> None:
@@ -248,7 +292,9 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
 
     def _show_text(self) -> None:
         state = self.state
-        self._show_map()
+        if self.map.shown:
+            self.map.draw(self, state, self.checkpoint.class_names)
+        self._set_label("#latent-title", self._latent_title())
         name = printable(self.checkpoint.class_names[state.label])
         if self.reference is None:
             self._set_label("#preview-title", f"Preview · {state.label} {name}")
@@ -277,7 +323,7 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
             return  # a newer state is being decoded: key repeat is absorbed here
         self.frame = frame
         self._show_text()
-        if self.player is None:  # while a path plays, the playback has the preview
+        if self.playback is None:  # while a path plays, the playback has the preview
             self.show_frame_images(frame)
         self._show_strips()
         if self.strips_missing():
@@ -287,7 +333,7 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
     def show_frame_images(self, frame: Frame) -> None:
         """The frame's image beside the map in map mode, else in the preview (beside the original and its
         reconstruction after a pick). Hidden widgets are left alone: repainting one costs a full layout pass."""
-        if self.map_shown:
+        if self.map.shown:
             self.query_one("#map-image", ImageView).show(frame.image)
             return
         reference = self.reference
@@ -301,35 +347,41 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
             listener(frame)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self.map_action_enabled(action)
+        """Map-only actions run only while the map is shown, and escape only with something to leave or clear:
+        else their keys fall through (escape to close Textual's keys panel, or to go back to the runs browser)."""
+        if action == "back":
+            return self.map.shown or self.path.marked
+        return action not in MAP_ONLY or self.map.shown
+
+    def lacks(self, action: str) -> bool:
+        """Whether the model cannot do action; if so, a notification says why."""
+        missing = self.capabilities.missing(action)
+        if missing is not None:
+            self.notify(missing, severity="warning", markup=False)
+        return missing is not None
 
     def action_select(self, delta: int) -> None:
-        if self.map_has_keys:
-            self.move_cursor(0, delta)
-            return
-        self.state.select(delta)
-        self._show_state()
+        if self.map.has_keys:
+            self.state.set_z(self.map.moved(self.state, 0, delta))
+        else:
+            self.state.select(delta)
 
     def action_nudge(self, steps: int) -> None:
-        if self.map_has_keys:
-            self.move_cursor(steps, 0)
-            return
-        self.state.nudge(steps)
-        self._show_state()
+        if self.map.has_keys:
+            self.state.set_z(self.map.moved(self.state, steps, 0))
+        else:
+            self.state.nudge(steps)
 
     def action_scale_step(self, factor: float) -> None:
         self.state.scale_step(factor)
-        self._show_state()
 
     def action_zero(self) -> None:
         self.state.set_value(0.0)
-        self._show_state()
 
     def action_enter_value(self) -> None:
         def apply(value: float | None) -> None:
             if value is not None:
                 self.state.set_value(value)
-                self._show_state()
 
         self.app.push_screen(ValueScreen(self.state.selected, self.state.z[self.state.selected]), apply)
 
@@ -338,33 +390,24 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
             if not self.state.conditional:
                 self.reference = None  # z leaves the image for the class's centroid
             self.state.pick_class(label)
-            self._show_state()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.action_pick_class(event.option_index)
 
     def action_randomize(self) -> None:
         self.state.randomize(self.generator)
-        self._show_state()
 
     def action_reset(self) -> None:
         self.state.reset()
-        self._show_state()
 
     def action_undo(self) -> None:
         if not self.state.undo():
             self.notify("Nothing to undo")
-        self._show_state()
 
     def action_toggle_inactive(self) -> None:
         state = self.state
-        if not state.toggle_inactive():
-            if self.checkpoint.atlas is None:
-                self.notify(NO_ATLAS, severity="warning", markup=False)
-            else:
-                self.notify("Every dimension is active: none to hide" if all(state.active) else "No active dimension")
-            return
-        self._show_state()
+        if not self.lacks("toggle_inactive") and not state.toggle_inactive():
+            self.notify("Every dimension is active: none to hide" if all(state.active) else "No active dimension")
 
     def action_toggle_strip(self) -> None:
         if self.layout_plan is not None and self.layout_plan.one_strip:
@@ -405,17 +448,16 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
 
     def action_save_strip(self) -> Path | None:
         """Save the strip (traversal, and for the CVAE every class) as one grid; on the map, the manifold grid."""
-        if self.map_shown:
+        if self.map.shown:
             return self.save_manifold()
         state = self.state
         export = strip_export(self.checkpoint, list(state.z), state.label, state.selected, STRIP_PNG_SCALE)
         return self._save(f"z{state.selected}-strip", export)
 
     def action_open_picker(self) -> None:
-        atlas = self.checkpoint.atlas
-        if atlas is None:
-            self.notify(NO_ATLAS, severity="warning", markup=False)
+        if self.lacks("open_picker"):
             return
+        atlas = self.checkpoint.atlas
 
         def chosen(image: int | None) -> None:
             if image is not None:
@@ -439,4 +481,132 @@ class ExplorerScreen(MapMode, Interpolation, Follow, Screen):
         decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([label]))[0]
         self.reference = Reference(name, index, pixels, decoded)
         self.state.start_from(mu, label)
-        self._show_state()
+
+    # --- the map (vae_tui.screens.map_mode) ---------------------------------------------------------------
+
+    def action_toggle_map(self) -> None:
+        if self.lacks("toggle_map"):
+            return
+        self.map.shown = not self.map.shown
+        self.map.focus = True
+        self.set_class(self.map.shown, "map")
+        self._show_text()
+        if self.frame is not None:
+            self.show_frame_images(self.frame)
+            if self.strips_missing():
+                self.decode_state()  # the map's frames have no strips
+        if self.map.shown:
+            self.call_after_refresh(self._show_text)  # once laid out: the title's length depends on the map's width
+
+    def action_back(self) -> None:
+        """Escape: leave the map; else clear the interpolation's marks."""
+        if self.map.shown:
+            self.action_toggle_map()
+        else:
+            self.action_clear_marks()
+
+    def action_toggle_focus(self) -> None:
+        self.map.focus = not self.map.focus
+        self._show_text()
+
+    def action_cycle_axes(self) -> None:
+        self.map.axes.cycle(self.state.selected)
+        self._show_text()
+
+    def on_map_view_clicked(self, message: MapView.Clicked) -> None:
+        self.map.focus = True
+        self.state.set_z(self.map.placed(self.state, message.u, message.v))
+        self._show_text()  # the focus, even where z is where it was
+
+    def action_pick_nearest(self) -> None:
+        """Start from the stored test image nearest to the cursor on the map."""
+        image = self.map.nearest_image(self.state)
+        if image is None:
+            self.notify(NO_IMAGES, severity="warning", markup=False)
+            return
+        self.start_from_test_image(image)
+
+    def save_manifold(self) -> Path | None:
+        """The decoded 15x15 grid over the map's view: x left to right, y top to bottom, the other components of z
+        and the class kept."""
+        z, names = self.map.manifold(self.state)
+        export = export_of(self.checkpoint, z, [self.state.label] * len(z), MANIFOLD_SIDE, MANIFOLD_PNG_SCALE)
+        return self._save(f"map-{names}-manifold", export)
+
+    # --- interpolation (vae_tui.screens.interpolation) ----------------------------------------------------
+
+    def action_mark(self, name: str) -> None:
+        """Mark the current z and class as end name ("a" or "b")."""
+        self.path.mark(name, self.state.z, self.state.label, self.decoder)
+        text = self.path.end_text(name, self.checkpoint.class_names)
+        self.notify(f"Marked {text}", title="Interpolation", markup=False)
+        self._show_strips()
+
+    def action_clear_marks(self) -> None:
+        self.path.clear()
+        self._show_strips()
+
+    def _path_or_say(self) -> bool:
+        if not self.path.complete:
+            self.notify("Mark both ends first: a at one z, b at another", severity="warning")
+        return self.path.complete
+
+    def action_play(self) -> None:
+        if self.playback is not None or not self._path_or_say():
+            return
+        self._set_label("#preview-title", "Playing a -> b · any key stops")
+        view = self.query_one("#map-image" if self.map.shown else "#image", ImageView)
+        self.playback = Playback(self, self.path.frames(self.decoder), view)
+
+    def stop_playing(self) -> None:
+        if self.playback is not None:
+            self.playback.stop()
+        self.playback = None
+        if self.frame is not None:
+            self.show_frame_images(self.frame)
+        self._show_text()
+
+    def on_key(self, event: Key) -> None:
+        """Any key stops the playback, and does nothing else."""
+        if self.playback is not None:
+            event.stop()
+            event.prevent_default()
+            self.stop_playing()
+
+    def action_save_gif(self) -> Path | None:
+        """Save the path a -> b and back as a looping GIF into the exports folder."""
+        if not self._path_or_say():
+            return None
+        frames = self.path.frames(self.decoder)
+        return self.write_export("path", ".gif", lambda path: save_path_gif(path, frames))
+
+    # --- following a run (vae_tui.screens.follow) ---------------------------------------------------------
+
+    def on_checkpoint_watcher_loaded(self, message: CheckpointWatcher.Loaded) -> None:
+        """Show the reloaded checkpoint's model in place of the current one, keeping z, class and selection."""
+        checkpoint, old = message.checkpoint, self.checkpoint.config
+        new = checkpoint.config
+        if (new.kind, new.latent_dim, new.num_classes, new.input_dim) != (
+            old.kind,
+            old.latent_dim,
+            old.num_classes,
+            old.input_dim,
+        ):
+            self.notify(
+                printable(f"{self.follow} now holds a model of another shape: not reloaded"),
+                severity="warning",
+                markup=False,
+            )
+            return
+        self.checkpoint, self.decoder = checkpoint, Decoder(checkpoint.model)
+        self.capabilities = Capabilities.of(checkpoint)
+        atlas, state = checkpoint.atlas, self.state
+        if atlas is not None:
+            state.set_statistics(atlas.variance, atlas.kl)
+            self.map.rebuild(atlas, state.active)
+        self.query_one(LatentPanel).statistics_changed()
+        title = self.query_one(TitleBar)
+        title.variants = title_variants(checkpoint, self.source)
+        title.refresh()
+        state.redraw()  # the same z, drawn by the new weights
+        self.notify(f"reloaded epoch {checkpoint.epoch}", title="Follow", markup=False)

@@ -1,17 +1,18 @@
-"""The explorer's interpolation: a and b mark two ends, the strip shows the path, p plays it, G saves a GIF."""
+"""The explorer's interpolation: a and b mark two ends, the strip shows the path, p plays it, G saves a GIF.
+
+The marks and the path are an Interpolation, a playing path a Playback; the explorer screen binds the keys."""
 
 import time
 from pathlib import Path
 
 import torch
-from textual.events import Key
 from textual.timer import Timer
+from textual.widget import Widget
 
 from models.text import printable
 from train.grids import save_gif
-from vae_tui.decoding import End
+from vae_tui.decoding import Decoder, End
 from vae_tui.widgets.image_view import ImageView
-from vae_tui.widgets.thumbnails import Thumbnails
 
 PATH_FRAMES = 16  # frames of the played path and of the GIF, a to b
 PATH_STRIP = 7  # images of the path in the strip
@@ -41,107 +42,78 @@ class Player:
 
 
 class Interpolation:
-    """Mixed into ExplorerScreen: the a/b marks, the path strip, playback and the GIF."""
+    """The a and b marks and the decoded path strip between them; the screen draws them and plays the path."""
 
-    def init_interpolation(self) -> None:
+    def __init__(self) -> None:
         self.ends: dict[str, End | None] = {"a": None, "b": None}
         self.path_strip: torch.Tensor | None = None  # (PATH_STRIP, H, W) once both ends are marked
-        self.player: Player | None = None
-        self._play_timer: Timer | None = None
 
-    def _end_text(self, name: str) -> str:
+    @property
+    def marked(self) -> bool:
+        """Whether a or b is marked (escape then clears them)."""
+        return any(end is not None for end in self.ends.values())
+
+    @property
+    def complete(self) -> bool:
+        return self.ends["a"] is not None and self.ends["b"] is not None
+
+    def mark(self, name: str, z: list[float], label: int, decoder: Decoder) -> None:
+        """Mark z and label as end name ("a" or "b"); with both marked, decode the strip of the path."""
+        self.ends[name] = End(tuple(z), label)
+        self.path_strip = decoder.path(self.ends["a"], self.ends["b"], PATH_STRIP) if self.complete else None
+
+    def clear(self) -> None:
+        self.ends = {"a": None, "b": None}
+        self.path_strip = None
+
+    def end_text(self, name: str, class_names: list[str]) -> str:
         end = self.ends[name]
         if end is None:
             return f"{name}: not marked"
         norm = torch.tensor(end.z).norm().item()
-        return f"{name}: {end.label} {printable(self.checkpoint.class_names[end.label])}, |z| {norm:.2f}"
+        return f"{name}: {end.label} {printable(class_names[end.label])}, |z| {norm:.2f}"
 
-    def action_mark(self, name: str) -> None:
-        """Mark the current z and class as end name ("a" or "b")."""
-        self.ends[name] = End(tuple(self.state.z), self.state.label)
-        a, b = self.ends["a"], self.ends["b"]
-        self.path_strip = None if a is None or b is None else self.decoder.path(a, b, PATH_STRIP)
-        self.notify(f"Marked {self._end_text(name)}", title="Interpolation", markup=False)
-        self._show_strips()
-
-    def action_clear_marks(self) -> None:
-        self.ends = {"a": None, "b": None}
-        self.path_strip = None
-        self._show_strips()
-
-    def path_caption(self) -> str | None:
+    def caption(self, class_names: list[str]) -> str | None:
         """The strip's caption while a or b is marked (None: neither is)."""
-        if self.ends["a"] is None and self.ends["b"] is None:
+        if not self.marked:
             return None
         if self.path_strip is None:
             missing = "b" if self.ends["b"] is None else "a"
-            return f"{self._end_text('a' if missing == 'b' else 'b')} · {missing}: mark the other end"
-        a, b = (
-            f"{end.label} {printable(self.checkpoint.class_names[end.label])}"
-            for end in (self.ends["a"], self.ends["b"])
-        )
+            return f"{self.end_text('a' if missing == 'b' else 'b', class_names)} · {missing}: mark the other end"
+        a, b = (f"{end.label} {printable(class_names[end.label])}" for end in (self.ends["a"], self.ends["b"]))
         return f"Path a ({a}) -> b ({b}) · p: play · G: GIF · escape: clear"
 
-    def show_path_strip(self, traversal: Thumbnails, caption: str) -> bool:
-        """Show the path in the traversal's place when both ends are marked; False when they are not."""
-        if self.path_strip is None:
-            return False
-        traversal.label_variants = [PATH_LABELS]
-        traversal.show(caption, self.path_strip, None)
-        return True
+    def frames(self, decoder: Decoder, count: int = PATH_FRAMES) -> torch.Tensor:
+        """count images along the path a -> b."""
+        return decoder.path(self.ends["a"], self.ends["b"], count)
 
-    def _path_or_say(self) -> bool:
-        if self.ends["a"] is None or self.ends["b"] is None:
-            self.notify("Mark both ends first: a at one z, b at another", severity="warning")
-            return False
-        return True
 
-    def _frames(self) -> torch.Tensor:
-        return self.decoder.path(self.ends["a"], self.ends["b"], PATH_FRAMES)
+class Playback:
+    """The path a -> b played in an image view, at most PLAY_FPS, until stop(); on_stop runs after."""
 
-    def action_play(self) -> None:
-        if self.player is not None or not self._path_or_say():
-            return
-        self.player = Player(self._frames(), time.monotonic())
-        self._set_label("#preview-title", "Playing a -> b · any key stops")
-        self._play_timer = self.set_interval(1 / (2 * PLAY_FPS), self._play_tick)  # twice the rate: no frame late
-        self._play_tick()
+    def __init__(self, host: Widget, frames: torch.Tensor, view: ImageView) -> None:
+        self.player = Player(frames, time.monotonic())
+        self.view = view
+        self.timer: Timer = host.set_interval(1 / (2 * PLAY_FPS), self.tick)  # twice the rate: no frame is late
+        self.host = host
+        self.tick()
 
-    def _play_view(self) -> ImageView:
-        return self.query_one("#map-image" if self.map_shown else "#image", ImageView)
-
-    def _play_tick(self) -> None:
+    def tick(self) -> None:
         player = self.player
-        if player is None:
-            return
         position = player.due(time.monotonic())
         if position is None:
             return
         player.shown = position
-        self._play_view().show(player.frames[player.order[position]])
-        self.call_after_refresh(self._count_frame, player)
+        self.view.show(player.frames[player.order[position]])
+        self.host.call_after_refresh(self._count_frame)
 
-    def _count_frame(self, player: Player) -> None:
-        player.count += 1
+    def _count_frame(self) -> None:
+        self.player.count += 1
 
-    def stop_playing(self) -> None:
-        if self._play_timer is not None:
-            self._play_timer.stop()
-        self.player, self._play_timer = None, None
-        if self.frame is not None:
-            self.show_frame_images(self.frame)
-        self._show_text()
+    def stop(self) -> None:
+        self.timer.stop()
 
-    def on_key(self, event: Key) -> None:
-        """Any key stops the playback, and does nothing else."""
-        if self.player is not None:
-            event.stop()
-            event.prevent_default()
-            self.stop_playing()
 
-    def action_save_gif(self) -> Path | None:
-        """Save the path a -> b and back as a looping GIF into the exports folder."""
-        if not self._path_or_say():
-            return None
-        frames = self._frames()[ping_pong(PATH_FRAMES)]
-        return self.write_export("path", ".gif", lambda path: save_gif(path, frames, GIF_SCALE, round(1000 / PLAY_FPS)))
+def save_path_gif(path: Path, frames: torch.Tensor) -> Path:
+    """The path a -> b and back (frames: PATH_FRAMES images a to b) as a looping GIF at path."""
+    return save_gif(path, frames[ping_pong(len(frames))], GIF_SCALE, round(1000 / PLAY_FPS))
