@@ -343,3 +343,86 @@ async def test_question_mark_lists_every_key_of_the_browser(browsed: Path) -> No
         assert {as_written.get(key, key) for key in shown} <= documented
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
+
+
+# --- the loss plot and the settings ----------------------------------------------------------------
+
+
+def test_epoch_ticks_are_whole_and_at_most_eight() -> None:
+    from vae_tui.run_view import MAX_X_TICKS, epoch_ticks
+
+    assert epoch_ticks(1, 2) == [1, 2]
+    for last in (3, 9, 40, 1000):
+        ticks = epoch_ticks(1, last)
+        assert ticks[0] == 1 and len(ticks) <= MAX_X_TICKS and all(isinstance(t, int) for t in ticks)
+
+
+def test_the_y_range_leaves_the_first_tenth_out_and_keeps_every_latest_value() -> None:
+    from vae_tui.run_view import focus_start
+
+    assert focus_start([1]) == 1 and focus_start([1, 2, 3]) == 1  # short runs: every epoch
+    assert focus_start([1, 2, 3, 4]) == 2 and focus_start(list(range(1, 41))) == 5
+
+
+def metrics(losses: list[float], parts: bool = True) -> list[dict]:
+    rows = [{"epoch": i + 1, "train_loss": loss + 2, "test_loss": loss} for i, loss in enumerate(losses)]
+    for row in rows if parts else []:
+        row["test_reconstruction"], row["test_kl"], row["seconds"] = row["test_loss"] - 10, 10.0, 2.0
+    return rows
+
+
+def fake_run(name: str, rows: list[dict], **settings: str) -> object:
+    from train.runs import Run
+
+    return Run(name, Path(name), "finished", metrics=rows, settings=settings)
+
+
+async def test_the_plot_draws_one_epoch_whole_epochs_full_names_and_fits_the_later_epochs() -> None:
+    from textual.app import App
+
+    from vae_tui.run_view import CompareScreen
+
+    long_name = "thr-default-17454-and-more"
+    forty = fake_run(long_name, metrics([300.0 - 2 * i for i in range(40)]), lr="0.001", latent="20")
+    one = fake_run("one-epoch", metrics([262.0]), lr="0.002", latent="20")
+    older = fake_run("older", metrics([280.0, 270.0], parts=False))  # rows without the loss's parts
+    screen = CompareScreen(forty, one, older)
+    app = App()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(screen)
+        await pilot.pause()
+        plot = screen.query_one("LossPlot")
+        labels = plot._labels
+        assert f"{long_name} test" in labels and f"{long_name} train" in labels  # names whole
+        single = plot._datasets[labels.index("one-epoch test")]
+        assert type(single).__name__ == "ScatterPlot" and list(single.x) == [1]  # one point: a marker
+        assert all(float(t).is_integer() for t in plot._x_ticks)
+        low, high = plot._y_min, plot._y_max
+        assert high < 300 + 2 and low < 300 - 2 * 39  # epoch 1 (300) is left out; epoch 40 (222) is in
+        assert low <= 262 <= high  # the 1-epoch run's only point stays in view
+        assert "y from epoch 5" in str(screen.query_one("#compare-title").render())
+        await pilot.press("y")
+        assert plot._y_max > 302  # every epoch
+        await pilot.press("k")  # the test reconstruction; the older run has none
+        assert plot._labels == [f"{long_name} test recon.", "one-epoch test recon."]
+        await pilot.press("k")
+        assert "test KL per epoch" in str(screen.query_one("#compare-title").render())
+        await pilot.pause()
+        titles = [str(label.render()) for label in screen.query("Label") if label.id.startswith("samples-title")]
+        assert "lr 0.001" in titles[0] and "lr 0.002" in titles[1] and "latent" not in titles[0]  # what differs
+        assert "2.0 s/epoch" in titles[0]
+
+
+async def test_a_run_shows_its_settings(browsed: Path) -> None:
+    from vae_tui.run_view import RunScreen
+    from vae_tui.runs_app import RunsApp
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        names = [r[0] for r in table_rows(app)]
+        await pilot.press(*["down"] * names.index("finished"), "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen)
+        settings = str(app.screen.query_one("#settings").render())
+        assert all(part in settings for part in ("arch mlp", "lr 0.01", "batch 32", "latent 4", "s/epoch"))

@@ -51,7 +51,9 @@ def text_value(value: object) -> str | None:
 
 
 def metrics_row(row: object) -> dict | None:
-    """A metrics.jsonl row as the listing keeps it (epoch, train_loss, test_loss, each checked), or None."""
+    """A metrics.jsonl row as the listing keeps it (epoch, train_loss, test_loss, each checked), or None; the test
+    loss's parts (test_reconstruction, test_kl) and the epoch's seconds are kept where they are valid, and left
+    out where they are not (an older run's rows lack them)."""
     if not isinstance(row, dict):
         return None
     epoch, train, test = (
@@ -61,4 +63,11 @@ def metrics_row(row: object) -> dict | None:
     )
     if epoch is None or train is None or test is None:
         return None
-    return {"epoch": epoch, "train_loss": train, "test_loss": test}
+    kept = {"epoch": epoch, "train_loss": train, "test_loss": test}
+    for key in OPTIONAL_METRICS:
+        if (value := loss_value(row.get(key))) is not None and (key != "seconds" or value >= 0):
+            kept[key] = value
+    return kept
+
+
+OPTIONAL_METRICS = ("test_reconstruction", "test_kl", "seconds")

@@ -45,6 +45,13 @@ class Run:
     best_epoch: int | None = None
     changed: float = 0.0  # the newest modification time of its files (seconds since the epoch)
     metrics: list[dict] = field(default_factory=list, repr=False)  # checked rows: epoch, train_loss, test_loss
+    settings: dict[str, str] = field(default_factory=dict, repr=False)  # SETTINGS found in the header, as text
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        """The median time of an epoch (training and test), from the metrics rows that record it."""
+        times = sorted(row["seconds"] for row in self.metrics if "seconds" in row)
+        return times[len(times) // 2] if times else None
 
     @property
     def resume_command(self) -> str | None:
@@ -167,6 +174,29 @@ def _newest_change(folder: Path) -> float:
     return max(times)
 
 
+SETTINGS = {  # the training settings a run's view shows, by their key in the header, with their label
+    "arch": "arch",
+    "lr": "lr",
+    "lr_schedule": "schedule",
+    "beta": "beta",
+    "kl_warmup": "KL warm-up",
+    "batch_size": "batch",
+    "latent_dim": "latent",
+    "hidden_dim": "hidden",
+    "seed": "seed",
+}
+
+
+def setting_text(value: object) -> str | None:
+    """A setting from a header as text: a finite number or a printable string (cut), else None."""
+    if type(value) is bool:
+        return None
+    if type(value) in (int, float):
+        number = loss_value(value)
+        return None if number is None else f"{number:g}"
+    return text_value(value)
+
+
 def _fill_from_info(run: Run, info: dict) -> None:
     """run's model, arch, dataset, epochs and best loss from a checkpoint's metadata, each checked."""
     training = info.get("training") if isinstance(info.get("training"), dict) else {}
@@ -177,6 +207,7 @@ def _fill_from_info(run: Run, info: dict) -> None:
     run.epochs_done = epoch_count(info.get("epoch"))
     run.best_loss = loss_value(resume.get("best_test_loss"))
     run.best_epoch = epoch_count(resume.get("best_epoch")) if run.best_loss is not None else None
+    run.settings = {key: text for key in SETTINGS if (text := setting_text(training.get(key))) is not None}
 
 
 def scan_run(folder: Path) -> Run:

@@ -4,6 +4,8 @@ Grids are decoded in thread workers that never touch a widget: they post GridsLo
 pictures, so a slow or hostile image never holds up the keys.
 """
 
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from models.names import GRID_PAD, GRID_SCALE
 from models.text import printable
 from train.commands import explore_command
 from train.image_file import ImageRefused, open_image
-from train.runs import POLL_SECONDS, Run, read_metrics
+from train.runs import POLL_SECONDS, SETTINGS, Run, read_metrics
 from vae_tui.widgets.image_view import ImageView
 
 GRID_TITLES = {"reconst": "reconstructions", "sample": "samples"}
@@ -80,6 +82,19 @@ def loss_limits(losses: list[float]) -> tuple[float, float]:
     return low - margin, high + margin
 
 
+def settings_text(run: Run, keys: Iterable[str]) -> str:
+    """run's settings named by keys, and its time per epoch, on one line ("" when none is known)."""
+    parts = [f"{SETTINGS[key]} {run.settings[key]}" for key in SETTINGS if key in keys and key in run.settings]
+    if (seconds := run.seconds_per_epoch) is not None:
+        parts.append(f"{seconds:.1f} s/epoch")
+    return printable(" · ".join(parts))
+
+
+def differing(runs: Sequence[Run]) -> list[str]:
+    """The settings whose values are not the same in every run (one missing in a run counts as differing)."""
+    return [key for key in SETTINGS if len({run.settings.get(key) for run in runs}) > 1]
+
+
 class GridScreen(Screen):
     """A screen that shows grids: it asks a thread worker for them and shows what comes back."""
 
@@ -112,33 +127,106 @@ class GridScreen(Screen):
         raise NotImplementedError
 
 
+QUANTITIES = (  # what `k` cycles through: (its name in titles, the metrics keys plotted and their curve names)
+    ("loss", (("test_loss", "test"), ("train_loss", "train"))),
+    ("test reconstruction", (("test_reconstruction", "test recon."),)),
+    ("test KL", (("test_kl", "test KL"),)),
+)
+MAX_X_TICKS = 8
+
+
+def epoch_ticks(first: int, last: int) -> list[int]:
+    """Whole epochs from first to last, at most MAX_X_TICKS of them, evenly spaced."""
+    step = max(1, math.ceil((last - first + 1) / MAX_X_TICKS))
+    return list(range(first, last + 1, step))
+
+
+def focus_start(epochs: list[int]) -> int:
+    """The first epoch the y range is fitted to: past the first tenth of the run (at least the first epoch) once
+    there are 4 epochs or more, so the first epochs' large losses do not flatten the rest."""
+    if len(epochs) < 4:
+        return epochs[0]
+    return epochs[max(1, len(epochs) // 10)]
+
+
 class LossPlot(PlotWidget, can_focus=False):
-    """The loss curves; left and right step through epochs rather than pan the plot."""
+    """Loss curves (or the test loss's parts) per epoch; left and right step through epochs rather than pan it.
+    The margins are smaller than textual-plot's (a row at the top and the bottom: the x axis, epochs, is named in
+    the screen's title), so that the plot keeps its rows at 80x24."""
 
-    def draw(self, curves: list[tuple[str, str, list[dict], str]]) -> None:
-        """curves: (label, colour, metrics rows, "train_loss" or "test_loss") each; drawn whole, with a legend."""
+    def on_mount(self) -> None:
+        self.margin_top, self.margin_bottom = 1, 1
+
+    def draw(self, curves: list[tuple[str, str, list[dict], str]], whole: bool = False) -> str:
+        """curves: (label, colour, metrics rows, metrics key) each; rows lacking the key are left out. The y range
+        fits the curves from focus_start() on (every epoch when whole) and every curve's latest value. Returns what
+        the y range covers, for a title ("" when every epoch)."""
         self.clear()
-        points = [(row["epoch"], row[key]) for _, _, rows, key in curves for row in rows]
-        if not points:
-            return
+        series = []
         for label, colour, rows, key in curves:
-            if rows:
-                epochs, losses = [r["epoch"] for r in rows], [r[key] for r in rows]
-                self.plot(epochs, losses, line_style=colour, hires_mode=HiResMode.HALFBLOCK, label=label)
-        epochs, losses = [e for e, _ in points], [v for _, v in points]
-        self.set_ylimits(*loss_limits(losses))  # every curve whole
-        self.set_xlimits(min(epochs), max(max(epochs), min(epochs) + 1))
-        self.set_xlabel("epoch")
-        self.set_ylabel("loss (nats/image)")
+            points = [(row["epoch"], row[key]) for row in rows if key in row]
+            if points:
+                series.append((label, colour, points))
+        if not series:
+            return ""
+        for label, colour, points in series:
+            epochs, values = [e for e, _ in points], [v for _, v in points]
+            if len(points) == 1:  # one epoch: a marker, since a line of one point draws nothing
+                self.scatter(epochs, values, marker="●", marker_style=colour, label=label)
+            else:
+                self.plot(epochs, values, line_style=colour, hires_mode=HiResMode.HALFBLOCK, label=label)
+        epochs = sorted({e for _, _, points in series for e, _ in points})
+        start = epochs[0] if whole else focus_start(epochs)
+        shown = [v for _, _, points in series for e, v in points if e >= start]
+        shown += [points[-1][1] for _, _, points in series]  # each curve's latest value, even a 1-epoch run's
+        self.set_ylimits(*loss_limits(shown))
+        first, last = epochs[0], max(epochs[-1], epochs[0] + 1)
+        self.set_xlimits(first - 0.5 if len(epochs) == 1 else first, last)
+        self.set_xticks(epoch_ticks(first, last))
+        self.set_ylabel("nats/image")
         self.show_legend()
+        return "" if start == epochs[0] else f"y from epoch {start}"
 
 
-class RunScreen(GridScreen):
+class PlotScreen(GridScreen):
+    """A screen with a LossPlot: `k` cycles the plotted quantity (loss, test reconstruction, test KL) and `y` fits
+    the y range to every epoch or to those after the first tenth. Subclasses give curves() and plot_title()."""
+
+    PLOT_BINDINGS = [Binding("k", "quantity", "loss/recon/KL"), Binding("y", "whole", "y range")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quantity, self.whole = 0, False
+
+    def curves(self, keys: tuple[tuple[str, str], ...]) -> list[tuple[str, str, list[dict], str]]:
+        """The curves of the quantity whose (metrics key, curve name) pairs are keys."""
+        raise NotImplementedError
+
+    def draw_plot(self) -> str:
+        """Draw the plot; its caption for a title: the quantity per epoch, and what the y range covers."""
+        name, keys = QUANTITIES[self.quantity]
+        fitted = self.query_one(LossPlot).draw(self.curves(keys), self.whole)
+        return f"{name} per epoch" + (f" · {fitted}" if fitted else "")
+
+    def action_quantity(self) -> None:
+        self.quantity = (self.quantity + 1) % len(QUANTITIES)
+        self.redraw()
+
+    def action_whole(self) -> None:
+        self.whole = not self.whole
+        self.redraw()
+
+    def redraw(self) -> None:
+        raise NotImplementedError
+
+
+class RunScreen(PlotScreen):
     """One run: train and test loss per epoch, that epoch's grids (left/right), its settings and resume command."""
 
     BINDINGS = [
         Binding("left,h", "epoch(-1)", "epoch"),
         Binding("right,l", "epoch(1)", "epoch", show=False),
+        *PlotScreen.PLOT_BINDINGS,
         Binding("e", "explore", "explore"),
         Binding("escape,q", "app.pop_screen", "back"),
     ]
@@ -198,17 +286,24 @@ class RunScreen(GridScreen):
                     self.epoch = rows[-1]["epoch"]
                 self._draw()
 
-    def _draw(self) -> None:
+    def curves(self, keys: tuple[tuple[str, str], ...]) -> list[tuple[str, str, list[dict], str]]:
+        return [(name, RUN_COLOURS[key], self.rows, key) for key, name in keys]
+
+    def redraw(self) -> None:
         run, rows = self.run, self.rows
         state = f"damaged: {run.problem}" if run.state == "damaged" else run.state
+        fitted = self.draw_plot()
         self.query_one("#run-title", Label).update(
-            printable(f"{run.name} · {state} · {len(rows)} epochs · left/right: epoch · e: explore · escape: back")
+            printable(" · ".join(part for part in (run.name, state, f"{len(rows)} epochs", fitted) if part))
         )
-        self.query_one(LossPlot).draw(
-            [("train", "#5fafff", rows, "train_loss"), ("test", "#ffaf00", rows, "test_loss")]
-        )
+
+    def _draw(self) -> None:
+        run = self.run
+        self.redraw()
         self._draw_grids()
         lines = [printable(f"model {run.model or '?'} {run.arch or ''} · dataset {run.dataset or '?'}")]
+        if settings := settings_text(run, run.settings):
+            lines.append(settings)
         if run.resume_command:
             lines.append(f"resume: {run.resume_command}")
         lines.append(f"explore: {explore_command(run.path)}")
@@ -243,13 +338,15 @@ class RunScreen(GridScreen):
         self.app.explore(self.run)
 
 
-COMPARE_COLOURS = (("#ffaf00", "#875f00"), ("#5fd7ff", "#005f87"))  # test, train loss of the first and second run
+RUN_COLOURS = {"train_loss": "#5fafff", "test_loss": "#ffaf00", "test_reconstruction": "#ffaf00", "test_kl": "#d787ff"}
+# each compared run's colours: (its test curve, its train curve)
+COMPARE_COLOURS = (("#ffaf00", "#875f00"), ("#5fd7ff", "#005f87"), ("#87ff5f", "#3a7f2a"), ("#ff87d7", "#87005f"))
 
 
-class CompareScreen(GridScreen):
-    """Two runs: their loss curves on one plot, their latest sample grids one above the other."""
+class CompareScreen(PlotScreen):
+    """Two to four runs: their loss curves on one plot, their latest sample grids one above the other."""
 
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "back")]
+    BINDINGS = [*PlotScreen.PLOT_BINDINGS, Binding("escape,q", "app.pop_screen", "back")]
     DEFAULT_CSS = """
     CompareScreen { overflow: hidden; }
     CompareScreen #compare-title { text-style: bold; color: $accent; padding: 0 1; }
@@ -257,30 +354,35 @@ class CompareScreen(GridScreen):
     CompareScreen ImageView { height: 8; }
     """
 
-    def __init__(self, first: Run, second: Run) -> None:
+    def __init__(self, *runs: Run) -> None:
         super().__init__()
-        self.pair = (first, second)
+        self.pair = runs
 
     def compose(self) -> ComposeResult:
         yield Label("", id="compare-title", markup=False)
         yield LossPlot()
-        for i in range(2):
+        for i in range(len(self.pair)):
             yield Label("", id=f"samples-title-{i}", markup=False)
             yield ImageView(id=f"samples-{i}")
         yield Footer()
 
     def on_mount(self) -> None:
-        names = " and ".join(printable(run.name) for run in self.pair)
-        self.query_one("#compare-title", Label).update(f"{names} · escape: back")
+        self.redraw()
+
+    def curves(self, keys: tuple[tuple[str, str], ...]) -> list[tuple[str, str, list[dict], str]]:
         curves = []
-        for run, (test_colour, train_colour) in zip(self.pair, COMPARE_COLOURS, strict=True):
-            name = printable(run.name)[:16]
-            curves += [(f"{name} test", test_colour, run.metrics, "test_loss")]
-            curves += [(f"{name} train", train_colour, run.metrics, "train_loss")]
-        self.query_one(LossPlot).draw(curves)
+        for run, colours in zip(self.pair, COMPARE_COLOURS, strict=False):
+            for (key, name), colour in zip(keys, colours, strict=False):  # test first: it has the bright colour
+                curves.append((f"{printable(run.name)} {name}", colour, run.metrics, key))
+        return curves
+
+    def redraw(self) -> None:
+        names = ", ".join(printable(run.name) for run in self.pair)
+        fitted = self.draw_plot()
+        self.query_one("#compare-title", Label).update(" · ".join(part for part in (names, fitted) if part))
 
     def on_resize(self, event: Resize) -> None:
-        rows = max(2, min(8, (event.size.height - 10) // 4))
+        rows = max(2, min(8, (event.size.height - 10) // (2 * len(self.pair))))
         grids = []
         for i, run in enumerate(self.pair):
             self.query_one(f"#samples-{i}", ImageView).styles.height = rows
@@ -296,7 +398,13 @@ class CompareScreen(GridScreen):
     def show_grids(self, grids: list[Grid]) -> None:
         for i, (run, grid) in enumerate(zip(self.pair, grids, strict=True)):
             epoch = self._latest_epoch(run)
-            title = f"{printable(run.name)}: samples, epoch {epoch}" if grid.pixels is not None else "no samples yet"
+            title = (
+                f"{printable(run.name)}: samples, epoch {epoch}"
+                if grid.pixels is not None
+                else f"{printable(run.name)}: no samples yet"
+            )
+            if settings := settings_text(run, differing(self.pair)):
+                title += f" · {settings}"
             self.query_one(f"#samples-title-{i}", Label).update(title)
             view = self.query_one(f"#samples-{i}", ImageView)
             view.show(grid.pixels if grid.pixels is not None else torch.zeros(2, 2))

@@ -23,6 +23,7 @@ from train.runs import COLUMNS, POLL_SECONDS, Run, RunCache, lock_held, ordered,
 from vae_tui.base_app import VaeApp
 
 SORTS = {"name": "name", "loss": "best loss", "date": "newest first"}
+COMPARED = (2, 4)  # how many marked runs `c` compares (vae_tui.run_view.COMPARE_COLOURS has a colour pair each)
 
 
 def human_size(size: int) -> str:
@@ -57,7 +58,7 @@ HELP = (
     ("l / t / n", "sort by best loss, by date (newest first), by name"),
     ("/", "filter the table (part of any cell); escape clears it"),
     ("space", "mark or unmark a run"),
-    ("c", "compare the two marked runs: losses on one plot, latest samples"),
+    ("c", "compare the marked runs (2 to 4): losses on one plot, latest samples"),
     ("d", "delete the run after a confirmation (never one that is training)"),
     ("?", "this help; escape closes it"),
     ("q", "quit"),
@@ -175,9 +176,12 @@ class RunsScreen(Screen):
             self._fill()
 
     def action_compare(self) -> None:
-        marked = [r for r in self.runs if r.name in self.marked]
-        if len(marked) != 2:
-            self.notify(f"Mark two runs with space to compare them ({len(marked)} marked)", severity="warning")
+        marked = [r for r in self.listed if r.name in self.marked]  # in the table's order
+        low, high = COMPARED
+        if not low <= len(marked) <= high:
+            self.notify(
+                f"Mark {low} to {high} runs with space to compare them ({len(marked)} marked)", severity="warning"
+            )
             return
         from vae_tui.run_view import CompareScreen
 
