@@ -59,7 +59,9 @@ def pretrained_path(name: str) -> Path:
 
 def add_checkpoint_argument(parser: argparse.ArgumentParser, what: str = "a .safetensors checkpoint") -> None:
     """CKPT, the checkpoint file of the commands that read one, and --pretrained NAME instead of it."""
-    parser.add_argument("checkpoint", nargs="?", metavar="CKPT", help=f"{what} (or --pretrained NAME)")
+    parser.add_argument(
+        "checkpoint", nargs="?", metavar="CKPT", help=f"{what}, or a run folder for its best one (or --pretrained NAME)"
+    )
     names = pretrained_names()
     parser.add_argument(
         "--pretrained",
@@ -75,7 +77,17 @@ def checkpoint_path(args: argparse.Namespace) -> Path | None:
         raise UserError(f"give a checkpoint ({printable(args.checkpoint)}) or --pretrained {args.pretrained}, not both")
     if args.pretrained:
         return pretrained_path(args.pretrained)
-    return Path(args.checkpoint) if args.checkpoint else None
+    if not args.checkpoint:
+        return None
+    path = Path(args.checkpoint)
+    return path / "best.safetensors" if path.is_dir() else path  # a run folder: its best checkpoint
+
+
+def refuse_to_replace(path: Path, force: bool) -> None:
+    """The one overwrite rule of every command's output file: a file that exists is replaced only with --force
+    (the explorer's exports take fresh names, and train never writes over another training)."""
+    if (path.exists() or path.is_symlink()) and not force:
+        raise UserError(f"{printable(str(path))} exists: choose another -o, or add --force to replace it")
 
 
 def required_checkpoint_path(args: argparse.Namespace) -> Path:

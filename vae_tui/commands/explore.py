@@ -2,10 +2,12 @@
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
+from models.text import printable
 from vae_tui.commands import (
     Commands,
     add_checkpoint_argument,
@@ -41,13 +43,46 @@ def resolve(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
     if args.pretrained:
         return load_checkpoint(path), f"bundled pretrained {pretrained_label(args.pretrained)}"
     if path is not None:
-        if path.is_dir():  # a run folder: open its best checkpoint
-            path = path / "best.safetensors"
+        if Path(args.checkpoint).is_dir() and not args.no_follow:
+            return wait_for_checkpoint(path), str(path)
         return load_checkpoint(path), str(path)
     if newest := newest_run_checkpoint():
         return load_checkpoint(newest), str(newest)
     name = next(name for name in DEFAULT_PRETRAINED if pretrained_path(name).is_file())
     return load_checkpoint(pretrained_path(name), expect_kind="cvae"), f"bundled pretrained {pretrained_label(name)}"
+
+
+WAIT_SECONDS = 1.0  # how often a run folder without a checkpoint yet is looked at again
+
+
+def wait_for_checkpoint(path: Path) -> "Checkpoint":
+    """The run folder's best checkpoint, waiting for it when the run has not written one yet (it does after its
+    first epoch): the explorer follows runs, so it may well be started before the training. A file that appears
+    while it waits and does not load yet (half written) is tried again each time it changes; one that is there
+    from the start and does not load is refused, as any damaged checkpoint is."""
+    from models import load_checkpoint
+    from train.runs import lock_held
+    from vae_tui.screens.follow import signature
+
+    said = False
+    failed: tuple[int, int] | None = None
+    while True:
+        seen = signature(path)
+        if seen is not None and seen != failed:
+            try:
+                return load_checkpoint(path)
+            except UserError:
+                if not said:  # the file existed and did not load on the first look: damaged, not half written
+                    raise
+                failed = seen  # half written: tried again once it changes
+        if not said:
+            training = "a training is writing there" if lock_held(path.parent) else "no training is writing there yet"
+            sys.stderr.write(
+                f"vae-tui explore: waiting for {printable(str(path))}, which the run writes after its first epoch "
+                f"({training}; ctrl+c stops)\n"
+            )
+            said = True
+        time.sleep(WAIT_SECONDS)
 
 
 def add_atlas(checkpoint: "Checkpoint") -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from models.errors import UserError
 from models.names import DATASET_NAMES
 from models.text import printable
-from vae_tui.commands import Commands, add_device_and_data_flags, threads_for_load
+from vae_tui.commands import Commands, add_device_and_data_flags, refuse_to_replace, threads_for_load
 
 
 def add_parser(commands: Commands) -> None:
@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from train.evaluate import class_centroids, evaluate_with_encodings
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UserError(f"{printable(str(out))} exists: choose another -o, or add --force to replace it")
+    refuse_to_replace(out, args.force)
     if not out.parent.is_dir():
         raise UserError(f"-o {printable(str(out))}: the folder {printable(str(out.parent))} does not exist")
     model = model_from_example(Path(args.state_dict))

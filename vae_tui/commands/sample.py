@@ -14,6 +14,7 @@ from vae_tui.commands import (
     add_seed_flag,
     bounded_int,
     checkpoint_path,
+    refuse_to_replace,
     required_checkpoint_path,
 )
 
@@ -136,6 +137,7 @@ def add_parser(commands: Commands) -> None:
     parser.add_argument(
         "-o", "--output", type=Path, required=True, metavar="FILE", help="where to write the PNG (with --gif: the GIF)"
     )
+    parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
     parser.add_argument(
         "--gif",
         action="store_true",
@@ -194,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"-o {args.output}: the output must be a {wanted} file" + (" with --gif" if args.gif else ""))
     if args.gif and (args.from_png or (args.traverse is None and not args.interpolate)):
         raise UserError("--gif animates --traverse or --interpolate: give one of them (and no --from-png)")
+    refuse_to_replace(args.output, args.force)
     torch.set_num_threads(1)  # the same bytes on every run and machine size
     if args.from_png:
         export, checkpoint = _from_png(args)
