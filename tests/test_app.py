@@ -439,3 +439,21 @@ async def test_every_state_change_redraws_once_through_the_one_listener(make_app
         assert redraws[before:] == [screen.state.version]
         await settle(app, pilot)
         assert screen.frame.version == screen.state.version and screen.state.label == 5
+
+
+async def test_notices_replace_each_other_and_never_cover_the_image_or_the_strips_at_80x24(
+    make_app: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("s", "g")  # two notices of different kinds: the second replaces the first
+        await wait_until(pilot, lambda: toast_shows(app, "strip"), "the strip's notice")
+        await pilot.pause(0.3)
+        toasts = list(app.screen.query("Toast"))
+        assert len(toasts) == 1 and not toast_shows(app, "-z-2")  # s's file (...-z-<date>.png) is no longer shown
+        covered = toasts[0].region
+        shown = [app.explorer.query_one(s) for s in ("#image", "#traversal", "#classes-beside", "#classes-below")]
+        for widget in shown:
+            if widget.display and widget.region.area:
+                assert not covered.overlaps(widget.region), widget.id

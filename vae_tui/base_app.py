@@ -51,14 +51,16 @@ class VaeApp(App):
         timeout: float | None = None,
         markup: bool = True,
     ) -> None:
-        """As App.notify, except that a message still on screen is not stacked again: the toast shown stays."""
+        """As App.notify, except that notices never stack: the same message still on screen stays the toast it is
+        (its time starts again), and another one replaces whatever is shown."""
         timeout = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
         notification = Notification(message, title, severity, timeout, markup=markup)
         shown = self.shown_notifications.get((message, title, severity))
         if shown is not None and not shown.has_expired:
             notification.identity = shown.identity  # Textual keeps one toast per identity
         else:
-            self.shown_notifications[message, title, severity] = notification
+            self.clear_notifications()
+            self.shown_notifications = {(message, title, severity): notification}
         self.post_message(Notify(notification))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -43,7 +43,7 @@ def resolve(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
     if args.pretrained:
         return load_checkpoint(path), f"bundled pretrained {pretrained_label(args.pretrained)}"
     if path is not None:
-        if Path(args.checkpoint).is_dir() and not args.no_follow:
+        if Path(args.checkpoint).is_dir() and not getattr(args, "no_follow", False):
             return wait_for_checkpoint(path), str(path)
         return load_checkpoint(path), str(path)
     if newest := newest_run_checkpoint():

@@ -609,4 +609,4 @@ class ExplorerScreen(Screen):
         title.variants = title_variants(checkpoint, self.source)
         title.refresh()
         state.redraw()  # the same z, drawn by the new weights
-        self.notify(f"reloaded epoch {checkpoint.epoch}", title="Follow", markup=False)
+        title.flash(f"reloaded epoch {checkpoint.epoch}")  # in the title bar: a toast each epoch would cover

@@ -4,6 +4,7 @@ import re
 from pathlib import PurePath
 
 from rich.text import Text
+from textual.timer import Timer
 from textual.widget import Widget
 
 from models import Checkpoint
@@ -57,22 +58,40 @@ def fit(variants: list[str], width: int) -> str:
 class TitleBar(Widget, can_focus=False):
     """One line: the model's title on the left, the 256-colour mark on the right."""
 
-    COMPONENT_CLASSES = {"title-bar--app", "title-bar--mark"}
+    COMPONENT_CLASSES = {"title-bar--app", "title-bar--mark", "title-bar--notice"}
     DEFAULT_CSS = """
     TitleBar { height: 1; padding: 0 1; }
     TitleBar > .title-bar--app { text-style: bold; }
     TitleBar > .title-bar--mark { color: $text-warning; text-style: bold; }
+    TitleBar > .title-bar--notice { color: $text-success; text-style: bold; }
     """
+    NOTICE_SECONDS = 4.0
 
     def __init__(self, checkpoint: Checkpoint, source: str, colour_mark: bool, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.variants = title_variants(checkpoint, source)
         self.colour_mark = colour_mark
+        self.notice = ""  # a short news item in the mark's place, for NOTICE_SECONDS ("reloaded epoch 5")
+        self._notice_timer: Timer | None = None
+
+    def flash(self, notice: str) -> None:
+        """Show notice at the right for a few seconds: news that needs no toast over the pictures."""
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+        self.notice = notice
+        self._notice_timer = self.set_timer(self.NOTICE_SECONDS, self._end_notice)
+        self.refresh()
+
+    def _end_notice(self) -> None:
+        self.notice, self._notice_timer = "", None
+        self.refresh()
 
     def render(self) -> Text:
         width = self.content_size.width
-        mark = ""
-        if self.colour_mark:  # the mark stays whole; the title gives way first
+        mark, mark_style = "", "title-bar--mark"
+        if self.notice:  # the notice stays whole (as far as it fits); the title gives way first
+            mark, mark_style = self.notice[: max(0, width - 2 - len(self.variants[-1]))], "title-bar--notice"
+        elif self.colour_mark:  # the mark stays whole; the title gives way first
             mark = next((m for m in COLOUR_MARKS if len(m) + 2 + len(self.variants[-1]) <= width), COLOUR_MARKS[-1])
         title = fit(self.variants, width - (len(mark) + 2 if mark else 0))
         text = Text(title, no_wrap=True, overflow="crop")  # a Text: names from the file are never markup
@@ -80,5 +99,5 @@ class TitleBar(Widget, can_focus=False):
             text.stylize(self.get_component_rich_style("title-bar--app"), 0, len("vae-tui"))
         if mark:
             text.append(" " * (width - len(title) - len(mark)))
-            text.append(mark, self.get_component_rich_style("title-bar--mark"))
+            text.append(mark, self.get_component_rich_style(mark_style))
         return text
