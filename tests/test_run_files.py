@@ -192,7 +192,7 @@ async def test_special_files_swapped_in_live_never_hang_the_browser(
             await pilot.pause(0.3)
             await pilot.press("escape")
             damaged = "damaged: metrics.jsonl cannot be read (a FIFO, not a regular file)"
-            await wait_until(pilot, lambda: table_rows(app)[0][5] == damaged, "the FIFOs listed", timeout=20)
+            await wait_until(pilot, lambda: table_rows(app)[0][6] == damaged, "the FIFOs listed", timeout=20)
             await pilot.press("q")
     assert not needed.is_set(), "a FIFO was opened for reading and waited for a writer"
 

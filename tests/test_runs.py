@@ -128,7 +128,7 @@ async def test_the_browser_lists_sorts_and_filters(browsed: Path) -> None:
         await pilot.pause()
         rows = table_rows(app)
         assert [r[0] for r in rows] == sorted(p.name for p in browsed.iterdir())
-        states = {r[0]: r[5] for r in rows}
+        states = {r[0]: r[6] for r in rows}
         assert states["finished"] == "finished" and states["interrupted"] == "interrupted"
         assert states["bad-metrics"] == "damaged: metrics.jsonl line 3 is not JSON (truncated?)"
         await pilot.press("l")
@@ -426,3 +426,44 @@ async def test_a_run_shows_its_settings(browsed: Path) -> None:
         assert isinstance(app.screen, RunScreen)
         settings = str(app.screen.query_one("#settings").render())
         assert all(part in settings for part in ("arch mlp", "lr 0.01", "batch 32", "latent 4", "s/epoch"))
+
+
+def test_the_browser_writes_times_short_and_a_running_run_s_progress() -> None:
+    import time
+
+    from vae_tui.runs_app import progress, short_time
+
+    now = time.mktime((2026, 12, 6, 16, 30, 0, 0, 0, -1))
+    assert short_time(now - 180, now) == "16:27"
+    assert short_time(time.mktime((2026, 3, 1, 9, 0, 0, 0, 0, -1)), now) == "Mar 01"
+    assert short_time(time.mktime((2025, 12, 6, 9, 0, 0, 0, 0, -1)), now) == "2025-12-06"
+    rows = [
+        {"epoch": e, "train_loss": 1.0, "test_loss": 1.0, "seconds": s, "images_per_s": 20500.0}
+        for e, s in ((1, 30.0), (2, 20.0), (3, 25.0))
+    ]
+    running = fake_run("r", rows)
+    running.state, running.epochs_done, running.epochs_planned = "running", 3, 10
+    assert progress(running) == " · 3/10 · 20.5k img/s · ETA 0:02:55"  # 7 epochs left at the median 25 s
+    running.state = "finished"
+    assert progress(running) == ""
+
+
+async def test_at_80x24_the_browser_s_footer_shows_every_key_and_the_picker_its_hint_whole(
+    browsed: Path, make_app: Callable, settle: Callable
+) -> None:
+    from tests.test_app_screen import screen_text
+    from vae_tui.runs_app import RunsApp
+
+    app = RunsApp(browsed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = screen_text(app)
+        assert all(key in lines[-1] for key in ("e explore", "c compare", "d delete", "? help", "q quit"))
+        assert "(l t n: loss, date, name)" in lines[0]
+    explorer = make_app("cvae")
+    async with explorer.run_test(size=(80, 24)) as pilot:
+        await settle(explorer, pilot)
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.pause()
+        assert any(line.rstrip(" │").endswith("enter: pick · esc: cancel") for line in screen_text(explorer))

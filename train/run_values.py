@@ -52,8 +52,8 @@ def text_value(value: object) -> str | None:
 
 def metrics_row(row: object) -> dict | None:
     """A metrics.jsonl row as the listing keeps it (epoch, train_loss, test_loss, each checked), or None; the test
-    loss's parts (test_reconstruction, test_kl) and the epoch's seconds are kept where they are valid, and left
-    out where they are not (an older run's rows lack them)."""
+    loss's parts (test_reconstruction, test_kl), the epoch's seconds and its images per second are kept where they
+    are valid (finite; the times and rates not negative), and left out where they are not (older rows lack them)."""
     if not isinstance(row, dict):
         return None
     epoch, train, test = (
@@ -65,9 +65,10 @@ def metrics_row(row: object) -> dict | None:
         return None
     kept = {"epoch": epoch, "train_loss": train, "test_loss": test}
     for key in OPTIONAL_METRICS:
-        if (value := loss_value(row.get(key))) is not None and (key != "seconds" or value >= 0):
+        value = loss_value(row.get(key))
+        if value is not None and (key in ("test_reconstruction", "test_kl") or value >= 0):
             kept[key] = value
     return kept
 
 
-OPTIONAL_METRICS = ("test_reconstruction", "test_kl", "seconds")
+OPTIONAL_METRICS = ("test_reconstruction", "test_kl", "seconds", "images_per_s")

@@ -6,6 +6,7 @@ Nothing here imports torch, so the table is up before torch would have loaded; t
 thread the first time a run is explored.
 """
 
+import time
 from pathlib import Path
 
 from rich.table import Table
@@ -13,17 +14,47 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.events import Resize
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from models.errors import UserError
 from models.text import printable
 from train.run_delete import DeleteRefused, deletable_size, delete_run
-from train.runs import COLUMNS, POLL_SECONDS, Run, RunCache, lock_held, ordered, row_cells
+from train.runs import POLL_SECONDS, Run, RunCache, lock_held, ordered, row_cells
 from vae_tui.base_app import VaeApp
 
 SORTS = {"name": "name", "loss": "best loss", "date": "newest first"}
+WIDE_FOOTER = 100  # narrower: the footer drops its spacing
 COMPARED = (2, 4)  # how many marked runs `c` compares (vae_tui.run_view.COMPARE_COLOURS has a colour pair each)
+
+
+# train.runs.COLUMNS in the browser's order: the state, the longest, last
+BROWSER_COLUMNS = ("run", "model", "dataset", "epochs", "best test", "changed", "state")
+
+
+def short_time(stamp: float, now: float) -> str:
+    """A modification time in few columns: 16:27 today, Dec 06 this year, 2025-12-06 before."""
+    when, today = time.localtime(stamp), time.localtime(now)
+    if when[:3] == today[:3]:
+        return time.strftime("%H:%M", when)
+    return time.strftime("%b %d" if when.tm_year == today.tm_year else "%Y-%m-%d", when)
+
+
+def progress(run: Run) -> str:
+    """A running run's progress, as nvitop shows a process's: epochs done of planned, the last epoch's images per
+    second and the time left at the median epoch's pace ("" for a run not training)."""
+    if run.state != "running" or run.epochs_done is None:
+        return ""
+    parts = [f"{run.epochs_done}/{run.epochs_planned or '?'}"]
+    rates = [row["images_per_s"] for row in run.metrics if "images_per_s" in row]
+    if rates:
+        parts.append(f"{rates[-1] / 1000:.1f}k img/s" if rates[-1] >= 1000 else f"{rates[-1]:.0f} img/s")
+    seconds = run.seconds_per_epoch
+    if seconds is not None and run.epochs_planned is not None and run.epochs_planned >= run.epochs_done:
+        left = round((run.epochs_planned - run.epochs_done) * seconds)
+        parts.append(f"ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}")
+    return " · " + " · ".join(parts)
 
 
 def human_size(size: int) -> str:
@@ -89,9 +120,9 @@ class RunsScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "open"),
         Binding("e", "explore", "explore"),
-        Binding("l", "sort('loss')", "by loss"),
-        Binding("t", "sort('date')", "by date"),
-        Binding("n", "sort('name')", "by name"),
+        Binding("l", "sort('loss')", "by loss", show=False),  # the title names the sort keys: the footer fits at 80
+        Binding("t", "sort('date')", "by date", show=False),
+        Binding("n", "sort('name')", "by name", show=False),
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("space", "mark", "mark"),
@@ -114,14 +145,19 @@ class RunsScreen(Screen):
         self.sort, self.filter_text = "name", ""
         self.listed: list[Run] = []  # the runs in the table's order
         self.marked: set[str] = set()  # names of runs marked with space, for compare
+        self.now = time.time()  # of the last scan: short_time() writes today's times as hours
 
     def compose(self) -> ComposeResult:
         yield Label("", id="runs-title", markup=False)
         yield Input(placeholder="filter: part of a run's name, model, dataset or state", id="filter")
         table = DataTable(cursor_type="row", zebra_stripes=True, id="runs")
-        table.add_columns(*COLUMNS)
+        table.add_columns(*BROWSER_COLUMNS)
         yield table
         yield Footer()
+
+    def on_resize(self, event: Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < WIDE_FOOTER  # every key, help and quit too, at 80
+        self._fill()  # the title for the new width
 
     def on_mount(self) -> None:
         self.refresh_runs()
@@ -136,18 +172,25 @@ class RunsScreen(Screen):
     def refresh_runs(self) -> None:
         """Scan again (only changed runs are read again) and redraw the table if anything differs."""
         self.runs = self.cache.scan()
+        self.now = time.time()
         self._fill()
 
     def _cells(self, run: Run) -> tuple[str, ...]:
-        name, *rest = row_cells(run)
-        return (f"* {name}" if run.name in self.marked else name, *rest)
+        """The row as BROWSER_COLUMNS order it: the state last (it is the longest), the time short, a running
+        run's progress."""
+        name, model, dataset, epochs, best, state, _ = row_cells(run)
+        name = f"* {name}" if run.name in self.marked else name
+        return name, model, dataset, epochs, best, short_time(run.changed, self.now), state + progress(run)
 
     def _fill(self) -> None:
         table = self.query_one(DataTable)
         runs = self.shown()
         rows = [self._cells(r) for r in runs]
         current = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
-        title = f"{printable(str(self.root))}: {len(runs)} of {len(self.runs)} runs · sorted by {SORTS[self.sort]}"
+        counts = f"{len(runs)} of {len(self.runs)} runs · sorted by {SORTS[self.sort]} (l t n: loss, date, name)"
+        variants = [f"{printable(str(folder))}: {counts}" for folder in (self.root, self.root.name)] + [counts]
+        room = self.size.width - 2
+        title = next((variant for variant in variants if len(variant) <= room), variants[-1])
         self.query_one("#runs-title", Label).update(title)
         if rows == current:
             return

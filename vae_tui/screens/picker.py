@@ -13,7 +13,12 @@ from vae_tui.layout import Grid, block_grid
 from vae_tui.widgets.thumbnails import Thumbnails
 
 PAGE = 10  # thumbnails a page
-HINT = "arrows: move · pgup/pgdn: page · 0-9: class · enter: pick · escape: cancel"
+HINTS = (  # the keys' hint, longest first: the picker shows the first that fits its width
+    "arrows: move · pgup/pgdn: page · 0-9: class · enter: pick · escape: cancel",
+    "arrows · pgup/pgdn: page · 0-9: class · enter: pick · esc: cancel",
+    "arrows · [ ]: page · 0-9: class · enter: pick · esc: cancel",
+    "enter: pick · esc: cancel",
+)
 
 
 class PickerScreen(ModalScreen[int | None]):
@@ -53,7 +58,7 @@ class PickerScreen(ModalScreen[int | None]):
             box.border_title = "Start from a test image"
             yield Label("", id="picker-title", markup=False)
             yield Thumbnails([[""] * PAGE], id="picker-images")
-            yield Label(HINT, id="picker-hint", markup=False)
+            yield Label(HINTS[0], id="picker-hint", markup=False)
 
     @property
     def images(self) -> list[int]:
@@ -69,6 +74,8 @@ class PickerScreen(ModalScreen[int | None]):
         grid = block_grid(PAGE, box.size.width - 2, box.size.height - 4)  # the border, title and hint
         if grid is not None:
             self.query_one(Thumbnails).arrange(grid)
+        room = box.content_size.width
+        self.query_one("#picker-hint", Label).update(next((h for h in HINTS if len(h) <= room), HINTS[-1]))
         self._show()
 
     def on_mount(self) -> None:
