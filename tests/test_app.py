@@ -457,3 +457,23 @@ async def test_notices_replace_each_other_and_never_cover_the_image_or_the_strip
         for widget in shown:
             if widget.display and widget.region.area:
                 assert not covered.overlaps(widget.region), widget.id
+
+
+async def test_escape_closes_textual_s_keys_panel_before_it_clears_marks_and_the_palette_has_no_keys_or_theme(
+    make_app: Callable, settle: Callable
+) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert "Quit" in titles and not titles & {"Keys", "Theme"}
+        await pilot.press("a")
+        app.action_show_help_panel()  # as a Textual key or a future palette entry would
+        await pilot.pause()
+        assert app.screen.query("HelpPanel")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not app.screen.query("HelpPanel") and app.explorer.path.ends["a"] is not None  # the mark stays
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.explorer.path.ends["a"] is None

@@ -18,6 +18,8 @@ from models.text import printable
 from vae_tui.keys import APP_KEYS, EXPLORER_KEYS, bindings, palette_title
 from vae_tui.screens.help import HelpScreen
 
+LEFT_OUT_COMMANDS = {"Keys", "Theme"}
+
 
 class VaeApp(App):
     """An App that may hold explorer screens: `?` and `q` act on the topmost one, and escape or q leave one that was
@@ -92,7 +94,9 @@ class VaeApp(App):
             self.push_screen(HelpScreen(explorer.colour_hint))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's keys panel (`?` lists every key in a dialog that fits 80x24) and its themes (the pictures and
+        # the dimmed dimensions are drawn for the dark one) are left out of the palette
+        yield from (c for c in super().get_system_commands(screen) if c.title not in LEFT_OUT_COMMANDS)
         explorer = self.explorer
         if explorer is None:
             return

@@ -155,6 +155,11 @@ class RunsScreen(Screen):
         yield table
         yield Footer()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":  # Textual's keys panel, when open, closes first (the app's escape)
+            return not self.query("HelpPanel")
+        return True
+
     def on_resize(self, event: Resize) -> None:
         self.query_one(Footer).compact = event.size.width < WIDE_FOOTER  # every key, help and quit too, at 80
         self._fill()  # the title for the new width

@@ -349,8 +349,8 @@ class ExplorerScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Map-only actions run only while the map is shown, and escape only with something to leave or clear:
         else their keys fall through (escape to close Textual's keys panel, or to go back to the runs browser)."""
-        if action == "back":
-            return self.map.shown or self.path.marked
+        if action == "back":  # a panel or dialog on top closes first (the app's escape), before marks are cleared
+            return (self.map.shown or self.path.marked) and not self.query("HelpPanel")
         return action not in MAP_ONLY or self.map.shown
 
     def lacks(self, action: str) -> bool:
