@@ -1,9 +1,12 @@
 """The atlas a checkpoint carries: where the test set lives in latent space, test images, per-dimension stats.
 
 Stored as ``atlas.<field>`` tensors beside the weights, so the explorer's map and picker work
-with no dataset installed. Every field is checked on load like the weights: names, dtypes,
-shapes against the model's sizes (before any data is read), label and index ranges, and each
-float field finite and within what training writes after its cast to float32 (models/bounds.py).
+with no dataset installed. Format 3 adds each point's loss and reconstruction term (``loss``,
+``recon``) and stores every point's image; a format 2 atlas lacks the losses (and keeps images
+of a quarter of its points), and the explorer then leaves out what needs them. Every field is
+checked on load like the weights: names, dtypes, shapes against the model's sizes (before any
+data is read), label and index ranges, and each float field finite and within what training
+writes after its cast to float32 (models/bounds.py).
 """
 
 from dataclasses import dataclass, fields
@@ -14,7 +17,10 @@ from models.bounds import KL_ROUNDING, MAX_AXIS_LENGTH, MAX_ENCODING, MAX_KL, MA
 from models.errors import CheckpointError
 from models.limits import IMAGE_SIDE
 
-MAX_POINTS = 1 << 16  # encodings or images: far more than the 2,000 and 500 training writes, a bound nonetheless
+MAX_POINTS = 1 << 16  # encodings or images: far more than the 2,000 training writes, a bound nonetheless
+# A point's loss or reconstruction term, nats: 784 pixels' BCE reaches a few thousand for a model that fits nothing,
+# plus the KL, which MAX_KL bounds per dimension; a bound far above both that keeps float32 sums finite.
+MAX_IMAGE_LOSS = 1e9
 MAX_TEST_INDEX = 1 << 24
 
 
@@ -32,13 +38,30 @@ class Atlas:
     pca_axes: torch.Tensor  # (2, latent_dim) float32: the first two principal directions, unit length
     variance: torch.Tensor  # (latent_dim,) float32: Var(mu) over the whole test set (active above 0.01)
     kl: torch.Tensor  # (latent_dim,) float32: mean KL per dimension over the whole test set
+    # format 3 (None in older atlases): each point's negative ELBO with z at its mean, and its reconstruction term
+    loss: torch.Tensor | None = None  # (N,) float32, nats
+    recon: torch.Tensor | None = None  # (N,) float32, nats
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The fields as the checkpoint stores them: atlas.<field>, contiguous on the CPU."""
-        return {f"atlas.{f.name}": getattr(self, f.name).detach().cpu().contiguous() for f in fields(self)}
+        return {
+            f"atlas.{f.name}": value.detach().cpu().contiguous()
+            for f in fields(self)
+            if (value := getattr(self, f.name)) is not None
+        }
+
+    @property
+    def has_losses(self) -> bool:
+        """Whether each point's loss is stored (format 3)."""
+        return self.loss is not None and self.recon is not None
+
+    def loss_percentile(self, loss: float) -> float:
+        """The share of the stored test images, in percent, whose loss is at most loss (has_losses must hold)."""
+        return 100.0 * (self.loss <= loss).float().mean().item()
 
 
-FIELDS = tuple(f.name for f in fields(Atlas))
+OPTIONAL_FIELDS = ("loss", "recon")  # both or neither
+FIELDS = tuple(f.name for f in fields(Atlas) if f.name not in OPTIONAL_FIELDS)
 # Each float field's range as float32: (low, high); pca_axes are unit vectors, their lengths checked beside.
 FLOAT_FIELDS = {
     "mu": (-MAX_ENCODING, MAX_ENCODING),
@@ -46,6 +69,8 @@ FLOAT_FIELDS = {
     "pca_axes": (-MAX_AXIS_LENGTH, MAX_AXIS_LENGTH),
     "variance": (0.0, MAX_VARIANCE),
     "kl": (-KL_ROUNDING, MAX_KL),
+    "loss": (-KL_ROUNDING, MAX_IMAGE_LOSS),
+    "recon": (-KL_ROUNDING, MAX_IMAGE_LOSS),
 }
 INDEX_FIELDS = ("labels", "indices", "image_labels", "image_indices")
 
@@ -70,6 +95,8 @@ def expected_shapes(shapes: dict[str, tuple[int, ...]], latent_dim: int, path: o
         "pca_axes": (2, d),
         "variance": (d,),
         "kl": (d,),
+        "loss": (n,),
+        "recon": (n,),
     }
 
 
@@ -80,11 +107,14 @@ def check_atlas_layout(entries: dict, latent_dim: int, path: object) -> None:
         return
     if missing := [f for f in FIELDS if f not in names]:
         raise CheckpointError(f"{path} has an incomplete atlas: {', '.join(missing)} missing")
-    if extra := sorted(set(names) - set(FIELDS)):
+    if len([f for f in OPTIONAL_FIELDS if f in names]) == 1:
+        missing = next(f for f in OPTIONAL_FIELDS if f not in names)
+        raise CheckpointError(f"{path} has an incomplete atlas: {missing} missing")
+    if extra := sorted(set(names) - set(FIELDS) - set(OPTIONAL_FIELDS)):
         raise CheckpointError(f"{path} has a tensor vae-tui does not write: atlas.{extra[0][:40]}")
     shapes = expected_shapes({k: v.shape for k, v in names.items()}, latent_dim, path)
     for name, shape in shapes.items():
-        if names[name].shape != shape:
+        if name in names and names[name].shape != shape:
             raise CheckpointError(
                 f"{path} has a malformed atlas: {name} has shape {names[name].shape}, expected {shape}"
             )
@@ -95,8 +125,9 @@ def atlas_from(tensors: dict[str, torch.Tensor], num_classes: int, path: object)
     if "atlas.mu" not in tensors:
         return None
     values = {}
-    for name in FIELDS:
-        t = tensors[f"atlas.{name}"]
+    for name in FIELDS + OPTIONAL_FIELDS:
+        if (t := tensors.get(f"atlas.{name}")) is None:  # an optional field (check_atlas_layout: both or neither)
+            continue
         if name in FLOAT_FIELDS:
             if problem := float_field_problem(name, t):
                 raise CheckpointError(f"{path} has a malformed atlas: {name} {problem}")
@@ -122,4 +153,13 @@ def float_field_problem(name: str, t: torch.Tensor) -> str | None:
         return problem
     if name == "pca_axes" and (t.double().norm(dim=1) > MAX_AXIS_LENGTH).any():
         return "must be unit vectors"
+    return None
+
+
+def atlas_float_problem(atlas: Atlas) -> tuple[str, str] | None:
+    """The first float field of atlas (one that is there) that is not what a checkpoint may carry, and why."""
+    for name in FLOAT_FIELDS:
+        value = getattr(atlas, name)
+        if value is not None and (problem := float_field_problem(name, value)):
+            return name, problem
     return None

@@ -38,7 +38,9 @@ __all__ = ["MAX_HEADER_BYTES", "METADATA_KEY", "Checkpoint", "ResumeState", "loa
 
 # 2: the model config names its arch (mlp or conv). Version 1 files, all MLPs, still load; a
 # vae-tui that reads only version 1 refuses a version 2 file with "upgrade vae-tui".
-FORMAT_VERSION = 2
+# 3: the atlas stores each point's loss and reconstruction term, and every point's image (models/atlas.py);
+# version 2 files load without them.
+FORMAT_VERSION = 3
 SUFFIX = ".safetensors"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from models.atlas import FLOAT_FIELDS, Atlas, float_field_problem
+from models.atlas import Atlas, atlas_float_problem
 from models.bounds import MAX_ENCODING, MAX_WEIGHT, float32_problem
 from models.errors import CheckpointError
 from models.limits import IMAGE_PIXELS, MAX_SIZE, shown
@@ -149,8 +149,8 @@ def check_encodings(centroids: torch.Tensor, atlas: Atlas | None, path: Path) ->
     """The class centroids and the atlas import-example computed with the model, held to the bounds load_checkpoint
     holds a checkpoint's to: an imported checkpoint always loads."""
     problems = [("the class centroids", float32_problem(centroids, MAX_ENCODING))]
-    if atlas is not None:
-        problems += [(f"the atlas' {name}", float_field_problem(name, getattr(atlas, name))) for name in FLOAT_FIELDS]
+    if atlas is not None and (found := atlas_float_problem(atlas)):
+        problems.append((f"the atlas' {found[0]}", found[1]))
     for what, problem in problems:
         if problem:
             raise CheckpointError(f"{path} is not a trained VAE: what it computes on the dataset ({what}) {problem}")

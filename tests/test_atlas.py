@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import CheckpointError, load_checkpoint
-from models.atlas import FIELDS
+from models import CheckpointError, ModelConfig, load_checkpoint
+from models.atlas import FIELDS, OPTIONAL_FIELDS
+from models.loss import elbo_loss
+from models.registry import build_model
 from tests.conftest import TINY_SETTINGS
 from train.atlas import build_atlas, first_of_each_class, principal_plane
 from train.data import load_dataset
@@ -81,8 +83,23 @@ def test_the_atlas_keeps_the_first_of_each_class_and_a_stable_plane() -> None:
     _, one_d = principal_plane(mu[:, :1])
     assert one_d.shape == (2, 1) and one_d[1, 0] == 0
     images = torch.zeros(500, 28, 28, dtype=torch.uint8)
-    atlas = build_atlas(mu, torch.ones(3), images, torch.arange(500) % 10)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="cvae", hidden_dim=8, latent_dim=3))
+    x, labels = torch.rand(500, 784), torch.arange(500) % 10
+    atlas = build_atlas(mu, torch.ones(3), images, labels, model, x)
     assert len(atlas.mu) == 500 and len(atlas.images) == 500  # 50 a class: all of them
+    assert torch.equal(atlas.image_indices, atlas.indices)  # format 3: every point's image
+    # each point's loss: the negative ELBO at z = mu, the reconstruction term beside it
+    y = labels[atlas.indices[7]].unsqueeze(0)
+    point = x[atlas.indices[7]].unsqueeze(0)
+    with torch.no_grad():
+        mu_point, logvar = model.encode(point, y)
+        loss, recon, _ = elbo_loss(model.decode(mu_point, y), point, mu_point, logvar)  # the training objective
+    assert atlas.loss.shape == atlas.recon.shape == (500,) and atlas.has_losses
+    assert atlas.loss[7].item() == pytest.approx(loss.item(), rel=1e-5)
+    assert atlas.recon[7].item() == pytest.approx(recon.item(), rel=1e-5)
+    assert atlas.loss_percentile(atlas.loss.max().item()) == 100.0
+    assert atlas.loss_percentile(atlas.loss.min().item() - 1) == 0.0
 
 
 def test_older_checkpoints_without_an_atlas_still_open(tmp_path: Path, rewrite_checkpoint: Callable) -> None:
@@ -235,7 +252,7 @@ def test_every_field_is_written(trained: Path) -> None:
 
     with safe_open(trained / "last.safetensors", "pt") as f:
         stored = {k.removeprefix("atlas.") for k in f.keys() if k.startswith("atlas.")}  # noqa: SIM118
-    assert stored == set(FIELDS) and TINY_SETTINGS.latent_dim == 4
+    assert stored == set(FIELDS) | set(OPTIONAL_FIELDS) and TINY_SETTINGS.latent_dim == 4
 
 
 def test_explore_computes_a_missing_atlas_when_the_dataset_is_here(
@@ -251,7 +268,7 @@ def test_explore_computes_a_missing_atlas_when_the_dataset_is_here(
     add_atlas(checkpoint)
     test = load_dataset("mnist", data_dir=mnist_dir).test
     expected = atlas_of(checkpoint.model, test.images.reshape(-1, 784).float() / 255, test.labels.long(), test.images)
-    assert all(torch.equal(getattr(checkpoint.atlas, f), getattr(expected, f)) for f in FIELDS)
+    assert all(torch.equal(getattr(checkpoint.atlas, f), getattr(expected, f)) for f in FIELDS + OPTIONAL_FIELDS)
 
 
 def test_an_atlas_computed_past_the_bounds_is_dropped_with_a_note(
@@ -268,3 +285,27 @@ def test_an_atlas_computed_past_the_bounds_is_dropped_with_a_note(
     add_atlas(checkpoint)
     assert checkpoint.atlas is None
     assert "the atlas computed for this model is unusable (mu has values outside" in capsys.readouterr().err
+
+
+def test_a_format_2_atlas_loads_without_losses_and_a_half_format_3_one_is_refused(
+    tmp_path: Path, rewrite_checkpoint: Callable
+) -> None:
+    bundled = load_checkpoint(pretrained_path("cvae"))  # written in format 2: kept bit for bit
+    assert bundled.atlas is not None and not bundled.atlas.has_losses and bundled.atlas.loss is None
+    assert len(bundled.atlas.images) < len(bundled.atlas.mu)  # 500 images for 2,000 points
+    path = tmp_path / "half.safetensors"
+    path.write_bytes(pretrained_path("cvae").read_bytes())
+
+    def losses_only(tensors: dict) -> None:
+        tensors["atlas.loss"] = torch.ones(len(tensors["atlas.mu"]))
+
+    rewrite_checkpoint(path, edit_tensors=losses_only)
+    with pytest.raises(CheckpointError, match="incomplete atlas: recon missing"):
+        load_checkpoint(path)
+
+    def negative(tensors: dict) -> None:
+        tensors["atlas.recon"] = -torch.ones(len(tensors["atlas.mu"]))
+
+    rewrite_checkpoint(path, edit_tensors=negative)
+    with pytest.raises(CheckpointError, match="malformed atlas: recon"):
+        load_checkpoint(path)

@@ -139,7 +139,7 @@ def test_a_conv_checkpoint_round_trips_and_needs_the_new_format(tmp_path: Path, 
     checkpoint.model = build_model(ModelConfig(kind="vae", arch="conv", hidden_dim=16, latent_dim=4))
     path = save_checkpoint(tmp_path / "conv.safetensors", checkpoint)
     loaded = load_checkpoint(path)
-    assert loaded.config.arch == "conv" and FORMAT_VERSION == 2
+    assert loaded.config.arch == "conv" and FORMAT_VERSION >= 2  # conv came with format 2
     for a, b in zip(loaded.model.state_dict().values(), checkpoint.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     x = torch.rand(3, 784)

@@ -1,13 +1,15 @@
-"""A checkpoint's atlas from a pass over the test set: encodings, images, the PCA plane, per-dimension stats."""
+"""A checkpoint's atlas from a pass over the test set: encodings, images, the PCA plane, per-dimension stats, and
+each stored point's loss."""
 
 import torch
+import torch.nn.functional as F
 
 from models import VAE
 from models.atlas import Atlas
 from models.loss import kl_per_dimension
 
 POINTS_PER_CLASS = 200  # encodings kept per class: 2,000 for ten classes, enough for a scatter that shows the shape
-IMAGES_PER_CLASS = 50  # test images kept per class for the picker (39 KB a class as uint8)
+IMAGES_PER_CLASS = POINTS_PER_CLASS  # every point's test image (157 KB a class as uint8): the picker and the map
 ENCODE_BATCH = 2000
 
 
@@ -32,15 +34,35 @@ def principal_plane(mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, (axes * sign).float()
 
 
+@torch.no_grad()
+def image_losses(model: VAE, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's negative ELBO with z at its mean mu (no sampling noise: the same number every time) and its
+    reconstruction term, (N,) each in nats: x (N, 784) in [0, 1], y (N,) its classes."""
+    mu, logvar = model.encode(x, y)
+    recon = F.binary_cross_entropy_with_logits(model.decode(mu, y), x, reduction="none").sum(1)
+    return recon + kl_per_dimension(mu, logvar).sum(1), recon
+
+
 def build_atlas(
-    mu: torch.Tensor, kl_per_dim: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor
+    mu: torch.Tensor,
+    kl_per_dim: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    model: VAE | None = None,
+    x: torch.Tensor | None = None,
 ) -> Atlas:
     """The atlas from the encodings mu (N, D) of the whole test set, its mean KL per dimension (D,), and its uint8
-    images (N, 28, 28) and labels (N,)."""
+    images (N, 28, 28) and labels (N,); with the model and the test set x (N, 784, on the model's device), each
+    stored point's loss too (format 3)."""
     mu, labels = mu.detach().float().cpu(), test_labels.long().cpu()
     points = first_of_each_class(labels, POINTS_PER_CLASS)
     shown = first_of_each_class(labels, IMAGES_PER_CLASS)
     mean, axes = principal_plane(mu)
+    loss = recon = None
+    if model is not None and x is not None:
+        on_device = points.to(x.device)
+        loss, recon = image_losses(model, x[on_device], test_labels.long().to(x.device)[on_device])
+        loss, recon = loss.float().cpu(), recon.float().cpu()
     return Atlas(
         mu=mu[points],
         labels=labels[points],
@@ -52,6 +74,8 @@ def build_atlas(
         pca_axes=axes,
         variance=mu.var(0),
         kl=kl_per_dim.detach().float().cpu(),
+        loss=loss,
+        recon=recon,
     )
 
 
@@ -69,4 +93,4 @@ def encode_test_set(model: VAE, x: torch.Tensor, y: torch.Tensor) -> tuple[torch
 def atlas_of(model: VAE, x: torch.Tensor, y: torch.Tensor, test_images: torch.Tensor) -> Atlas:
     """The atlas of model on the test set: x (N, 784) in [0, 1] on the model's device, y (N,), images (N, 28, 28)."""
     mu, kl = encode_test_set(model, x, y)
-    return build_atlas(mu, kl, test_images, y)
+    return build_atlas(mu, kl, test_images, y, model, x)

@@ -278,7 +278,9 @@ class Trainer:
             self.model, self.test_x, self.test_y, self.settings.seed + 1
         )
         self._check_finite(test_loss)
-        self.atlas = build_atlas(mu, kl_per_dim, self.data.test.images, self.data.test.labels)  # for this epoch's files
+        self.atlas = build_atlas(  # for this epoch's files
+            mu, kl_per_dim, self.data.test.images, self.data.test.labels, self.model, self.test_x
+        )
         is_best = self._record_best(test_loss)
         last_step = self.epoch * self.steps_per_epoch - 1
         return EpochResult(

@@ -88,7 +88,7 @@ def wait_for_checkpoint(path: Path) -> "Checkpoint":
 def add_atlas(checkpoint: "Checkpoint") -> None:
     """Give a checkpoint written before the atlas one, computed on its dataset's test set when that is installed
     (the explorer says what is missing otherwise)."""
-    from models.atlas import FLOAT_FIELDS, float_field_problem
+    from models.atlas import atlas_float_problem
     from train.atlas import atlas_of
     from train.data import load_test_split
     from train.device import unit_pixels
@@ -101,10 +101,9 @@ def add_atlas(checkpoint: "Checkpoint") -> None:
         f"vae-tui explore: no atlas in the checkpoint: computing it on the {len(test.images)} test images\n"
     )
     atlas = atlas_of(checkpoint.model, unit_pixels(test.images), test.labels.long(), test.images)
-    for name in FLOAT_FIELDS:  # held to what a checkpoint may carry, as a loaded atlas is
-        if problem := float_field_problem(name, getattr(atlas, name)):
-            sys.stderr.write(f"vae-tui explore: the atlas computed for this model is unusable ({name} {problem})\n")
-            return
+    if found := atlas_float_problem(atlas):  # held to what a checkpoint may carry, as a loaded atlas is
+        sys.stderr.write(f"vae-tui explore: the atlas computed for this model is unusable ({' '.join(found)})\n")
+        return
     checkpoint.atlas = atlas
 
 

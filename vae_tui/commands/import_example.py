@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         centroids = class_centroids(model, train_x, train_y, config.num_classes)
         test_loss, reconstruction, kl, mu, kl_per_dim = evaluate_with_encodings(model, test_x, test_y, seed=1)
         metrics = {"test_loss": test_loss, "test_reconstruction": reconstruction, "test_kl": kl}  # seed: train's + 1
-        atlas = build_atlas(mu, kl_per_dim, data.test.images, data.test.labels)
+        atlas = build_atlas(mu, kl_per_dim, data.test.images, data.test.labels, model, test_x)
         check_encodings(centroids, atlas, Path(args.state_dict))
     checkpoint = Checkpoint(
         model=model,
