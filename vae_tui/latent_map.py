@@ -194,6 +194,14 @@ class MapAxes:
         """point_images(atlas), computed once."""
         return point_images(self.atlas)
 
+    def nearest_images(self, z: list[float], count: int) -> list[int]:
+        """The stored test images (indices into atlas.images) whose encodings lie nearest to z in the whole latent
+        space, nearest first: at most count, fewer when fewer are stored."""
+        with_images = (self.point_images >= 0).nonzero().squeeze(1)
+        distances = ((self.atlas.mu[with_images] - torch.tensor(z)) ** 2).sum(1)
+        order = distances.argsort(stable=True)[:count]
+        return self.point_images[with_images[order]].tolist()
+
     def nearest_image(self, plane: Plane, u: float, v: float) -> int | None:
         """The stored test image (an index into atlas.images) whose encoding lies nearest to (u, v) on plane; None
         when no encoding's image is stored."""

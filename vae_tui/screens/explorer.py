@@ -25,6 +25,7 @@ from textual.widgets import Footer, Label, OptionList, Static
 
 from models import Checkpoint
 from models.text import printable
+from train.atlas import image_losses
 from train.grids import grid
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
 from vae_tui.exports import Export, export_of, image_export, save_export, strip_export
@@ -34,7 +35,7 @@ from vae_tui.layout import Layout, plan
 from vae_tui.screens.follow import CheckpointWatcher
 from vae_tui.screens.help import truecolor_hint
 from vae_tui.screens.interpolation import PATH_LABELS, Interpolation, Playback, save_path_gif
-from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE, MAP_ONLY, NO_ATLAS, NO_IMAGES, MapPanel
+from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE, MAP_ONLY, NO_ATLAS, NO_IMAGES, NO_LOSSES, MapPanel
 from vae_tui.screens.picker import PickerScreen
 from vae_tui.screens.value import ValueScreen
 from vae_tui.state import ExplorerState, nearest_index
@@ -67,6 +68,12 @@ class Reference:
 StartImage = tuple[str, torch.Tensor]  # a user's picture (its file name, (28, 28) pixels) to start from
 
 
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st ..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What the opened model offers, which decides what its keys can do."""
@@ -84,7 +91,8 @@ class Capabilities:
         return None
 
 
-NEEDS_ATLAS = {"toggle_map", "open_picker", "toggle_inactive", *MAP_ONLY}
+NEEDS_ATLAS = {"toggle_map", "open_picker", "toggle_inactive", "toggle_nearest", *MAP_ONLY}
+NEAREST_COUNT = 7  # images in the nearest strip, as many as the traversal's
 
 
 class ExplorerScreen(Screen):
@@ -132,6 +140,7 @@ class ExplorerScreen(Screen):
         self.path = Interpolation()
         self.playback: Playback | None = None  # while the path a -> b plays, it has the preview
         self.reference: Reference | None = None  # the test image z started from: shown beside the edit
+        self.nearest_strip = False  # n: the stored test images nearest to z in the traversal's place
         self._redraw_due = False
 
     def compose(self) -> ComposeResult:
@@ -154,7 +163,7 @@ class ExplorerScreen(Screen):
                     yield Label("", id="map-title", classes="section", markup=False)
                     yield MapView()
                 with Vertical(id="map-side"):
-                    yield Label("Image", classes="section")
+                    yield Label("Image", id="map-image-title", classes="section", markup=False)
                     yield ImageView(id="map-image")
                     yield Static("", id="legend")
         with Vertical(id="strips"):
@@ -239,6 +248,8 @@ class ExplorerScreen(Screen):
         if self.path.path_strip is not None:  # both ends marked: the path in the traversal's place
             traversal.label_variants = [PATH_LABELS]
             traversal.show(caption, self.path.path_strip, None)
+        elif self.nearest_strip:
+            self._show_nearest_strip(traversal, hint)
         elif frame.traversal is not None:
             traversal.label_variants = [TRAVERSAL_LABELS]
             traversal.show(caption, frame.traversal, nearest_index(TRAVERSAL_VALUES, state.z[state.selected]))
@@ -246,9 +257,23 @@ class ExplorerScreen(Screen):
             for selector in ("#classes-beside", "#classes-below"):
                 self.query_one(selector, Thumbnails).show(f"Every class at this z{hint}", frame.classes, state.label)
 
+    def nearest_images(self) -> list[int]:
+        """The stored test images nearest to z, nearest first (indices into the atlas' images)."""
+        return self.map.axes.nearest_images(self.state.z, NEAREST_COUNT)
+
+    def _show_nearest_strip(self, strip: Thumbnails, hint: str) -> None:
+        atlas = self.checkpoint.atlas
+        images = self.nearest_images()
+        labels = [f"#{int(atlas.image_indices[i])}" for i in images]
+        strip.label_variants = [labels]
+        pixels = atlas.images[images].float() / 255
+        strip.show(f"The {len(images)} stored test images nearest to z (n: traversal){hint}", pixels, None)
+
     def on_thumbnails_picked(self, message: Thumbnails.Picked) -> None:
         path = self.path
-        if message.control.id == "traversal" and path.path_strip is not None:  # a point of the path a -> b
+        if message.control.id == "traversal" and path.path_strip is None and self.nearest_strip:
+            self.start_from_test_image(self.nearest_images()[message.index])
+        elif message.control.id == "traversal" and path.path_strip is not None:  # a point of the path a -> b
             t = message.index / (len(path.path_strip) - 1)
             a, b = path.ends["a"], path.ends["b"]
             self.state.set_z([(1 - t) * za + t * zb for za, zb in zip(a.z, b.z, strict=True)])
@@ -334,7 +359,8 @@ class ExplorerScreen(Screen):
         """The frame's image beside the map in map mode, else in the preview (beside the original and its
         reconstruction after a pick). Hidden widgets are left alone: repainting one costs a full layout pass."""
         if self.map.shown:
-            self.query_one("#map-image", ImageView).show(frame.image)
+            if not self.map.nearest_shown:  # else the map draws the test image nearest to the cursor there
+                self.query_one("#map-image", ImageView).show(frame.image)
             return
         reference = self.reference
         shown = frame.image
@@ -481,6 +507,25 @@ class ExplorerScreen(Screen):
         decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([label]))[0]
         self.reference = Reference(name, index, pixels, decoded)
         self.state.start_from(mu, label)
+        self.notify(self.fit_text(name, pixels, label), title="Fit", markup=False, timeout=8)
+
+    def fit_text(self, name: str, pixels: torch.Tensor, label: int) -> str:
+        """How well the model fits pixels: its loss (the negative ELBO at z = mu, as the atlas stores each test
+        image's) and where that falls among the stored test images' losses."""
+        with torch.no_grad():
+            loss, recon = image_losses(self.checkpoint.model, pixels.reshape(1, -1).float(), torch.tensor([label]))
+        loss_value, recon_value = loss.item(), recon.item()
+        said = f"{name}: loss {loss_value:.0f} nats (reconstruction {recon_value:.0f})"
+        atlas = self.checkpoint.atlas
+        if atlas is None or not atlas.has_losses:
+            return f"{said}; this checkpoint stores no test images' losses to compare with"
+        share = atlas.loss_percentile(loss_value)
+        if share >= 99.5:
+            return (
+                f"{said}: worse than every stored test image. It is far from what the model learned "
+                f"({printable(self.checkpoint.dataset)}), so the reconstruction is what it makes of it"
+            )
+        return f"{said}: fits like the {ordinal(round(share))} percentile of the test images (higher fits worse)"
 
     # --- the map (vae_tui.screens.map_mode) ---------------------------------------------------------------
 
@@ -517,6 +562,26 @@ class ExplorerScreen(Screen):
         self.map.focus = True
         self.state.set_z(self.map.placed(self.state, message.u, message.v))
         self._show_text()  # the focus, even where z is where it was
+
+    def action_cycle_colour(self) -> None:
+        """c on the map: colour the points by class, by the selected dimension's value, by reconstruction error."""
+        if self.map.next_colouring() == "error":
+            self.notify(NO_LOSSES, severity="warning", markup=False)
+        self._show_text()
+
+    def action_toggle_map_image(self) -> None:
+        """i on the map: beside it, the stored test image nearest to the cursor, or the decoded z."""
+        self.map.nearest_shown = not self.map.nearest_shown
+        self._show_text()
+        if not self.map.nearest_shown and self.frame is not None:
+            self.show_frame_images(self.frame)
+
+    def action_toggle_nearest(self) -> None:
+        """n: the strip shows the stored test images nearest to z (enter on one starts from it), or the traversal."""
+        if self.lacks("toggle_nearest"):
+            return
+        self.nearest_strip = not self.nearest_strip
+        self._show_strips()
 
     def action_pick_nearest(self) -> None:
         """Start from the stored test image nearest to the cursor on the map."""

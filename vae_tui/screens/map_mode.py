@@ -12,7 +12,8 @@ from models import Atlas
 from models.text import printable
 from vae_tui.latent_map import MANIFOLD_SIDE, MapAxes
 from vae_tui.state import ExplorerState
-from vae_tui.widgets.map_view import MapView, legend
+from vae_tui.widgets.image_view import ImageView
+from vae_tui.widgets.map_view import MapView, legend, ramp_legend, ramp_steps
 
 MANIFOLD_PNG_SCALE = 2  # 15 images of 30 px a side: 904 px
 NO_ATLAS = (
@@ -20,8 +21,13 @@ NO_ATLAS = (
     "(o) or inactive marks. Install the dataset, or run `python -m train.bundle CKPT OUT` where it is"
 )
 NO_IMAGES = "None of the map's points has its test image stored in the checkpoint: nothing to start from (o lists them)"
+NO_LOSSES = (
+    "This checkpoint's atlas has no per-image losses (an older vae-tui wrote it): no colouring by reconstruction "
+    "error, and no fit for a picked image. `python -m train.bundle CKPT OUT` adds them, where the dataset is installed"
+)
 WIDE_TITLE = 56  # map columns from which its title also says what A and tab do
-MAP_ONLY = {"toggle_focus", "cycle_axes", "pick_nearest"}
+MAP_ONLY = {"toggle_focus", "cycle_axes", "pick_nearest", "cycle_colour", "toggle_map_image"}
+COLOURINGS = ("class", "value", "error")  # what `c` cycles the points' colour through
 
 
 class MapPanel:
@@ -32,12 +38,21 @@ class MapPanel:
         self.rebuild(atlas, active)
         self.shown = False
         self.focus = True  # the map has the arrows; tab gives them to the latent panel
-        self._legend_label: int | None = None
+        self.colouring = "class"  # or "value" (of the selected dimension) or "error" (each point's reconstruction)
+        self.nearest_shown = False  # beside the map: the test image nearest to the cursor, not the decoded z
+        self._legend: str | None = None
 
     def rebuild(self, atlas: Atlas | None, active: list[bool]) -> None:
         """New encodings (another checkpoint of the same run): the scatter is drawn again."""
         self.axes = None if atlas is None else MapAxes(atlas, active)
-        self._plane_names: tuple[str, str] | None = None
+        self._drawn: tuple | None = None  # what the scatter shows: its plane, colouring and coloured dimension
+
+    def next_colouring(self) -> str | None:
+        """Go to the next colouring; the one skipped for want of per-image losses, if any."""
+        has_losses = self.axes.atlas.has_losses
+        order = COLOURINGS if has_losses else tuple(c for c in COLOURINGS if c != "error")
+        self.colouring = order[(order.index(self.colouring) + 1) % len(order)]
+        return None if has_losses or self.colouring != "class" else "error"
 
     @property
     def has_keys(self) -> bool:
@@ -75,13 +90,23 @@ class MapPanel:
     def draw(self, screen: Screen, state: ExplorerState, class_names: list[str]) -> None:
         """Redraw the map area for state: the scatter when the plane changed, the marker, the title, the legend.
         Labels are updated without a layout pass (their width is fixed by the CSS)."""
+        atlas = self.axes.atlas
         plane = self.axes.plane(state.selected)
         uv, view = self.axes.layout(plane)
         map_view = screen.query_one(MapView)
-        if plane.names != self._plane_names:
-            map_view.show(uv, self.axes.atlas.labels, view)
-            self._plane_names = plane.names
-        map_view.mark(*plane.coordinates(state.z))
+        drawn = (plane.names, self.colouring, state.selected if self.colouring == "value" else None)
+        edges: list[float] = []
+        if self.colouring != "class":
+            values = atlas.mu[:, state.selected] if self.colouring == "value" else atlas.recon
+            steps, edges = ramp_steps(values)
+        if drawn != self._drawn:
+            if self.colouring == "class":
+                map_view.show(uv, atlas.labels, view)
+            else:
+                map_view.show(uv, steps, view, ramp=True)
+            self._drawn = drawn
+        u, v = plane.coordinates(state.z)
+        map_view.mark(u, v)
         title = f"Map · x {plane.names[0]} · y {plane.names[1]}"
         if map_view.size.width >= WIDE_TITLE:  # else the help screen tells
             axes = "A: latent axes" if self.axes.y is None else "A: next y axis"
@@ -91,6 +116,32 @@ class MapPanel:
             label.update(title, layout=False)
         label.set_class(self.focus, "focused")
         screen.query_one("#latent-title", Label).set_class(not self.focus, "focused")
-        if self._legend_label != state.label:  # a Static's update costs a layout pass: only on a new class
-            self._legend_label = state.label
-            screen.query_one("#legend", Static).update(legend(class_names, state.label))
+        if self.colouring == "class":
+            shown = legend(class_names, state.label)
+        elif self.colouring == "value":
+            shown = ramp_legend(f"colour: z{state.selected}", edges, state.z[state.selected])
+        else:
+            shown = ramp_legend("colour: error", edges, None)
+        if self._legend != (key := shown.markup):  # a Static's update costs a layout pass: only when it changes
+            self._legend = key
+            screen.query_one("#legend", Static).update(shown)
+        self._draw_image(screen, plane, u, v)
+
+    def _draw_image(self, screen: Screen, plane: object, u: float, v: float) -> None:
+        """Beside the map, while nearest_shown: the stored test image nearest to the cursor, titled with its index,
+        class and loss (the decoded z is drawn there otherwise, by the screen)."""
+        title = screen.query_one("#map-image-title", Label)
+        image = self.axes.nearest_image(plane, u, v) if self.nearest_shown else None
+        if image is None:
+            if str(title.content) != "Image":
+                title.update("Image", layout=False)
+            return
+        atlas = self.axes.atlas
+        index = int(atlas.image_indices[image])
+        text = f"Test #{index}"
+        point = (atlas.indices == index).nonzero()
+        if atlas.has_losses and len(point) and len(text) + 11 <= title.size.width:  # where it fits on one line
+            text += f" · loss {atlas.loss[point[0, 0]].item():.0f}"
+        if str(title.content) != text:
+            title.update(text, layout=False)
+        screen.query_one("#map-image", ImageView).show(atlas.images[image].float() / 255)

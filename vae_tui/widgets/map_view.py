@@ -1,4 +1,5 @@
-"""The map: the atlas' encodings as a class-coloured scatter in half-block cells, the current z marked."""
+"""The map: the atlas' encodings as a scatter in half-block cells, coloured by class or by a value's step on a
+colour ramp, the current z marked."""
 
 from functools import lru_cache
 
@@ -23,17 +24,27 @@ MARKER_STYLE = Style(color="#000000", bgcolor="#ffffff", bold=True)
 MARKERS = {(0, 0): "+", (-1, 0): "<", (1, 0): ">", (0, -1): "^", (0, 1): "v"}
 
 
-@lru_cache(maxsize=256)
-def pair_style(upper: int, lower: int) -> Style:
-    """The style of a cell whose upper pixel shows class upper and lower pixel class lower (-1: empty)."""
-    top = class_colour(upper) if upper >= 0 else BACKGROUND
-    bottom = class_colour(lower) if lower >= 0 else BACKGROUND
-    return Style(color=Color.parse(top), bgcolor=Color.parse(bottom))
+# the ramp of a value's steps, low to high (viridis' hues: ordered in lightness, readable on black and to most
+# colour-blind eyes)
+RAMP = ("#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725")
 
 
-def scatter_strips(drawn: torch.Tensor) -> list[Strip]:
-    """Half-block lines of a class image (2 * rows, columns), -1 where empty."""
-    return half_block_lines(drawn.tolist(), pair_style)
+def colour_of(code: int, ramp: bool) -> str:
+    """The colour of a pixel's code: a class, or a step of RAMP (-1: empty)."""
+    if code < 0:
+        return BACKGROUND
+    return RAMP[code] if ramp else class_colour(code)
+
+
+@lru_cache(maxsize=512)
+def pair_style(upper: int, lower: int, ramp: bool = False) -> Style:
+    """The style of a cell whose upper pixel shows code upper and lower pixel code lower (-1: empty)."""
+    return Style(color=Color.parse(colour_of(upper, ramp)), bgcolor=Color.parse(colour_of(lower, ramp)))
+
+
+def scatter_strips(drawn: torch.Tensor, ramp: bool = False) -> list[Strip]:
+    """Half-block lines of a code image (2 * rows, columns), -1 where empty; codes are classes, or RAMP steps."""
+    return half_block_lines(drawn.tolist(), lambda upper, lower: pair_style(upper, lower, ramp))
 
 
 class MapView(Widget, can_focus=False):
@@ -51,7 +62,8 @@ class MapView(Widget, can_focus=False):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.points: torch.Tensor | None = None
-        self.labels: torch.Tensor | None = None
+        self.labels: torch.Tensor | None = None  # each point's class, or its step on RAMP
+        self.ramp = False
         self.view: View | None = None
         self.marker: tuple[float, float] | None = None
         self._cache: tuple[tuple[int, int], list[Strip]] | None = None
@@ -59,9 +71,9 @@ class MapView(Widget, can_focus=False):
         self._marker_key: tuple | None = None
         self._marker_at: tuple[int, int, str] | None = None
 
-    def show(self, points: torch.Tensor, labels: torch.Tensor, view: View) -> None:
-        """Draw points (N, 2) with classes labels (N,) over view."""
-        self.points, self.labels, self.view = points, labels, view
+    def show(self, points: torch.Tensor, labels: torch.Tensor, view: View, ramp: bool = False) -> None:
+        """Draw points (N, 2) over view, coloured by labels (N,): classes, or steps of RAMP when ramp."""
+        self.points, self.labels, self.view, self.ramp = points, labels, view, ramp
         self._cache = None
         self.refresh()
 
@@ -100,7 +112,7 @@ class MapView(Widget, can_focus=False):
             return []
         if self._cache is None or self._cache[0] != size:
             drawn = scatter(self.points, self.labels, self.view, size[0], 2 * size[1])
-            self._cache = (size, scatter_strips(drawn))
+            self._cache = (size, scatter_strips(drawn, self.ramp))
         return self._cache[1]
 
     def render_line(self, y: int) -> Strip:
@@ -138,4 +150,38 @@ def legend(names: list[str], current: int) -> Text:
             text.append("\n")
         text.append("\u2588\u2588 ", style=class_colour(label))
         text.append(f"{label} {printable(name)}", style="bold reverse" if label == current else "")
+    return text
+
+
+def ramp_steps(values: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+    """Each value's step on RAMP (N,), and the len(RAMP) + 1 edges between steps: evenly spaced from the 2nd to the
+    98th percentile, so that a few extreme values do not squeeze the rest into one colour."""
+    values = values.float().contiguous()
+    low, high = (torch.quantile(values, q).item() for q in (0.02, 0.98))
+    if not high > low:
+        high = low + 1.0
+    edges = torch.linspace(low, high, len(RAMP) + 1)
+    steps = torch.bucketize(values, edges[1:-1], right=True)
+    return steps, edges.tolist()
+
+
+def short_number(value: float) -> str:
+    """value in a few characters: whole from 100 up (319), else two significant digits (-0.54, 45)."""
+    return f"{value:.0f}" if abs(value) >= 99.5 else f"{value:.2g}"
+
+
+def ramp_legend(title: str, edges: list[float], current: float | None) -> Text:
+    """What the colours mean: title, then one line per step, its colour and its range (the ends open); the step
+    holding current (the cursor's value, if known) in reverse video."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(title, style="bold")
+    steps = len(edges) - 1
+    for step in reversed(range(steps)):  # high values at the top, as on a y axis
+        low, high = edges[step], edges[step + 1]
+        low_text, high_text = short_number(low), short_number(high)
+        label = f">= {low_text}" if step == steps - 1 else f"< {high_text}" if step == 0 else f"{low_text}..{high_text}"
+        inside = current is not None and (step == 0 or current >= low) and (step == steps - 1 or current < high)
+        text.append("\n")
+        text.append("\u2588\u2588 ", style=RAMP[step])
+        text.append(label, style="bold reverse" if inside else "")
     return text

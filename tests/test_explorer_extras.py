@@ -1,0 +1,117 @@
+"""What a format 3 atlas adds to the explorer (the map coloured by a value, the test image under the cursor, the
+nearest test images, a picked image's fit), and how a format 2 atlas (the bundled weights) does without it."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import load_checkpoint, save_checkpoint
+from train.atlas import atlas_of
+from vae_tui.app import create_app
+from vae_tui.screens.explorer import ordinal
+from vae_tui.widgets.map_view import RAMP, ramp_steps
+
+
+@pytest.fixture(scope="module")
+def format_3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CVAE with a format 3 atlas over 300 random test images of 10 classes."""
+    from tests.conftest import _make_checkpoint
+
+    checkpoint = _make_checkpoint("cvae")
+    generator = torch.Generator().manual_seed(3)
+    images = (torch.rand(300, 28, 28, generator=generator) * 255).to(torch.uint8)
+    labels = torch.arange(300) % 10
+    checkpoint.atlas = atlas_of(checkpoint.model, images.reshape(300, -1).float() / 255, labels, images)
+    return save_checkpoint(tmp_path_factory.mktemp("extras") / "best.safetensors", checkpoint)
+
+
+def test_ordinals() -> None:
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 40, 100, 101)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "40th", "100th", "101st"
+    ]  # fmt: skip
+
+
+def test_ramp_steps_spread_the_middle_and_keep_the_extremes_at_the_ends() -> None:
+    values = torch.cat([torch.linspace(0, 1, 98), torch.tensor([-1000.0, 1000.0])])
+    steps, edges = ramp_steps(values)
+    assert len(edges) == len(RAMP) + 1 and steps.min() == 0 and steps.max() == len(RAMP) - 1
+    assert len(set(steps[:98].tolist())) == len(RAMP)  # the outliers do not squeeze the rest into one colour
+    assert ramp_steps(torch.ones(5))[0].tolist() == [0] * 5  # one value: one colour, no division by zero
+
+
+async def test_c_colours_the_map_by_value_and_error_and_i_shows_the_test_image_under_the_cursor(
+    format_3: Path, tmp_path: Path, settle: Callable
+) -> None:
+    checkpoint = load_checkpoint(format_3)
+    assert checkpoint.atlas.has_losses
+    app = create_app(checkpoint, str(format_3), tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        screen = app.explorer
+        await pilot.press("m", "c")
+        await pilot.pause()
+        legend = str(screen.query_one("#legend").render())
+        assert screen.map.colouring == "value" and legend.startswith(f"colour: z{screen.state.selected}")
+        map_view = screen.query_one("MapView")
+        assert map_view.ramp and int(map_view.labels.max()) < len(RAMP)
+        await pilot.press("c")
+        await pilot.pause()
+        assert screen.map.colouring == "error" and "colour: error" in str(screen.query_one("#legend").render())
+        expected, _ = ramp_steps(checkpoint.atlas.recon)
+        assert torch.equal(map_view.labels, expected)
+        await pilot.press("c")
+        await pilot.pause()
+        assert screen.map.colouring == "class" and not map_view.ramp
+        await pilot.press("i")
+        await pilot.pause()
+        plane = screen.map.axes.plane(screen.state.selected)
+        image = screen.map.axes.nearest_image(plane, *plane.coordinates(screen.state.z))
+        title = str(screen.query_one("#map-image-title").render())
+        assert title.startswith(f"Test #{int(checkpoint.atlas.image_indices[image])} · ")
+        shown = screen.query_one("#map-image").pixels
+        assert torch.equal(shown, checkpoint.atlas.images[image].float() / 255)
+        z = list(screen.state.z)
+        await pilot.press("right", "right", "right")  # the image follows the cursor, z moves, nothing jumps
+        await pilot.pause()
+        assert screen.state.z != z and screen.reference is None
+
+
+async def test_n_shows_the_nearest_test_images_and_clicking_one_starts_there_with_its_fit(
+    format_3: Path, tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    checkpoint = load_checkpoint(format_3)
+    app = create_app(checkpoint, str(format_3), tmp_path)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(app, pilot)
+        screen = app.explorer
+        await pilot.press("n")
+        await pilot.pause()
+        atlas = checkpoint.atlas
+        distances = ((atlas.mu - torch.tensor(screen.state.z)) ** 2).sum(1)
+        nearest = distances.argsort()[:7]
+        strip = screen.query_one("#traversal")
+        assert "nearest to z" in strip.caption
+        expected = atlas.images[nearest].float() / 255  # format 3: every point has its image, in the same order
+        assert torch.equal(strip.images, expected)
+        strip.post_message(strip.Picked(strip, 0))
+        await wait_until(pilot, lambda: screen.reference is not None, "the nearest image picked")
+        index = int(atlas.indices[nearest[0]])
+        assert screen.reference.index == index
+        share = atlas.loss_percentile(atlas.loss[nearest[0]].item())
+        await wait_until(pilot, lambda: toast_shows(app, f"Test #{index}: loss "), "the fit notice")
+        assert toast_shows(app, f"fits like the {ordinal(round(share))} percentile")
+
+
+async def test_a_format_2_atlas_says_what_needs_format_3(
+    make_app: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    app = make_app("cvae")  # the bundled weights: format 2, kept bit for bit
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m", "c", "c")  # class -> value -> (no error colouring) class
+        await wait_until(pilot, lambda: toast_shows(app, "no per-image losses"), "the notice")
+        assert toast_shows(app, "python -m train.bundle CKPT OUT") and app.explorer.map.colouring == "class"
+        await pilot.press("escape", "o", "enter")
+        await wait_until(pilot, lambda: toast_shows(app, "stores no test images' losses"), "the fit notice")
