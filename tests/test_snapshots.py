@@ -104,7 +104,8 @@ def test_picked_image_and_path_at_120x40(snap_compare: Callable, keys_then_frame
     the preview titled "Test #9: original · reconstruction · edit" with the three sneakers in a grey frame; the
     strip captioned "Path a (0 T-shirt/top) -> b (7 Sneaker) · p: play · G: GIF · escape: clear" shows seven
     images from a T-shirt to the sneaker, labelled a, .17 ... .83, b; under it every class at this z, [7]
-    marked. One notice, "Interpolation / Marked b: 7 Sneaker, |z| 2.45", at the top left over the class list and
-    the latent panel: it replaced a's, and covers neither the preview nor the strips."""
+    marked. One notice, "Interpolation / Marked b: 7 Sneaker, |z| 2.45", at the top left from the row under the
+    title bar, over the class list and the latent panel: it replaced the picked image's fit and a's mark, and covers
+    neither the preview nor the strips."""
     keys = ("a", "o", "7", "enter", "b")
     assert snap_compare(app("cvae"), terminal_size=(120, 40), run_before=keys_then_frame(*keys))

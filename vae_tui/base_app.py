@@ -61,7 +61,9 @@ class VaeApp(App):
         if shown is not None and not shown.has_expired:
             notification.identity = shown.identity  # Textual keeps one toast per identity
         else:
-            self.clear_notifications()
+            self._notifications.clear()  # Textual's own clear leaves each toast's (empty) holder in the rack
+            for holder in self.screen.query("ToastHolder"):
+                holder.remove()
             self.shown_notifications = {(message, title, severity): notification}
         self.post_message(Notify(notification))
 
