@@ -115,3 +115,25 @@ async def test_a_format_2_atlas_says_what_needs_format_3(
         assert toast_shows(app, "python -m train.bundle CKPT OUT") and app.explorer.map.colouring == "class"
         await pilot.press("escape", "o", "enter")
         await wait_until(pilot, lambda: toast_shows(app, "stores no test images' losses"), "the fit notice")
+
+
+def test_a_picked_image_s_three_pictures_take_the_columns_that_draw_them_largest() -> None:
+    from vae_tui.screens.explorer import best_columns
+
+    assert best_columns((28, 28), 140, 60) == 3  # a wide preview: side by side
+    assert best_columns((28, 28), 30, 28) == 2  # 80x24: two, and one below (14 px a picture, not 9)
+    assert best_columns((28, 28), 30, 120) == 1  # tall and narrow: one above the other
+
+
+async def test_at_80x24_a_picked_image_is_drawn_two_by_two(make_app: Callable, settle: Callable) -> None:
+    from train.grids import grid
+
+    app = make_app("cvae")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("o", "enter")
+        await settle(app, pilot)
+        screen = app.explorer
+        reference, shown = screen.reference, screen.query_one("#image").pixels
+        expected = grid(torch.stack([reference.original, reference.decoded, screen.frame.image]), 2)
+        assert torch.equal(shown, expected)

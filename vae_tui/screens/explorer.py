@@ -68,6 +68,17 @@ class Reference:
 StartImage = tuple[str, torch.Tensor]  # a user's picture (its file name, (28, 28) pixels) to start from
 
 
+def best_columns(shape: tuple[int, int], width: int, height: int, count: int = 3, pad: int = 2) -> int:
+    """How many columns of count images (H, W) with pad between draw them largest in width x height pixels: three
+    side by side where the preview is wide, two and one below where it is narrow (80x24), one column where tall."""
+
+    def scale(columns: int) -> float:
+        rows = -(-count // columns)
+        return min(width / (columns * (shape[1] + pad) + pad), height / (rows * (shape[0] + pad) + pad))
+
+    return max(range(count, 0, -1), key=scale)  # ties: the most columns, side by side as the title reads
+
+
 def ordinal(n: int) -> str:
     """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st ..."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
@@ -192,6 +203,8 @@ class ExplorerScreen(Screen):
     def on_resize(self, event: Resize) -> None:
         self.query_one(Footer).compact = event.size.width < WIDE_FOOTER
         self._arrange()
+        if self.reference is not None:  # its three images take the columns that fit the new size best
+            self.call_after_refresh(self._show_images_again)
         too_small = event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1]
         self.set_class(too_small, "too-small")
         if too_small:
@@ -362,11 +375,16 @@ class ExplorerScreen(Screen):
             if not self.map.nearest_shown:  # else the map draws the test image nearest to the cursor there
                 self.query_one("#map-image", ImageView).show(frame.image)
             return
-        reference = self.reference
+        reference, view = self.reference, self.query_one("#image", ImageView)
         shown = frame.image
         if reference is not None:
-            shown = grid(torch.stack([reference.original, reference.decoded, frame.image]), 3)
-        self.query_one("#image", ImageView).show(shown)
+            images = torch.stack([reference.original, reference.decoded, frame.image])
+            shown = grid(images, best_columns(images.shape[1:], view.size.width, 2 * view.size.height))
+        view.show(shown)
+
+    def _show_images_again(self) -> None:
+        if self.frame is not None and self.playback is None:
+            self.show_frame_images(self.frame)
 
     def _frame_shown(self, frame: Frame) -> None:
         for listener in self.frame_listeners:
