@@ -1,5 +1,6 @@
 """Interpolation in the explorer: a and b mark the ends, the strip shows the path, p plays it, G saves a GIF."""
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,4 +91,8 @@ async def test_g_saves_the_path_as_a_gif_of_the_decoded_frames(
         with Image.open(path) as gif:
             saved = [frame.convert("L").tobytes() for frame in ImageSequence.Iterator(gif)]
             assert gif.info["loop"] == 0
+            record = json.loads(gif.info["comment"])  # what drew it, as a PNG records it
         assert saved == [to_image(frame, GIF_SCALE).tobytes() for frame in frames]
+        ends = screen.path.ends
+        assert record["z"] == [list(ends["a"].z), list(ends["b"].z)] and record["class"] == [0, 1]
+        assert record["sha256"] == screen.checkpoint.sha256 and record["path"]["frames"] == PATH_FRAMES

@@ -1,5 +1,6 @@
 """`vae-tui sample --gif` and `--interpolate test:N`."""
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def test_an_interpolation_gif_has_a_frame_per_step_and_the_same_bytes_twice(tmp_
     t = torch.linspace(0, 1, 6)[:, None]
     images = Decoder(checkpoint.model).images((1 - t) * start + t * end, torch.zeros(6))
     assert gif_frames(tmp_path / "one.gif") == [to_image(grid(image[None], 1), 2).tobytes() for image in images]
+    with Image.open(tmp_path / "one.gif") as gif:  # the record a PNG carries, in the GIF's comment
+        record = json.loads(gif.info["comment"])
+    assert record["sha256"] == checkpoint.sha256 and len(record["z"]) == 6
 
 
 def test_a_traversal_gif_has_a_frame_per_value(tmp_path: Path, run_cli: Callable) -> None:

@@ -47,10 +47,14 @@ def save_png(path: str | Path, pixels: torch.Tensor, scale: int = 1, text: dict[
     return write_atomic(path, buffer.getvalue())
 
 
-def save_gif(path: str | Path, frames: torch.Tensor, scale: int = 1, frame_ms: int = 100) -> Path:
-    """Write frames (N, H, W) in [0, 1] as a looping greyscale GIF, frame_ms a frame, atomically. The same frames
-    give the same bytes; Pillow stores a run of identical frames once, with their durations added."""
+def save_gif(
+    path: str | Path, frames: torch.Tensor, scale: int = 1, frame_ms: int = 100, comment: str | None = None
+) -> Path:
+    """Write frames (N, H, W) in [0, 1] as a looping greyscale GIF, frame_ms a frame, atomically, with comment (what
+    drew it, as a PNG's text records it) in the GIF's comment extension. The same frames give the same bytes;
+    Pillow stores a run of identical frames once, with their durations added."""
     images = [to_image(frame, scale) for frame in frames]
     buffer = io.BytesIO()
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    extra = {} if comment is None else {"comment": comment.encode()}
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0, **extra)
     return write_atomic(path, buffer.getvalue())

@@ -229,7 +229,7 @@ def _save_gif(path: Path, export: "Export", decoder: "Decoder") -> None:
     images = decoder.images(torch.tensor(export.z), torch.tensor([c or 0 for c in export.classes]))
     per_frame = 1 if export.columns == len(export.z) else export.columns  # --interpolate: one row of steps
     frames = torch.stack([grid(images[i : i + per_frame], per_frame) for i in range(0, len(images), per_frame)])
-    save_gif(path, frames, export.scale, GIF_FRAME_MS)
+    save_gif(path, frames, export.scale, GIF_FRAME_MS, comment=export.to_json())  # the PNG's record, as a comment
 
 
 def _from_png(args: argparse.Namespace) -> "tuple[Export, Checkpoint]":

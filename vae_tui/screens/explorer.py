@@ -7,6 +7,7 @@ one listener, which asks for one redraw per round of messages; nothing else refr
 What the model offers decides which keys act (Capabilities): without an atlas, the keys that need one say so.
 """
 
+import json
 import os
 import re
 import time
@@ -34,7 +35,14 @@ from vae_tui.latent_map import MANIFOLD_SIDE
 from vae_tui.layout import Layout, plan
 from vae_tui.screens.follow import CheckpointWatcher
 from vae_tui.screens.help import truecolor_hint
-from vae_tui.screens.interpolation import PATH_LABELS, Interpolation, Playback, save_path_gif
+from vae_tui.screens.interpolation import (
+    GIF_SCALE,
+    PATH_FRAMES,
+    PATH_LABELS,
+    Interpolation,
+    Playback,
+    save_path_gif,
+)
 from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE, MAP_ONLY, NO_ATLAS, NO_IMAGES, NO_LOSSES, MapPanel
 from vae_tui.screens.picker import PickerScreen
 from vae_tui.screens.value import ValueScreen
@@ -661,7 +669,10 @@ class ExplorerScreen(Screen):
         if not self._path_or_say():
             return None
         frames = self.path.frames(self.decoder)
-        return self.write_export("path", ".gif", lambda path: save_path_gif(path, frames))
+        ends = [self.path.ends["a"], self.path.ends["b"]]
+        export = export_of(self.checkpoint, [list(end.z) for end in ends], [end.label for end in ends], 2, GIF_SCALE)
+        record = json.dumps({"path": {"frames": PATH_FRAMES, "back_and_forth": True}, **json.loads(export.to_json())})
+        return self.write_export("path", ".gif", lambda path: save_path_gif(path, frames, record))
 
     # --- following a run (vae_tui.screens.follow) ---------------------------------------------------------
 

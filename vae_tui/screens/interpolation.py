@@ -114,6 +114,7 @@ class Playback:
         self.timer.stop()
 
 
-def save_path_gif(path: Path, frames: torch.Tensor) -> Path:
-    """The path a -> b and back (frames: PATH_FRAMES images a to b) as a looping GIF at path."""
-    return save_gif(path, frames[ping_pong(len(frames))], GIF_SCALE, round(1000 / PLAY_FPS))
+def save_path_gif(path: Path, frames: torch.Tensor, record: str) -> Path:
+    """The path a -> b and back (frames: PATH_FRAMES images a to b) as a looping GIF at path, record (JSON: what
+    drew it) in its comment."""
+    return save_gif(path, frames[ping_pong(len(frames))], GIF_SCALE, round(1000 / PLAY_FPS), comment=record)
