@@ -79,8 +79,9 @@ def test_map_at_80x24(snap_compare: Callable, keys_then_frame: Callable, monkeyp
     "Map · x PC1 · y PC2" highlighted (it has the keys) over the scatter of the 2,000 stored encodings in the ten
     class colours (trousers yellow and dresses purple to the right, T-shirts red below them, sneakers olive to the
     upper left, ankle boots teal below), the current z (the T-shirt/top centroid) marked by a black + on white among
-    the red T-shirts; on the right "Image" with the decoded image shrunk to 16 px and the legend, 0 T-shirt/top in
-    reverse video."""
+    the red T-shirts, a faint grey line through the empty cells of its row and a tick at its column on the top and
+    bottom rows where those are empty; on the right "Image" with the decoded image shrunk to 16 px and the legend,
+    0 T-shirt/top in reverse video."""
     monkeypatch.delenv("COLORTERM")
     assert snap_compare(app("vae"), terminal_size=(80, 24), run_before=keys_then_frame("m"))
 
@@ -88,7 +89,8 @@ def test_map_at_80x24(snap_compare: Callable, keys_then_frame: Callable, monkeyp
 def test_map_latent_axes_at_120x40(snap_compare: Callable, keys_then_frame: Callable) -> None:
     """The VAE's map at 120x40 after m, A, L, L, K: latent axes, "Map · x z4 · y z0 · A: next y axis · tab: latent
     panel"; the cursor moved ten steps right and five up, so z4 reads +2.07 and z0 +0.53 in the latent panel and the +
-    sits right of the cloud's middle; beside the map the decoded image at 28 px and the legend."""
+    sits right of the cloud's middle, a faint grey line through the empty cells of its row and ticks at its column
+    on the top and bottom rows; beside the map the decoded image at 28 px and the legend."""
     assert snap_compare(app("vae"), terminal_size=(120, 40), run_before=keys_then_frame("m", "A", "L", "L", "K"))
 
 

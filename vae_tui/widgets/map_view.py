@@ -22,6 +22,10 @@ BACKGROUND = "#000000"
 MARKER_STYLE = Style(color="#000000", bgcolor="#ffffff", bold=True)
 # the current z: "+" inside the view; outside it, an arrow on the edge pointing where it is
 MARKERS = {(0, 0): "+", (-1, 0): "<", (1, 0): ">", (0, -1): "^", (0, 1): "v"}
+# so that the marker is found among 2,000 points: a faint line through the empty cells of its row, and ticks at
+# its column on the top and bottom rows (where those cells are empty)
+GUIDE_STYLE = Style(color="#6c6c6c", bgcolor=BACKGROUND)
+TICKS = ("\u25bc", "\u25b2")  # on the top row, on the bottom row
 
 
 # the ramp of a value's steps, low to high (viridis' hues: ordered in lightness, readable on black and to most
@@ -66,7 +70,7 @@ class MapView(Widget, can_focus=False):
         self.ramp = False
         self.view: View | None = None
         self.marker: tuple[float, float] | None = None
-        self._cache: tuple[tuple[int, int], list[Strip]] | None = None
+        self._cache: tuple[tuple[int, int], list[Strip], torch.Tensor] | None = None  # size, lines, empty cells
         self._marker_cell: tuple[int, int, str] | None = None  # where it was last drawn
         self._marker_key: tuple | None = None
         self._marker_at: tuple[int, int, str] | None = None
@@ -82,9 +86,11 @@ class MapView(Widget, can_focus=False):
         self.marker = (u, v)
         cell = self.marker_cell()
         if cell != self._marker_cell:
-            for old in (self._marker_cell, cell):
-                if old is not None:
-                    self.refresh(Region(0, old[1], self.size.width, 1))
+            rows = {old[1] for old in (self._marker_cell, cell) if old is not None}
+            if None in (cell, self._marker_cell) or cell[0] != self._marker_cell[0]:
+                rows |= {0, self.size.height - 1}  # the ticks move with the column
+            for row in rows:
+                self.refresh(Region(0, row, self.size.width, 1))
             self._marker_cell = cell
 
     def marker_cell(self) -> tuple[int, int, str] | None:
@@ -112,8 +118,33 @@ class MapView(Widget, can_focus=False):
             return []
         if self._cache is None or self._cache[0] != size:
             drawn = scatter(self.points, self.labels, self.view, size[0], 2 * size[1])
-            self._cache = (size, scatter_strips(drawn, self.ramp))
+            empty = (drawn[0::2] < 0) & (drawn[1::2] < 0)  # (rows, columns): cells where no point falls
+            self._cache = (size, scatter_strips(drawn, self.ramp), empty)
         return self._cache[1]
+
+    def _guided(self, line: Strip, y: int, cell: tuple[int, int, str]) -> Strip:
+        """line y with the marker and the guide through the empty cells of its row, or with a tick at the
+        marker's column (the top and bottom rows)."""
+        column, row, glyph = cell
+        empty = self._cache[2][y].tolist()
+        if y != row:
+            if not empty[column]:
+                return line
+            tick = Strip([Segment(TICKS[0] if y == 0 else TICKS[1], GUIDE_STYLE)], 1)
+            return Strip.join([line.crop(0, column), tick, line.crop(column + 1, line.cell_length)])
+        pieces, x, width = [], 0, len(empty)
+        while x < width:  # runs of drawn cells kept as they are, runs of empty ones drawn as the guide
+            if x == column:
+                pieces.append(Strip([Segment(glyph, MARKER_STYLE)], 1))
+                x += 1
+                continue
+            end = x
+            while end < width and end != column and empty[end] == empty[x]:
+                end += 1
+            run = end - x
+            pieces.append(Strip([Segment("\u2500" * run, GUIDE_STYLE)], run) if empty[x] else line.crop(x, end))
+            x = end
+        return Strip.join(pieces)
 
     def render_line(self, y: int) -> Strip:
         lines = self.strips()
@@ -121,15 +152,8 @@ class MapView(Widget, can_focus=False):
             return Strip.blank(self.size.width, self.rich_style)
         line = lines[y]
         cell = self._marker_cell = self.marker_cell()
-        if cell is not None and cell[1] == y:
-            column, _, glyph = cell
-            line = Strip.join(
-                [
-                    line.crop(0, column),
-                    Strip([Segment(glyph, MARKER_STYLE)], 1),
-                    line.crop(column + 1, line.cell_length),
-                ]
-            )
+        if cell is not None and (y == cell[1] or y in (0, len(lines) - 1)):
+            line = self._guided(line, y, cell)
         return line
 
     def on_click(self, event: Click) -> None:
