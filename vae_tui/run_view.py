@@ -192,7 +192,11 @@ class PlotScreen(GridScreen):
     """A screen with a LossPlot: `k` cycles the plotted quantity (loss, test reconstruction, test KL) and `y` fits
     the y range to every epoch or to those after the first tenth. Subclasses give curves() and plot_title()."""
 
-    PLOT_BINDINGS = [Binding("k", "quantity", "loss/recon/KL"), Binding("y", "whole", "y range")]
+    PLOT_BINDINGS = [
+        Binding("k", "quantity", "curves"),
+        Binding("y", "whole", "y range"),
+        Binding("question_mark", "help", "help"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -207,6 +211,11 @@ class PlotScreen(GridScreen):
         name, keys = QUANTITIES[self.quantity]
         fitted = self.query_one(LossPlot).draw(self.curves(keys), self.whole)
         return f"{name} per epoch" + (f" · {fitted}" if fitted else "")
+
+    def action_help(self) -> None:
+        from vae_tui.runs_app import RunsHelp
+
+        self.app.push_screen(RunsHelp())
 
     def action_quantity(self) -> None:
         self.quantity = (self.quantity + 1) % len(QUANTITIES)

@@ -90,6 +90,7 @@ HELP = (
     ("/", "filter the table (part of any cell); escape clears it"),
     ("space", "mark or unmark a run"),
     ("c", "compare the marked runs (2 to 4): losses on one plot, latest samples"),
+    ("k / y", "in a run or a comparison: plot the loss, the test reconstruction or the test KL; y range"),
     ("d", "delete the run after a confirmation (never one that is training)"),
     ("?", "this help; escape closes it"),
     ("q", "quit"),
