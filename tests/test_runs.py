@@ -449,14 +449,14 @@ def test_the_browser_writes_times_short_and_a_running_run_s_progress() -> None:
 
 
 async def test_at_80x24_the_browser_s_footer_shows_every_key_and_the_picker_its_hint_whole(
-    browsed: Path, make_app: Callable, settle: Callable
+    browsed: Path, make_app: Callable, settle: Callable, wait_until: Callable
 ) -> None:
     from tests.test_app_screen import screen_text
     from vae_tui.runs_app import RunsApp
 
     app = RunsApp(browsed)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        await wait_until(pilot, lambda: screen_text(app)[-1].strip(), "the footer drawn")  # composed a frame later
         lines = screen_text(app)
         assert all(key in lines[-1] for key in ("e explore", "c compare", "d delete", "? help", "q quit"))
         assert "(l t n: loss, date, name)" in lines[0]
