@@ -413,7 +413,7 @@ async def test_the_plot_draws_one_epoch_whole_epochs_full_names_and_fits_the_lat
         assert "2.0 s/epoch" in titles[0]
 
 
-async def test_a_run_shows_its_settings(browsed: Path) -> None:
+async def test_a_run_shows_its_settings_and_what_its_grids_hold(browsed: Path, wait_until: Callable) -> None:
     from vae_tui.run_view import RunScreen
     from vae_tui.runs_app import RunsApp
 
@@ -426,6 +426,10 @@ async def test_a_run_shows_its_settings(browsed: Path) -> None:
         assert isinstance(app.screen, RunScreen)
         settings = str(app.screen.query_one("#settings").render())
         assert all(part in settings for part in ("arch mlp", "lr 0.01", "batch 32", "latent 4", "s/epoch"))
+        titles = [app.screen.query_one(f"#{name}-title") for name in ("reconst", "sample")]
+        await wait_until(pilot, lambda: "loading" not in str(titles[0].render()), "the grids")  # decoded in a thread
+        assert str(titles[0].render()) == "reconstructions, epoch 2 (test images, each beside its reconstruction)"
+        assert str(titles[1].render()) == "samples, epoch 2 (draws from the prior)"
 
 
 def test_the_browser_writes_times_short_and_a_running_run_s_progress() -> None:

@@ -46,7 +46,7 @@ class Preview:
         pairs = min(len(self.originals), (width + GAP) // (2 * side + GAP))
         images = torch.cat([self.originals[:pairs], self.reconstructions[:pairs]], dim=2)  # (pairs, 28, 56)
         samples = min(len(self.samples), (width + GAP) // (side + GAP))
-        what = "one per class" if self.per_class else "prior draws"
+        what = f"one per class, 0 to {len(self.samples) - 1} left to right" if self.per_class else "prior draws"
         yield Text(f"epoch {self.epoch}: test images beside their reconstructions", style="bold", no_wrap=True)
         yield from self._row(images, (side, 2 * side))
         yield Text(f"samples ({what})", style="bold", no_wrap=True)

@@ -29,6 +29,11 @@ from train.runs import POLL_SECONDS, SETTINGS, Run, read_metrics
 from vae_tui.widgets.image_view import ImageView
 
 GRID_TITLES = {"reconst": "reconstructions", "sample": "samples"}
+GRID_CONTENTS = {  # what a grid's first row, the one shown, holds: by grid, and for samples by model kind
+    "reconst": "test images, each beside its reconstruction",
+    "vae": "draws from the prior",
+    "cvae": "class 0, a draw from the prior per column",
+}
 GRID_MAX_PIXELS = 16_000_000  # a grid training wrote is far smaller; larger is not one
 
 
@@ -332,7 +337,10 @@ class RunScreen(PlotScreen):
     def show_grids(self, grids: list[Grid]) -> None:
         for name, grid in zip(("reconst", "sample"), grids, strict=True):
             title = GRID_TITLES[name]
+            contents = GRID_CONTENTS.get(name if name == "reconst" else self.run.model or "", "")
             shown = f"{title}, epoch {self.epoch}" if grid.pixels is not None else f"{title}: no picture"
+            if grid.pixels is not None and contents:
+                shown += f" ({contents})"
             self.query_one(f"#{name}-title", Label).update(shown)
             self.query_one(f"#{name}", ImageView).show(grid.pixels if grid.pixels is not None else torch.zeros(2, 2))
 
