@@ -1,4 +1,5 @@
-"""The explorer through Pilot: every key changes the state and what is drawn."""
+"""The explorer through Pilot: every key changes the state and what is drawn; a tiny terminal, a thousand keys at
+once, a checkpoint deleted while open, and a crash inside are survived or reported."""
 
 import os
 import subprocess
@@ -7,15 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import textual.constants
 import torch
 from PIL import Image
 from textual.command import CommandList, CommandPalette
 
 from models import load_checkpoint
+from tests.helpers import hostile_checkpoint
 from train.grids import to_image
 from vae_tui.app import ExplorerApp, create_app
+from vae_tui.cli import main
 from vae_tui.commands.explore import pretrained_path
 from vae_tui.decoding import Decoder
+from vae_tui.screens.explorer import ExplorerScreen
 from vae_tui.screens.help import HelpScreen, truecolor_hint
 from vae_tui.screens.value import ValueScreen
 from vae_tui.widgets.image_view import ImageView
@@ -313,6 +318,7 @@ def test_default_checkpoint_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert torch.equal(checkpoint.class_centroids, load_checkpoint(pretrained_path("vae")).class_centroids)
 
 
+@pytest.mark.slow
 async def test_a_conv_cvae_explores_like_the_mlp(tmp_path: Path, run_training: Callable, settle: Callable) -> None:
     """A conv CVAE trained here: class and nudge keys change z and class, and the preview is its decoder's image."""
     from vae_tui.app import create_app
@@ -382,6 +388,7 @@ async def test_v_says_why_nothing_hides(
         assert not app.explorer.state.hide_inactive
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("setting", "expected"), [(None, "120"), ("30", "30")])
 def test_screen_updates_are_paced_at_120_fps_unless_the_user_sets_textual_fps(
     setting: str | None, expected: str
@@ -477,3 +484,62 @@ async def test_escape_closes_textual_s_keys_panel_before_it_clears_marks_and_the
         await pilot.press("escape")
         await pilot.pause()
         assert app.explorer.path.ends["a"] is None
+
+
+# --- abuse: a tiny terminal, a thousand keys, a deleted checkpoint, a crash inside ----------------
+
+
+async def test_tiny_terminal(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(20, 8)) as pilot:
+        await settle(app, pilot)
+        assert app.explorer.has_class("too-small")
+        await pilot.press("l", "j", "r", "u")
+        await settle(app, pilot)
+        assert app.explorer.frame.version == app.explorer.state.version
+
+
+async def test_a_thousand_keys_as_fast_as_they_come(make_app: Callable, settle: Callable) -> None:
+    from textual import events
+
+    app = make_app("cvae")
+    keys = ["l", "j", "h", "k", "r", "u", "right_square_bracket", "left_square_bracket", "3", "l"]
+    async with app.run_test(size=(100, 32)) as pilot:
+        shown = []
+        app.explorer.frame_listeners.append(lambda frame: shown.append(frame.version))
+        for i in range(1000):
+            key = keys[i % len(keys)]
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await settle(app, pilot)
+        await settle(app, pilot)
+        state = app.explorer.state
+        assert len(state.history) > 0 and state.label == 3
+        assert shown and shown[-1] == state.version and len(shown) < 1000  # stale frames were dropped
+
+
+async def test_checkpoint_deleted_while_open(tmp_path: Path) -> None:
+    from vae_tui.app import create_app
+
+    copy = tmp_path / "model.safetensors"
+    copy.write_bytes(pretrained_path("vae").read_bytes())
+    app = create_app(load_checkpoint(copy), str(copy), tmp_path / "exports")
+    async with app.run_test(size=(80, 24)) as pilot:
+        copy.unlink()
+        await pilot.press("l", "s", "g")
+        assert len(list((tmp_path / "exports").glob("*.png"))) == 2
+
+
+def test_a_crash_inside_the_explorer_is_not_a_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    path = hostile_checkpoint(tmp_path / "c.safetensors")
+
+    def broken(self: ExplorerScreen) -> None:
+        raise RuntimeError("a bug in the explorer")  # stands in for any unexpected error inside the app
+
+    monkeypatch.setattr(ExplorerScreen, "on_mount", broken)
+    monkeypatch.setattr(textual.constants, "DRIVER", "textual.drivers.headless_driver:HeadlessDriver")
+    assert main(["explore", str(path), "--exports", str(tmp_path / "exports")]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "vae-tui explore: error: the explorer stopped on an internal error (shown above)"
+    )

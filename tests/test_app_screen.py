@@ -1,37 +1,27 @@
-"""What the explorer draws as a whole: the first screen, text at 80 columns, strips, toasts, big terminals, mouse."""
+"""What the explorer draws as a whole: the first screen, text at 80 columns, strips, toasts, big terminals, mouse,
+and names and paths drawn literally."""
 
-import html
-import re
+from argparse import Namespace
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from textual.command import CommandList
 
-from vae_tui.app import ExplorerApp
+from models.text import PLACEHOLDER
+from tests.helpers import CONTROL_BYTES, hostile_checkpoint, screen_text  # test_runs.py imports screen_text from here
+from vae_tui.app import ExplorerApp, create_app
+from vae_tui.commands.explore import resolve
 from vae_tui.keys import APP_KEYS, EXPLORER_KEYS
 from vae_tui.screens.help import HelpScreen
 from vae_tui.screens.value import ValueScreen
+from vae_tui.widgets.class_list import ClassList
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import BAR_HALF, BAR_START, LatentPanel
 from vae_tui.widgets.thumbnails import Thumbnails
 from vae_tui.widgets.title_bar import fit, source_name
 
 pytestmark = pytest.mark.usefixtures("truecolor")
-
-SVG_CELL_WIDTH = 12.2  # Rich's SVG export: 0.61 x the 20 px font size per column
-
-
-def screen_text(app: ExplorerApp) -> list[str]:
-    """The terminal's lines as drawn, dialogs and toasts included (read back from Textual's SVG screenshot)."""
-    width, height = app.size
-    lines = [[" "] * width for _ in range(height)]
-    pattern = r'<text[^>]* x="([\d.]+)" [^>]*clip-path="url\(#[\w-]+-line-(\d+)\)">([^<]*)</text>'
-    for x, row, text in re.findall(pattern, app.export_screenshot()):
-        column = round(float(x) / SVG_CELL_WIDTH)
-        for offset, char in enumerate(html.unescape(text).replace("\xa0", " ")):
-            if column + offset < width:
-                lines[int(row)][column + offset] = char
-    return ["".join(line).rstrip() for line in lines]
 
 
 def on_screen(app: ExplorerApp, text: str) -> int:
@@ -121,21 +111,30 @@ async def test_one_toast_for_ten_repeated_undos(make_app: Callable, settle: Call
         assert on_screen(app, "Nothing to undo") == 0
 
 
-@pytest.mark.parametrize("word", sorted({k.footer for k in EXPLORER_KEYS + APP_KEYS} - {"", "palette"}))
-async def test_palette_finds_each_footer_word(make_app: Callable, wait_until: Callable, word: str) -> None:
+FOOTER_WORDS = sorted({k.footer for k in EXPLORER_KEYS + APP_KEYS} - {"", "palette"})
+
+
+async def test_palette_finds_each_footer_word(make_app: Callable, wait_until: Callable) -> None:
+    """Each word of the footer, typed into a palette opened afresh, offers its command first."""
+    assert len(FOOTER_WORDS) >= 9
+
+    def first_match(app: ExplorerApp) -> str:
+        commands = app.screen.query_one(CommandList)
+        index = commands.highlighted
+        return "" if index is None else str(commands.get_option_at_index(index).prompt).lower()
+
     app = make_app("cvae")
     async with app.run_test(size=(100, 32)) as pilot:
-        await pilot.press("ctrl+p", *word)
-        commands = app.screen.query_one(CommandList)
-
-        def first_match() -> str:
-            index = commands.highlighted
-            return "" if index is None else str(commands.get_option_at_index(index).prompt).lower()
-
-        await wait_until(pilot, lambda: word in first_match(), f"the palette offering a command for {word!r}")
-        if word == "random":
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: any(app.explorer.state.z), "the command sampling z")
+        for word in FOOTER_WORDS:
+            await pilot.press("ctrl+p", *word)
+            offered = f"the palette offering a command for {word!r}"
+            await wait_until(pilot, lambda word=word: word in first_match(app), offered)
+            if word == "random":
+                await pilot.press("enter")
+                await wait_until(pilot, lambda: any(app.explorer.state.z), "the command sampling z")
+            else:
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: app.screen is app.explorer, f"the palette closed after {word!r}")
 
 
 async def test_keys_panel_closes_with_escape(make_app: Callable, wait_until: Callable) -> None:
@@ -222,3 +221,41 @@ async def test_mouse_selects_rows_sets_values_and_picks_thumbnails(make_app: Cal
         assert state.label == 7
         await settle(app, pilot)
         assert "[7]" in strip_lines(app, "#classes-below")[-1]
+
+
+# --- names and paths drawn literally --------------------------------------------------------------
+
+
+def drawn(widget: object) -> str:
+    """The characters a widget puts on the terminal, line by line."""
+    return "\n".join("".join(s.text for s in widget.render_line(y)) for y in range(widget.size.height))
+
+
+def drawn_screen(app: ExplorerApp) -> str:
+    return "\n".join(drawn(w) for w in app.screen.walk_children() if w.size.area)
+
+
+async def test_explorer_draws_names_and_paths_literally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settle: Callable, wait_until: Callable
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    hostile_checkpoint(Path("run [/]") / "run [red]x" / "best.safetensors", dataset="[/]")
+    checkpoint, source = resolve(Namespace(checkpoint="run [/]/run [red]x", pretrained=None))  # as typed
+    app = create_app(checkpoint, source, tmp_path / "exports [/]")
+    async with app.run_test(size=(120, 32)) as pilot:
+        await settle(app, pilot)
+        title = drawn(app.explorer.query_one("#title"))
+        assert "CVAE · [/] · epoch 1" in title and "run [/]/run [red]x/best.safetensors" in title
+        classes = drawn(app.explorer.query_one(ClassList))
+        assert "0 [/]" in classes and "[link=http://x]a[/" in classes and "4 [red]x" in classes and "5 [b" in classes
+        await pilot.press("3")
+        await settle(app, pilot)
+        assert f"Preview · 3 {PLACEHOLDER}[2J" in drawn(app.explorer.query_one("#preview-title"))
+        saved = app.explorer.action_save_image()
+        assert saved is not None and saved.parent == tmp_path / "exports [/]"  # the dataset "[/]" made no folder
+        await pilot.pause()
+        screen = drawn_screen(app)
+        assert not any(c in screen for c in CONTROL_BYTES)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"pick class")
+        await wait_until(pilot, lambda: "Pick class 0: [/]" in drawn_screen(app), "the palette showing class 0")

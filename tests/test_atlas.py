@@ -1,7 +1,9 @@
 """The atlas in every checkpoint training writes: encodings, test images, the PCA plane, per-dimension stats."""
 
 import re
+import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,20 +13,33 @@ from models import CheckpointError, ModelConfig, load_checkpoint
 from models.atlas import FIELDS, OPTIONAL_FIELDS
 from models.loss import elbo_loss
 from models.registry import build_model
-from tests.conftest import TINY_SETTINGS
+from tests.helpers import TINY_SETTINGS, QuietProgress, write_dataset
 from train.atlas import build_atlas, first_of_each_class, principal_plane
 from train.data import load_dataset
 from train.evaluate import evaluate_model
-from train.loop import StopFlag, TrainingInterrupted
+from train.loop import StopFlag, Trainer, TrainingInterrupted
 from vae_tui.commands.explore import pretrained_path
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a CVAE trained for one epoch on the tiny dataset (mnist_dir's), once for the module."""
+    root = tmp_path_factory.mktemp("atlas")
+    write_dataset(root / "data")
+    (root / "run").mkdir()
+    data = load_dataset("mnist", data_dir=root / "data")
+    settings = replace(TINY_SETTINGS, model="cvae", epochs=1)
+    Trainer(settings, data, root / "run", torch.device("cpu"), QuietProgress()).run(StopFlag())
+    return root / "run"
+
+
 @pytest.fixture
-def trained(tmp_path: Path, run_training: Callable) -> Path:
-    run_training(tmp_path / "run", model="cvae", epochs=1)
-    return tmp_path / "run"
+def trained(trained_once: Path, tmp_path: Path) -> Path:
+    """A copy of trained_once's folder, for the test to change."""
+    return Path(shutil.copytree(trained_once, tmp_path / "run"))
 
 
+@pytest.mark.slow
 def test_best_and_last_carry_the_atlas_of_their_weights(trained: Path, mnist_dir: Path) -> None:
     data = load_dataset("mnist", data_dir=mnist_dir)
     x, y = data.test.images.reshape(-1, 784).float() / 255, data.test.labels.long()
@@ -49,6 +64,7 @@ def test_best_and_last_carry_the_atlas_of_their_weights(trained: Path, mnist_dir
         assert spread[0] >= spread[1]  # the first axis the direction of most variance
 
 
+@pytest.mark.slow
 def test_an_interrupted_last_carries_the_atlas_of_the_weights_it_holds(
     tmp_path: Path, make_trainer: Callable, mnist_dir: Path
 ) -> None:
@@ -191,6 +207,7 @@ def kl_negative(tensors: dict) -> None:
     tensors["atlas.kl"][3] = -1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -224,6 +241,7 @@ def test_a_damaged_atlas_is_refused(
     run_cli("sample", str(path), "-o", str(trained / "x.png")).assert_one_line_error(message)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", [kl_1e300, mu_3e38, axes_3e38])
 def test_explore_refuses_an_atlas_out_of_range_in_one_line(
     trained: Path, rewrite_checkpoint: Callable, run_cli: Callable, damage: Callable
@@ -234,6 +252,7 @@ def test_explore_refuses_an_atlas_out_of_range_in_one_line(
     run_cli("explore", str(path)).assert_one_line_error("vae-tui explore: error:", "has a malformed atlas")
 
 
+@pytest.mark.slow
 def test_what_training_writes_stays_within_the_bounds(trained: Path, rewrite_checkpoint: Callable) -> None:
     """A dimension at the prior can have a mean KL a rounding below 0; float64 fields that fit float32 load."""
     path = trained / "best.safetensors"
@@ -247,6 +266,7 @@ def test_what_training_writes_stays_within_the_bounds(trained: Path, rewrite_che
     assert atlas.kl[0].item() == pytest.approx(-3e-8) and atlas.mu.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_every_field_is_written(trained: Path) -> None:
     from safetensors import safe_open
 

@@ -1,17 +1,70 @@
-"""Checkpoint format: round trip, resume state, and every way a file can be bad."""
+"""Checkpoints: the round trip, the resume state, and every way a file can be bad, refused with a typed error and
+one line: truncated, foreign or damaged files, hostile names and metadata, integers of thousands of digits, sizes
+that misfit the header or vae-tui's data, a writer killed mid-write, and fuzzing (any bytes, mutations, fields and
+tensors replaced).
 
+None of these checks may be an `assert`: `python -O` strips those, and the bad value then travels on into an
+AttributeError or a shape error far from its cause. .ci/run runs this file under `python -O` as well (pytest
+rewrites the asserts of test modules and helpers into plain `if`s, so the tests themselves still check under -O)."""
+
+import contextlib
+import json
+import math
 import os
 import re
-from collections.abc import Callable
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import safetensors.torch
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from safetensors import safe_open
 
-from models import CheckpointError, ModelConfig, build_model, load_checkpoint, save_checkpoint
-from models.checkpoint import FORMAT_VERSION
-from tests.conftest import RESUME_PROGRESS, TINY, needs_cuda
+from models import (
+    Checkpoint,
+    CheckpointError,
+    ModelConfig,
+    ResumeState,
+    UserError,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
+from models.checkpoint import FORMAT_VERSION, MAX_HEADER_BYTES, METADATA_KEY, _data_offset
+from models.text import PLACEHOLDER, mostly_control, printable
+from tests.helpers import (
+    CONTROL_BYTES,
+    EDITS,
+    FUZZ,
+    HEADER_EDITS,
+    HOSTILE_NAMES,
+    HUGE,
+    RESUME_PROGRESS,
+    SMALL,
+    TINY,
+    VALUES,
+    edited,
+    hostile_checkpoint,
+    huge_offset_in_header,
+    mutate,
+    needs_cuda,
+    resign,
+    signed,
+    tiny_cvae,
+    untrained_checkpoint,
+)
+from train.output import OutputLock
+from train.settings import TrainSettings
+from vae_tui.decoding import Decoder, image_shape
 
 
 @pytest.fixture
@@ -280,3 +333,442 @@ def test_float16_weights_load_as_float32_within_a_grey_level(tmp_path: Path, mak
     saved = source.stat().st_size - (tmp_path / "fp16.safetensors").stat().st_size
     assert saved == pytest.approx(2 * weights, abs=64) and copy.atlas is not None
     assert not list(tmp_path.glob(".*"))
+
+
+# --- names in the metadata: shown literally, never obeyed -----------------------------------------
+
+
+def test_printable_shows_control_characters() -> None:
+    assert printable("\x1b[2Jx\x07\x9b\x7f\u2028\ud800") == f"{PLACEHOLDER}[2Jx{PLACEHOLDER * 5}"
+    assert printable("T-shirt/top [/] é 日本") == "T-shirt/top [/] é 日本"
+    assert mostly_control("\x1b\x1b\x1bab") and not mostly_control("\x1b[2J") and not mostly_control("")
+
+
+def test_control_characters_in_names_are_replaced_on_load(tmp_path: Path) -> None:
+    path = hostile_checkpoint(tmp_path / "c.safetensors", dataset="mnist\x1b[2J")
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.class_names[:2] == ["[/]", "[link=http://x]a[/link]"]  # markup is kept, as text
+    assert checkpoint.class_names[2] == f"{PLACEHOLDER}]2;pwned{PLACEHOLDER}"
+    assert checkpoint.dataset == f"mnist{PLACEHOLDER}[2J"
+    assert not any(c in name for name in checkpoint.class_names for c in CONTROL_BYTES)
+
+
+@pytest.mark.parametrize("field", ["class_names", "dataset"])
+def test_names_made_of_control_characters_are_refused(tmp_path: Path, field: str) -> None:
+    attack = "\x1b\x1b\x07\x1b\x9b"
+    names = [attack, *HOSTILE_NAMES[1:]] if field == "class_names" else HOSTILE_NAMES
+    path = hostile_checkpoint(
+        tmp_path / "c.safetensors", class_names=names, dataset=attack if field == "dataset" else "mnist"
+    )
+    with pytest.raises(CheckpointError, match="is mostly control characters") as caught:
+        load_checkpoint(path)
+    assert not any(c in str(caught.value) for c in CONTROL_BYTES)
+
+
+# --- metadata: standard JSON, bounded sizes, integers of thousands of digits ----------------------
+
+
+def test_an_infinite_best_test_loss_is_written_as_standard_json(tmp_path: Path) -> None:
+    checkpoint = load_checkpoint(hostile_checkpoint(tmp_path / "c.safetensors", kind="vae"))
+    optimizer = torch.optim.Adam(checkpoint.model.parameters())
+    progress = {"epoch": 1, "step": 0, "best_epoch": 0, "best_test_loss": math.inf}  # stopped before any epoch ended
+    checkpoint.resume = ResumeState(optimizer.state_dict(), {}, progress)
+    checkpoint.metrics = {"test_loss": math.nan}
+    path = save_checkpoint(tmp_path / "last.safetensors", checkpoint)
+    with safe_open(path, "pt") as f:
+        raw = f.metadata()[METADATA_KEY]
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    info = json.loads(raw, parse_constant=refuse)
+    assert info["resume"]["best_test_loss"] is None and info["metrics"]["test_loss"] is None
+    assert load_checkpoint(path, with_resume=True).resume.progress["best_test_loss"] == math.inf
+
+
+@pytest.mark.parametrize("metadata", [[1, 2], "text", 3, None])
+def test_metadata_that_is_not_an_object(tmp_path: Path, metadata: object, run_cli: Callable) -> None:
+    path = tmp_path / "odd.safetensors"
+    path.write_bytes(safetensors.torch.save({"x": torch.zeros(1)}, metadata={METADATA_KEY: json.dumps(metadata)}))
+    with pytest.raises(CheckpointError, match="has corrupted metadata"):
+        load_checkpoint(path)
+    result = run_cli("sample", str(path), "-o", str(tmp_path / "out.png"))
+    assert result.code == 1 and result.stderr == f"vae-tui sample: error: {path} has corrupted metadata\n"
+
+
+def test_oversized_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "big.safetensors"
+    metadata = {METADATA_KEY: json.dumps({"format_version": 1, "padding": "x" * (MAX_HEADER_BYTES + 10)})}
+    safetensors.torch.save_file({"w": torch.zeros(1)}, path, metadata=metadata)
+    with pytest.raises(CheckpointError, match="larger than any vae-tui checkpoint"):
+        load_checkpoint(path)
+
+
+def test_huge_sizes_in_metadata_are_refused_without_allocating(
+    tmp_path: Path, make_checkpoint: Callable, rewrite_checkpoint: Callable
+) -> None:
+    """How fast the refusal is: bench/checkpoint_load.py."""
+    path = save_checkpoint(tmp_path / "c.safetensors", make_checkpoint())
+    rewrite_checkpoint(path, edit_info=lambda info: info["model"].update(hidden_dim=60000, input_dim=60000))
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="has shape"):
+        load_checkpoint(path)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before  # KiB on Linux
+    assert grown < 1 << 20  # building the model first would initialise 60000 x 60000 floats: 14 GB
+
+
+def test_cvae_where_a_vae_is_expected(tmp_path: Path, make_checkpoint: Callable) -> None:
+    path = save_checkpoint(tmp_path / "c.safetensors", make_checkpoint("cvae"))
+    with pytest.raises(CheckpointError, match="holds a CVAE, but a VAE was expected"):
+        load_checkpoint(path, expect_kind="vae")
+
+
+def test_malformed_resume_state(tmp_path: Path, make_checkpoint: Callable, rewrite_checkpoint: Callable) -> None:
+    path = save_checkpoint(tmp_path / "last.safetensors", make_checkpoint(resume=True))
+    rewrite_checkpoint(path, edit_info=lambda info: info["resume"].pop("best_epoch"))
+    with pytest.raises(CheckpointError, match="malformed resume metadata"):
+        load_checkpoint(path, with_resume=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["header", "metadata", "training", "resume"])
+def test_integers_of_thousands_of_digits_are_refused(last: Path, where: str) -> None:
+    if where == "header":
+        huge_offset_in_header(last)
+    else:
+        edits = {"metadata": lambda i: i.update(epoch="RAW"), "training": lambda i: i["training"].update(seed="RAW")}
+        resign(last, edits.get(where, lambda i: i["resume"].update(step="RAW")), raw=HUGE)
+    part = "header" if where == "header" else "metadata"
+    with pytest.raises(CheckpointError, match=f"has an integer of 5000 digits in its {part}"):
+        load_checkpoint(last, with_resume=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["sample", "eval", "train", "explore"])
+def test_integers_of_thousands_of_digits_through_every_command(
+    last: Path, one_epoch: tuple[Path, Path], command: str, run_cli: Callable
+) -> None:
+    resign(last, lambda info: info["model"].update(hidden_dim="RAW"), raw=HUGE)
+    args = {
+        "sample": ["sample", str(last), "-o", str(last.with_suffix(".png"))],
+        "eval": ["eval", str(last), "--data-dir", str(one_epoch[0])],
+        "train": ["train", "--resume", str(last), "--epochs", "2", "--data-dir", str(one_epoch[0])],
+        "explore": ["explore", str(last)],
+    }[command]
+    run_cli(*args).assert_one_line_error(f"vae-tui {command}: error: {last} has an integer of 5000 digits")
+
+
+# --- the file's length against its header, before any data is read --------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, message", [(1000, "has 1000 bytes after the"), (-1, "is truncated: its header")])
+def test_a_length_other_than_the_header_announces_is_refused(last: Path, change: int, message: str) -> None:
+    blob = last.read_bytes()
+    last.write_bytes(blob + bytes(change) if change > 0 else blob[:change])
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(last)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content", ["zeros", "padded"])
+def test_a_sparse_2_gb_file_is_refused_from_its_header(last: Path, content: str) -> None:
+    """A 2 GB all-zero file, and a valid checkpoint padded to 2 GB: both sparse, so they cost no disk."""
+    if content == "zeros":
+        last.write_bytes(b"")
+    size = last.stat().st_size
+    os.truncate(last, 2 << 30)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    message = "not a vae-tui checkpoint" if content == "zeros" else f"has {(2 << 30) - size} bytes after the {size}"
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(last, with_resume=True)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 256 << 10  # KiB: nothing was read
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "tensors, message",
+    [
+        ({"junk": torch.zeros(3)}, "has a tensor vae-tui does not write: 'junk'"),
+        ({"resume.sums": torch.zeros(300, 300)}, "a resume tensor larger than any vae-tui writes"),
+        ({"optimizer.0.exp_avg": torch.zeros(5, 5)}, "'optimizer.0.exp_avg' has shape (5, 5)"),
+    ],
+    ids=["foreign", "resume-too-large", "optimizer-shape"],
+)
+def test_tensors_the_header_announces_must_be_vae_tuis(
+    last: Path, rewrite_checkpoint: Callable, tensors: dict, message: str
+) -> None:
+    rewrite_checkpoint(last, edit_tensors=lambda t: t.update(tensors))
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        load_checkpoint(last)
+
+
+# --- model sizes against vae-tui's images and data ------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("input_dim", [100, 99])
+@pytest.mark.parametrize("command", ["load", "eval", "sample", "explore"])
+def test_images_of_another_size_are_refused(
+    tmp_path: Path, one_epoch: tuple[Path, Path], run_cli: Callable, input_dim: int, command: str
+) -> None:
+    path = tiny_cvae(tmp_path / "c.safetensors", input_dim=input_dim)
+    message = f"the model's images have {input_dim} pixels, not vae-tui's 28x28 = 784 ({path})"
+    if command == "load":
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            load_checkpoint(path)
+        return
+    extra = {"eval": ["--data-dir", str(one_epoch[0])], "sample": ["-o", str(tmp_path / "x.png")], "explore": []}
+    run_cli(command, str(path), *extra[command]).assert_one_line_error(message)
+
+
+@pytest.mark.parametrize("command", ["sample", "explore"])
+def test_images_that_are_not_square(tmp_path: Path, command: str, run_cli: Callable) -> None:
+    assert image_shape(784) == (28, 28)
+    config = ModelConfig(input_dim=785, **SMALL)
+    with pytest.raises(UserError, match="785 pixels, not a square number"):
+        Decoder(build_model(config))
+    path = save_checkpoint(tmp_path / "wide.safetensors", untrained_checkpoint(config))
+    extra = ["-o", str(tmp_path / "out.png")] if command == "sample" else ["--exports", str(tmp_path)]
+    result = run_cli(command, str(path), *extra)  # explore stops before the app takes the terminal
+    assert result.code == 1
+    result.assert_one_line_error(f"vae-tui {command}: error: the model's images have 785 pixels")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["eval", "sample", "explore", "train"])
+def test_a_model_of_another_class_count_is_refused(
+    tmp_path: Path,
+    last: Path,
+    one_epoch: tuple[Path, Path],
+    rewrite_checkpoint: Callable,
+    run_cli: Callable,
+    command: str,
+) -> None:
+    if command == "train":  # the trained VAE, told it has 3 classes: the weights of a VAE do not depend on them
+        path = last
+
+        def three_classes(info: dict) -> None:
+            info["model"]["num_classes"], info["class_names"] = 3, info["class_names"][:3]
+
+        def three_centroids_no_atlas(tensors: dict) -> None:  # the atlas' labels would name classes 3 to 9
+            tensors.update(class_centroids=tensors["class_centroids"][:3])
+            for name in [name for name in tensors if name.startswith("atlas.")]:
+                del tensors[name]
+
+        rewrite_checkpoint(path, three_classes, three_centroids_no_atlas)
+        args = ["train", "--resume", str(path), "--epochs", "2", "--data-dir", str(one_epoch[0])]
+    else:
+        path = tiny_cvae(tmp_path / "c.safetensors", num_classes=3)
+        extra = {"eval": ["--data-dir", str(one_epoch[0])], "sample": ["-o", str(tmp_path / "x.png")], "explore": []}
+        args = [command, str(path), *extra[command]]
+    assert load_checkpoint(path).config.num_classes == 3  # a file consistent in itself
+    run_cli(*args).assert_one_line_error(f"{path} holds a model of 3 classes, but mnist has 10")
+
+
+# --- a writer killed while it writes --------------------------------------------------------------
+
+WRITERS = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import torch
+torch.set_num_threads(1)  # no thread pool is started, so fork() below is safe
+from models import load_checkpoint, save_checkpoint
+from models.points import listen
+for line in sys.stdin:  # "PATH" or "PATH<tab>at rename": a writer forked for each, so torch is imported once
+    path, _, at_rename = line.rstrip("\\n").partition("\\t")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if at_rename:  # the temp file is whole and synced, the rename not done
+                listen(lambda label: label == "written last.safetensors" and os.kill(os.getpid(), signal.SIGKILL))
+            checkpoint = load_checkpoint(path, with_resume=True)
+            print("ready", os.getpid(), flush=True)
+            while True:
+                checkpoint.epoch += 1
+                save_checkpoint(path, checkpoint)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    print("killed by", os.WTERMSIG(status) if os.WIFSIGNALED(status) else "nothing", flush=True)
+"""
+
+
+@pytest.fixture
+def writers() -> Iterator[subprocess.Popen]:
+    """A process that, for each checkpoint path written to its stdin, forks a writer rewriting it over and over."""
+    code = WRITERS.format(root=str(Path(__file__).resolve().parents[1]))
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    yield process
+    process.stdin.close()
+    assert process.wait(timeout=30) == 0
+
+
+def write_until_killed(writers: subprocess.Popen, path: Path, delay: float | None) -> str:
+    """Have writers rewrite path and SIGKILL the writer delay seconds after it starts; None: it kills itself
+    just before its first rename. Returns how the writer ended."""
+    writers.stdin.write(f"{path}\n" if delay is not None else f"{path}\tat rename\n")
+    writers.stdin.flush()
+    _, pid = writers.stdout.readline().split()  # "ready PID"
+    if delay is not None:
+        time.sleep(delay)  # deliberate: a kill at an arbitrary moment of the write loop is what is tested
+        os.kill(int(pid), signal.SIGKILL)
+    return writers.stdout.readline().strip()
+
+
+@pytest.mark.slow
+def test_sigkill_while_writing_leaves_a_loadable_checkpoint(
+    tmp_path: Path, make_checkpoint: Callable, writers: subprocess.Popen
+) -> None:
+    delays = (0.05, 0.13, 0.31, 0.57, None)
+    folders = [tmp_path / f"kill-{i}" for i in range(len(delays))]
+    for folder, delay in zip(folders, delays, strict=True):
+        folder.mkdir()
+        save_checkpoint(folder / "last.safetensors", make_checkpoint(resume=True))
+        assert write_until_killed(writers, folder / "last.safetensors", delay) == f"killed by {int(signal.SIGKILL)}"
+        assert load_checkpoint(folder / "last.safetensors", with_resume=True).config.hidden_dim == 32
+    leftovers = [p.name for p in folders[-1].iterdir() if p.name != "last.safetensors"]
+    assert len(leftovers) == 1 and re.fullmatch(r"\.last\.safetensors\..*\.tmp", leftovers[0]), leftovers
+    assert load_checkpoint(folders[-1] / "last.safetensors", with_resume=True).epoch == 1  # the old one, whole
+    for folder in folders:
+        OutputLock(folder).release()  # a new training removes the temp files a killed writer left
+        assert sorted(p.name for p in folder.iterdir()) == [".lock", "last.safetensors"]
+
+
+# --- fuzzing: any bytes, mutations, fields and tensors replaced: only our own errors come out -----
+
+
+def load_only_our_errors(path: Path, blob: bytes) -> None:
+    """Load blob as a checkpoint, weights only and to resume; what loads must also resume and train a step."""
+    path.write_bytes(blob)
+    for with_resume in (False, True):
+        with contextlib.suppress(UserError):
+            checkpoint = load_checkpoint(path, with_resume=with_resume)
+            if with_resume:
+                resume_one_step(checkpoint)
+
+
+def resume_one_step(checkpoint: Checkpoint) -> None:
+    """What `train --resume` does with a checkpoint before its first batch, then one Adam step as the Trainer takes it
+    (fused, on the CPU); raises only UserError for what it refuses."""
+    training = TrainSettings.from_checkpoint(checkpoint)
+    model = build_model(training.model_config(num_classes=10))
+    model.load_state_dict(checkpoint.model.state_dict())
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.lr, fused=True)
+    try:  # as Trainer._restore: a state of another shape is refused there in one line
+        optimizer.load_state_dict(checkpoint.resume.optimizer)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(str(e)) from None
+    for group in optimizer.param_groups:
+        group.update({"fused": True, "foreach": None, "capturable": False})
+    for name, state in checkpoint.resume.tensors.items():
+        if name.startswith("rng") and name.endswith(".cpu"):
+            torch.Generator().set_state(state)
+    model.loss(torch.rand(4, 784), torch.arange(4))[0].backward()
+    optimizer.step()
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(blob=st.binary(max_size=4096))
+def test_checkpoint_random_bytes(tmp_path: Path, blob: bytes) -> None:
+    load_only_our_errors(tmp_path / "random.safetensors", blob)
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(edits=EDITS, cut=st.none() | st.integers(0, 1 << 24))
+def test_checkpoint_mutations(tmp_path: Path, valid_checkpoint: bytes, edits: list, cut: int | None) -> None:
+    load_only_our_errors(tmp_path / "mutated.safetensors", mutate(valid_checkpoint, edits, cut))
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(edits=HEADER_EDITS)
+def test_checkpoint_header_mutations(tmp_path: Path, valid_checkpoint: bytes, edits: list) -> None:
+    """Printable edits inside the JSON header: the weights' checksum still matches, the metadata does not."""
+    load_only_our_errors(
+        tmp_path / "header.safetensors", mutate(valid_checkpoint, [(8 + p, k, v) for p, k, v in edits], None)
+    )
+
+
+FIELDS = [
+    ("format_version",), ("model",), ("model", "kind"), ("model", "input_dim"), ("model", "hidden_dim"),
+    ("model", "latent_dim"), ("model", "num_classes"), ("dataset",), ("class_names",), ("class_names", 0),
+    ("class_names", 9), ("epoch",), ("metrics",), ("metrics", "test_loss"), ("training",),
+    *[("training", f.name) for f in fields(TrainSettings)], ("package_version",), ("created",), ("optimizer",),
+    ("optimizer", "param_groups"), ("optimizer", "param_groups", 0), ("optimizer", "scalars"),
+    ("optimizer", "scalars", "0"), ("optimizer", "scalars", "0", "step"),
+    *[("optimizer", "param_groups", 0, key) for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")],
+    *[("optimizer", "param_groups", 0, key) for key in ("foreach", "fused", "capturable", "params", "extra")],
+    ("resume",), ("resume", "epoch"), ("resume", "step"), ("resume", "best_epoch"), ("resume", "best_test_loss"),
+]  # fmt: skip
+
+EDIT = st.tuples(st.sampled_from(FIELDS), st.booleans(), VALUES)  # (field, delete it?, else its new value)
+
+
+class Parts(NamedTuple):
+    """A checkpoint's tensors and metadata, to edit and sign again; shown short in hypothesis' reports."""
+
+    tensors: dict[str, torch.Tensor]
+    info: dict
+
+    def __repr__(self) -> str:
+        return "<the valid checkpoint's tensors and metadata>"
+
+
+@pytest.fixture(scope="module")
+def valid_parts(valid_checkpoint: bytes) -> Parts:
+    """The valid checkpoint's tensors and metadata."""
+    header = json.loads(valid_checkpoint[8 : _data_offset(valid_checkpoint)])
+    return Parts(safetensors.torch.load(valid_checkpoint), json.loads(header["__metadata__"][METADATA_KEY]))
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(edits=st.lists(EDIT, min_size=1, max_size=3))
+def test_checkpoint_metadata_fields(tmp_path: Path, valid_parts: Parts, edits: list) -> None:
+    """Fields replaced or deleted, the file signed again: the loader and the resume see values a buggy or hostile
+    writer could leave."""
+    tensors, info = valid_parts
+    load_only_our_errors(tmp_path / "fields.safetensors", signed(tensors, edited(info, edits)))
+
+
+TENSOR_NAMES = ["resume.rng_now.cpu", "resume.rng_epoch_start.cpu", "resume.rng_now.cuda", "resume.rng_now.mps"]
+TENSOR_NAMES += [
+    "resume.loss_sum",
+    "optimizer.0.step",
+    "optimizer.0.exp_avg",
+    "optimizer.9.exp_avg_sq",
+    "class_centroids",
+]
+TENSOR_NAMES += ["model.to_mu.bias", "optimizer.10.step", "optimizer.0.max_exp_avg_sq", "resume", "junk"]
+DTYPES = [torch.uint8, torch.float32, torch.float64, torch.int64, torch.bool, torch.float16]
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(
+    name=st.sampled_from(TENSOR_NAMES),
+    delete=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+    shape=st.lists(st.integers(0, 6000), max_size=2),
+    fill=st.sampled_from([0.0, 1.0, -1.0, float("nan"), 255.0]),
+)
+def test_checkpoint_resume_tensors(
+    tmp_path: Path,
+    valid_parts: Parts,
+    name: str,
+    delete: bool,
+    dtype: torch.dtype,
+    shape: list,
+    fill: float,
+) -> None:
+    """RNG states, Adam's state and weights replaced by tensors of another dtype, shape or content, or removed."""
+    tensors, info = valid_parts
+    tensors = dict(tensors)
+    if delete:
+        tensors.pop(name, None)
+    elif 0 < torch.Size(shape).numel() <= 1 << 16 or not shape:
+        tensors[name] = torch.full(shape, fill).to(dtype)
+    load_only_our_errors(tmp_path / "tensors.safetensors", signed(tensors, info))

@@ -1,4 +1,5 @@
-"""`vae-tui eval` and `vae-tui sample`: the numbers add up, the bound is a bound, PNGs are reproducible."""
+"""`vae-tui eval` and `vae-tui sample`: the numbers add up, the bound is a bound, PNGs are reproducible, names are
+shown literally, and PNG records (`--from-png`) are read or refused whatever they hold."""
 
 import json
 import math
@@ -9,16 +10,29 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from torch.distributions import Normal
 
-from models import load_checkpoint
-from tests.conftest import TINY_FLAGS, write_dataset
-from tests.terminal import run_in_pty
-from tests.test_image_file import png_header
+from models import UserError, load_checkpoint
+from models.text import PLACEHOLDER
+from tests.helpers import (
+    CONTROL_BYTES,
+    FUZZ,
+    HUGE_INTEGER,
+    TINY_FLAGS,
+    VALUES,
+    edited,
+    hostile_checkpoint,
+    one_line_error,
+    png_header,
+    run_cli_in_pty,
+    write_dataset,
+)
 from train.evaluate import evaluate_model, iwae_log_likelihood
-from vae_tui.cli import build_parser
+from vae_tui.cli import build_parser, main
 from vae_tui.commands import pretrained_names
 from vae_tui.commands.explore import pretrained_label, pretrained_path, resolve
 from vae_tui.decoding import Decoder
@@ -51,6 +65,7 @@ def test_iwae_log_weight_matches_the_densities() -> None:
     torch.testing.assert_close(log_px, expected.detach(), rtol=1e-4, atol=1e-2)
 
 
+@pytest.mark.slow
 def test_evaluation_numbers_add_up(trained: tuple[Path, Path]) -> None:
     from train.data import load_dataset
 
@@ -69,6 +84,7 @@ def test_evaluation_numbers_add_up(trained: tuple[Path, Path]) -> None:
     assert sum(d["kl"] for d in evaluation.dimensions) == pytest.approx(evaluation.elbo_sampled["kl"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_eval_command_json_and_table(trained: tuple[Path, Path], run_cli: Callable) -> None:
     result = run_cli("eval", str(trained[0]), "--samples", "8", "--json", "--data-dir", str(trained[1]))
     assert result.code == 0, result.stderr
@@ -78,6 +94,7 @@ def test_eval_command_json_and_table(trained: tuple[Path, Path], run_cli: Callab
     assert "IWAE bound, K=8" in table.stdout and "active" in table.stdout
 
 
+@pytest.mark.slow
 def test_evaluation_reports_images_done_without_changing_the_numbers(trained: tuple[Path, Path]) -> None:
     from train.data import load_dataset
 
@@ -91,16 +108,17 @@ def test_evaluation_reports_images_done_without_changing_the_numbers(trained: tu
     assert len(done) == 3 * 2 and done[:2] == [25, 50]  # 3 batches (50, 50, 28), each in 2 chunks of 8 samples
 
 
+@pytest.mark.slow
 def test_eval_shows_progress_on_a_terminal_only(trained: tuple[Path, Path], tmp_path: Path, run_cli: Callable) -> None:
     args = ["eval", str(trained[0]), "--samples", "8", "--data-dir", str(trained[1])]
-    terminal = run_in_pty(args, cwd=tmp_path)
+    terminal = run_cli_in_pty(args, cwd=tmp_path)
     assert terminal.code == 0, terminal.output
     assert "loading mnist" in terminal.output and "-ELBO and IWAE, K=8" in terminal.output
     assert "128/128 images" in terminal.output and "eta" in terminal.output
     screen = terminal.screen(80)
     assert not screen.wraps and "IWAE bound, K=8" in "\n".join(screen.lines())
     assert not any("images" in line and "eta" in line for line in screen.lines())  # erased once the tables print
-    as_json = run_in_pty([*args, "--json"], cwd=tmp_path)
+    as_json = run_cli_in_pty([*args, "--json"], cwd=tmp_path)
     assert as_json.code == 0 and "K=8" not in as_json.output
     assert json.loads(as_json.output)["iwae_samples"] == 8  # nothing but the JSON
     piped = run_cli(*args)
@@ -133,6 +151,7 @@ def sample(tmp_path: Path, run_cli: Callable) -> Callable[..., Path]:
     return run
 
 
+@pytest.mark.slow
 def test_sample_is_byte_for_byte_reproducible(tmp_path: Path, sample: Callable) -> None:
     first = sample("a.png", "--seed", "3").read_bytes()
     again = sample("b.png", "--seed", "3").read_bytes()
@@ -355,3 +374,78 @@ async def test_from_png_redraws_the_explorers_pngs_byte_for_byte(
         result = run_cli("sample", "--from-png", str(saved), "-o", str(again))
         assert result.code == 0, result.stderr
         assert again.read_bytes() == saved.read_bytes()
+
+
+# --- names in a checkpoint, shown literally by eval and sample ------------------------------------
+
+
+def test_eval_table_shows_names_literally(
+    tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    path = hostile_checkpoint(tmp_path / "run [green]z" / "best.safetensors")
+    assert main(["eval", str(path), "--samples", "2", "--data-dir", str(mnist_dir)]) == 0
+    out = capsys.readouterr().out
+    for shown in ("[/]", "[link=http://x]a[/link]", "[red]x", "[b", f"{PLACEHOLDER}[2J", "[green]z/best"):
+        assert shown in out
+    assert not any(c in out for c in CONTROL_BYTES)
+
+
+def test_sample_class_error_shows_names_literally(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = hostile_checkpoint(tmp_path / "c.safetensors")
+    assert main(["sample", str(path), "-o", str(tmp_path / "x.png"), "--class", "nope\x1b[2J"]) == 1
+    err = capsys.readouterr().err
+    one_line_error(err, "unknown class", "[/], [link=http://x]a[/link]", f"{PLACEHOLDER}]2;pwned{PLACEHOLDER}")
+    assert not any(c in err for c in CONTROL_BYTES)
+    assert main(["sample", str(path), "-o", str(tmp_path / "x.png"), "--class", "[/]"]) == 0  # a name picks its class
+
+
+# --- fuzzing PNG records (sample --from-png): read, or said to be garbled -------------------------
+
+RECORD = {
+    "format": 1, "checkpoint": "/x.safetensors", "sha256": "0" * 64, "kind": "vae",
+    "class": [None, None], "z": [[0.5, -1.0], None], "columns": 2, "scale": 4,
+}  # fmt: skip
+
+RECORD_FIELDS = [(key,) for key in RECORD] + [("z", 0), ("z", 0, 0), ("class", 0)]
+
+
+@pytest.fixture(scope="module")
+def blank_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("records") / "blank.png"
+    Image.new("L", (4, 4)).save(path)
+    return path
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(
+    edits=st.lists(st.tuples(st.sampled_from(RECORD_FIELDS), st.booleans(), VALUES), max_size=3),
+    depth=st.sampled_from([0, 0, 0, 50_000]),
+    huge=st.booleans(),
+)
+def test_png_records(tmp_path: Path, blank_png: Path, edits: list, depth: int, huge: bool) -> None:
+    """A vae-tui record edited, nested deeply or carrying huge integers: read_export reads it or says it is garbled."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from vae_tui.exports import read_export
+
+    text = json.dumps(edited(RECORD, edits)).replace(f'"{HUGE_INTEGER}"', "9" * 401)
+    if huge:
+        text = text.replace("0.5", "1" + "0" * 400)
+    if depth:
+        text = "[" * depth + text + "]" * depth
+    info = PngInfo()
+    info.add_text("vae-tui", text)
+    png = tmp_path / "record.png"
+    with Image.open(blank_png) as image:
+        image.save(png, pnginfo=info)
+    try:
+        export = read_export(png)
+    except UserError as e:
+        assert "\n" not in str(e) and "\x1b" not in str(e)
+        return
+    assert all(cell is None or all(abs(v) <= 1e4 for v in cell) for cell in export.z)

@@ -1,31 +1,18 @@
 """The one image opener: allowed raster formats only, regular files only, sizes checked from the header."""
 
 import os
-import struct
 import subprocess
 import threading
 import warnings
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import EpsImagePlugin, Image
 
+from tests.helpers import EPS, png_header
 from train.image_file import ImageRefused, open_image
 from vae_tui.run_view import grid_pixels
-
-EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n0 0 moveto 64 64 lineto stroke\nshowpage\n%%EOF\n"
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height grey pixels and whose data is one empty compressed block."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def refused(path: Path, **limits: int) -> str:

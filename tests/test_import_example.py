@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import CheckpointError, load_checkpoint
-from tests.conftest import CliResult
+from tests.helpers import CliResult
 from vae_tui.app import create_app
 
 

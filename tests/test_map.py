@@ -12,7 +12,7 @@ from PIL import Image
 from rich.color import Color, ColorSystem
 
 from models import load_checkpoint
-from tests.colour_difference import ciede2000, srgb_to_lab
+from tests.helpers import ciede2000, srgb_to_lab
 from train.atlas import build_atlas
 from vae_tui.app import create_app
 from vae_tui.commands.explore import pretrained_path
@@ -127,6 +127,7 @@ print(peak() - before)
 """
 
 
+@pytest.mark.slow
 def test_the_largest_atlas_costs_memory_in_proportion_to_its_points() -> None:
     """Enter on the map compared every encoding's index with every image's: 3.2 GB at the largest atlas."""
     run = subprocess.run(

@@ -35,6 +35,7 @@ def page_faults(mode: str) -> int:
     return int(run.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not is_glibc(), reason="mallopt's thresholds are glibc's")
 def test_kept_memory_is_reused_without_page_faults() -> None:
     assert page_faults("default") > 5 * 16384 // 2  # each 64 MiB block mapped afresh

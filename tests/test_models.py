@@ -1,4 +1,4 @@
-"""VAE and CVAE: shapes, the loss against the demo's formula, conditioning, sampling."""
+"""VAE and CVAE: shapes, the loss against the demo's formula, conditioning, sampling, sizes and kinds refused."""
 
 import pytest
 import torch
@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from models import CVAE, VAE, ModelConfig, UserError, build_model, elbo_loss, parameter_count
 from models.conv import ConvCVAE, ConvVAE, transposed_by_fold
+from tests.helpers import SMALL
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -145,3 +146,26 @@ def test_a_class_does_not_take_another_arch_config() -> None:
         ConvVAE(ModelConfig(arch="mlp"))
     with pytest.raises(ValueError, match="use build_model"):
         VAE(ModelConfig(arch="conv"))
+
+
+# --- sizes and kinds refused when the model is built ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sizes, message",
+    [
+        ({"kind": "gan"}, "model kind must be one of vae, cvae, not 'gan'"),
+        ({"latent_dim": 0}, "latent_dim must be positive, got 0"),
+        ({"hidden_dim": -3}, "hidden_dim must be positive, got -3"),
+        ({"input_dim": 0}, "input_dim must be positive"),
+        ({"num_classes": 0}, "num_classes must be positive"),
+    ],
+)
+def test_model_config_refuses_bad_values(sizes: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        ModelConfig(**sizes)
+
+
+def test_model_class_must_match_the_config() -> None:
+    with pytest.raises(ValueError, match="use build_model"):
+        VAE(ModelConfig(kind="cvae", **SMALL))

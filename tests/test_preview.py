@@ -4,11 +4,11 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 from rich.console import Console
 
-from tests.conftest import TINY_FLAGS, QuietProgress, write_dataset
-from tests.terminal import run_in_pty
+from tests.helpers import TINY_FLAGS, PtyResult, QuietProgress, run_cli_in_pty
 from train.data import load_dataset
 from train.loop import StopFlag
 from train.preview import Preview
@@ -56,6 +56,7 @@ def test_a_big_terminal_gets_the_images_at_their_size_and_a_tiny_one_nothing() -
     assert drawn(preview, width=80, height=20) == []  # 14 rows left for 16: nothing rather than a cut picture
 
 
+@pytest.mark.slow
 def test_training_hands_each_epoch_its_preview(make_trainer: Callable, mnist_dir: Path, tmp_path: Path) -> None:
     previews = []
 
@@ -81,14 +82,16 @@ def test_piped_output_and_no_preview_draw_no_pictures(tmp_path: Path) -> None:
     assert quiet.bars.shown_preview is None
 
 
-def test_a_terminal_run_shows_the_last_preview_when_it_ends(tmp_path: Path) -> None:
-    write_dataset(tmp_path / "data")
-    result = run_in_pty(["train", *TINY_FLAGS, "--epochs", "2", "--data-dir", "data", "--out", "run"], tmp_path)
+@pytest.mark.slow
+def test_a_terminal_run_shows_the_last_preview_when_it_ends(
+    trained_in_a_terminal: tuple[PtyResult, Path], tmp_path: Path
+) -> None:
+    result, folder = trained_in_a_terminal  # 2 epochs on the tiny dataset in folder/data
     assert result.code == 0, result.output
     lines = result.screen(80).lines()
     assert "epoch 1: test images beside their reconstructions" in result.output
     assert "epoch 2: test images beside their reconstructions" in lines
-    quiet = run_in_pty(
-        ["train", *TINY_FLAGS, "--epochs", "1", "--data-dir", "data", "--out", "q", "--no-preview"], tmp_path
-    )
+    data = str(folder / "data")
+    args = ["train", *TINY_FLAGS, "--epochs", "1", "--data-dir", data, "--out", "q", "--no-preview"]
+    quiet = run_cli_in_pty(args, tmp_path)
     assert quiet.code == 0 and "test images beside" not in quiet.output

@@ -4,11 +4,12 @@ import io
 import re
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from rich.text import Text
 
-from tests.conftest import TINY_FLAGS, write_dataset
-from tests.terminal import PtyResult, run_in_pty
+from tests.helpers import TERMINAL_OUT as OUT
+from tests.helpers import TINY_FLAGS, PtyResult, run_in_pty, write_dataset
 from train.progress import EpochResult
 
 CTRL_C = b"\x03"
@@ -27,12 +28,11 @@ def last_drawn(result: PtyResult, bar: str) -> str:
     return re.split(r"[\r\n]", result.output[start:], maxsplit=1)[0]
 
 
-OUT = Path("runs") / "vae-fashion-mnist-20261129-144628"  # relative, as long as the default name
-
-
-def test_a_finished_run_fits_80_columns_and_its_bars_end_complete_and_green(tmp_path: Path) -> None:
-    write_dataset(tmp_path / "data")  # 512 training images: 16 batches of 32
-    result = run_in_pty(["train", *TINY_FLAGS, "--epochs", "2", "--data-dir", "data", "--out", str(OUT)], tmp_path)
+@pytest.mark.slow
+def test_a_finished_run_fits_80_columns_and_its_bars_end_complete_and_green(
+    trained_in_a_terminal: tuple[PtyResult, Path],
+) -> None:
+    result, _ = trained_in_a_terminal  # 16 batches of 32 an epoch, 2 epochs, into OUT
     assert result.code == 0, result.output
     screen = result.screen(80)
     assert not screen.wraps, screen.wraps
@@ -51,6 +51,7 @@ def test_a_finished_run_fits_80_columns_and_its_bars_end_complete_and_green(tmp_
     assert lines[-1] == f"  vae-tui explore {OUT / 'best.safetensors'}"
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_each_bar_once_and_every_line_within_80_columns(tmp_path: Path) -> None:
     write_dataset(tmp_path / "data", n_train=4096)  # 128 batches an epoch: Ctrl-C lands in a later epoch
     args = ["train", *TINY_FLAGS, "--epochs", "50", "--data-dir", "data", "--out", str(OUT)]

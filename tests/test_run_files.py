@@ -1,16 +1,20 @@
 """Hostile run folders: special files, huge and deep values, markup and escape codes, mounts and links, names that
-are shell code. `vae-tui runs` (plain and --json) and the browser end each in one line or a notice, never a hang.
+are shell code, fuzzed metrics rows and folder layouts. `vae-tui runs` (plain and --json) and the browser end
+each in one line or a notice, never a hang.
 
 The runs here are written by hand as the listing reads them (a checkpoint header carrying vae-tui's metadata, and
 metrics.jsonl): the listing never reads more, and a hand-written header can say what no writer would.
 """
 
 import json
+import math
 import os
 import shlex
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from models.text import PLACEHOLDER
+from tests.helpers import FUZZ, HUGE_INTEGER, VALUES, edited
 from train.commands import explore_command, resume_command
 from train.run_delete import DeleteRefused, deletable_size, delete_run, entries_under
 from train.run_files import FileTooLarge, NotRegularFile, read_capped
@@ -156,6 +163,7 @@ def special_runs(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_special_files_in_a_run_never_hang_the_listing(special_runs: Path) -> None:
     listed = vae_tui_process("runs", str(special_runs), "--json")
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
@@ -369,6 +377,7 @@ def mount_tmpfs(where: Path) -> None:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
 
 
+@pytest.mark.slow
 async def test_d_refuses_a_run_holding_another_file_system(tmp_path: Path, toast_shows: Callable) -> None:
     from vae_tui.runs_app import ConfirmDelete, RunsApp
 
@@ -437,6 +446,7 @@ def test_a_delete_removes_links_as_links_and_counts_no_linked_bytes(tmp_path: Pa
 # --- commands to paste: quoted for the shell --------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_printed_commands_quote_their_paths(tmp_path: Path, run_cli: Callable) -> None:
     from textual.widgets import Static
 
@@ -496,3 +506,73 @@ async def test_grids_are_decoded_off_the_ui_thread_and_keys_still_work(
         assert not returned and not any(on_ui_thread for _, on_ui_thread in calls)
     finally:
         release.set()
+
+
+# --- fuzzing the listing: metrics rows and run folder layouts -------------------------------------
+
+METRIC_ROW = {"epoch": 1, "train_loss": 286.3, "test_loss": 262.6, "test_kl": 15.7, "threads": 2}
+
+METRIC_FIELDS = [(key,) for key in METRIC_ROW]
+
+RUN_ENTRIES = ["metrics.jsonl", "last.safetensors", "best.safetensors", ".lock", "reconst-1.png", "other"]
+
+ENTRY_KINDS = st.sampled_from(["bytes", "folder", "link to /dev/zero", "dangling link", "link to the run", "fifo"])
+
+
+def checked_run(folder: Path) -> None:
+    """scan_run on folder gives a Run whose cells are printable and whose row is standard JSON."""
+    from models.text import CONTROL
+    from train.runs import row_cells, scan_run
+
+    run = scan_run(folder)
+    assert not any(CONTROL.search(cell) for cell in row_cells(run))
+    json.dumps(run.as_json(), allow_nan=False)
+    assert all(math.isfinite(row["test_loss"]) and math.isfinite(row["train_loss"]) for row in run.metrics)
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(
+    rows=st.lists(st.lists(st.tuples(st.sampled_from(METRIC_FIELDS), st.booleans(), VALUES), max_size=3), max_size=4),
+    tail=st.sampled_from(["", "cut", "deep", "escape", "digits"]),
+)
+def test_metrics_rows(valid_checkpoint: bytes, rows: list, tail: str) -> None:
+    """metrics.jsonl rows with fields replaced or deleted (huge integers, NaN, markup, control characters), and a
+    last line cut, nested deeply or of digits: the listing keeps the good rows before a bad one, and never fails."""
+    tail = {"": "", "cut": "{", "deep": "[" * 50_000, "escape": "\x1b]2;x\x07", "digits": "9" * 5000}[tail]
+    folder = Path(tempfile.mkdtemp(prefix="fuzz-run-"))
+    (folder / "last.safetensors").write_bytes(valid_checkpoint)
+    lines = [json.dumps(edited({**METRIC_ROW, "epoch": i + 1}, edits)) for i, edits in enumerate(rows)]
+    lines = [line.replace(f'"{HUGE_INTEGER}"', "9" * 401) for line in lines]
+    (folder / "metrics.jsonl").write_text("\n".join([*lines, tail]) + "\n")
+    try:
+        checked_run(folder)
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(layout=st.dictionaries(st.sampled_from(RUN_ENTRIES), st.tuples(ENTRY_KINDS, st.binary(max_size=64)), max_size=6))
+def test_run_folder_layouts(layout: dict) -> None:
+    """A run folder's files as folders, FIFOs, links to /dev/zero, to the folder itself or to nothing, or bytes:
+    scan_run answers at once (a FIFO would block a plain open) with a state, never an exception."""
+    folder = Path(tempfile.mkdtemp(prefix="fuzz-run-"))
+    for name, (kind, data) in layout.items():
+        path = folder / name
+        if kind == "bytes":
+            path.write_bytes(data)
+        elif kind == "folder":
+            path.mkdir()
+        elif kind == "link to /dev/zero":
+            path.symlink_to("/dev/zero")
+        elif kind == "dangling link":
+            path.symlink_to(folder / "nothing")
+        elif kind == "link to the run":
+            path.symlink_to(folder)
+        else:
+            os.mkfifo(path)
+    try:
+        checked_run(folder)
+    finally:
+        shutil.rmtree(folder)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models import ModelConfig, build_model, load_checkpoint
-from tests.conftest import TINY_SETTINGS
+from tests.helpers import TINY_SETTINGS
 from train.data import load_dataset
 from train.evaluate import evaluate
 from train.schedule import kl_weight, learning_rate
@@ -71,6 +71,7 @@ def test_the_step_minimizes_reconstruction_plus_weighted_kl_and_sums_the_true_el
     assert weighted[1] == pytest.approx(total.item()) == pytest.approx(plain[1])
 
 
+@pytest.mark.slow
 def test_metrics_record_the_weight_and_the_test_loss_stays_the_elbo(
     mnist_dir: Path, tmp_path: Path, run_training: Callable
 ) -> None:
@@ -88,6 +89,7 @@ def test_metrics_record_the_weight_and_the_test_loss_stays_the_elbo(
     assert last.training["beta"] == 4.0 and last.training["kl_warmup"] == 2
 
 
+@pytest.mark.slow
 def test_warm_up_changes_training_and_only_training(tmp_path: Path, run_training: Callable) -> None:
     plain = run_training(tmp_path / "plain", epochs=1)
     warmed = run_training(tmp_path / "warmed", epochs=1, kl_warmup=1)
@@ -101,6 +103,7 @@ def test_beta_and_warm_up_flags_are_checked(run_cli: Callable) -> None:
     run_cli("train", "--kl-warmup", "-2").assert_one_line_error("--kl-warmup must be 0 or more")
 
 
+@pytest.mark.slow
 def test_the_first_line_names_the_device_and_threads(mnist_dir: Path, tmp_path: Path, run_cli: Callable) -> None:
     result = run_cli(
         "train",

@@ -6,6 +6,7 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
+import pytest
 import torch
 
 import models
@@ -36,6 +37,7 @@ def test_models_exports_match_their_modules() -> None:
         assert getattr(models, name) is getattr(import_module(models._MODULE_OF[name]), name)
 
 
+@pytest.mark.slow
 def test_errors_text_version_the_parser_and_the_runs_browser_import_without_torch() -> None:
     code = (
         "import sys, models.errors, models.text, models.version, vae_tui.cli, vae_tui.runs_app; "

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models import ModelConfig, UserError, build_model, elbo_loss
-from tests.conftest import needs_cuda
+from tests.helpers import needs_cuda
 from train.steps import CheckedGraphStep, EagerStep, GraphedStep, StaticShapeStep, make_step
 
 
@@ -153,6 +153,7 @@ def test_a_graph_that_agrees_keeps_running() -> None:
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_training_goes_on_eagerly_when_capture_fails(
     tmp_path: Path, run_training: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,7 +11,7 @@ from rich.console import Console
 
 import train.threads
 from models import load_checkpoint
-from tests.conftest import TINY_SETTINGS, QuietProgress
+from tests.helpers import TINY_SETTINGS, QuietProgress
 from train.data import load_dataset
 from train.loop import StopFlag, Trainer
 from train.progress import RichProgress
@@ -121,6 +121,7 @@ def two_threads() -> object:
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("two_threads")
 def test_each_epoch_trains_on_the_count_the_load_leaves_and_records_it(mnist_dir: Path, tmp_path: Path) -> None:
     data = load_dataset("mnist", data_dir=mnist_dir)
@@ -141,6 +142,7 @@ def test_each_epoch_trains_on_the_count_the_load_leaves_and_records_it(mnist_dir
     assert [row["threads"] for row in rows] == [2, 2, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("two_threads")
 def test_a_run_stopped_mid_epoch_resumes_on_that_epochs_count(mnist_dir: Path, tmp_path: Path) -> None:
     data = load_dataset("mnist", data_dir=mnist_dir)
@@ -165,6 +167,7 @@ def test_a_run_stopped_mid_epoch_resumes_on_that_epochs_count(mnist_dir: Path, t
     assert [row["threads"] for row in rows] == [1, 2]  # the stopped epoch goes on as it began; the next follows
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("two_threads")
 def test_the_mlp_trains_to_the_same_tensors_on_any_thread_count(mnist_dir: Path, tmp_path: Path) -> None:
     """The reproducibility promise with a count that follows the load: the demo's MLP (784-400-20, batch 128)

@@ -1,6 +1,8 @@
-"""The training loop on tiny data: it learns, writes every artifact, resumes bit for bit, stops cleanly."""
+"""The training loop on tiny data: it learns, writes every artifact, resumes bit for bit, stops cleanly (disk full)."""
 
+import errno
 import json
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -9,11 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from models import build_model, load_checkpoint
-from tests.conftest import TINY_SETTINGS
+from models import UserError, build_model, load_checkpoint
+from tests.helpers import TINY_SETTINGS
 from train.data import load_dataset
 from train.evaluate import evaluate
 from train.loop import StopFlag, TrainingDiverged, TrainingInterrupted
+
+pytestmark = pytest.mark.slow  # every test here trains a model
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -148,3 +152,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
     with pytest.raises(TrainingDiverged, match=r"epoch 2.*still holds epoch 1"):
         trainer.run(StopFlag())
     assert last.read_bytes() == before
+
+
+def test_disk_full_while_writing(tmp_path: Path, run_training: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    trainer = run_training(out, epochs=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    trainer.settings = replace(trainer.settings, epochs=2)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UserError, match=r"could not write .*: No space left on device; training stopped"):
+        trainer.run(StopFlag())
+    after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    assert {k: v for k, v in before.items() if k in after} == after  # what existed is unchanged
+    assert "last.safetensors" in after and load_checkpoint(out / "last.safetensors").epoch == 1

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 import train.image_file
 from models import load_checkpoint
-from tests.test_image_file import EPS, png_header
+from tests.helpers import EPS, png_header
 from vae_tui.app import create_app
 from vae_tui.commands.explore import pretrained_path
 from vae_tui.user_image import best_class, load_user_image

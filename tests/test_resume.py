@@ -1,28 +1,47 @@
-"""Stops and crashes at exact moments of training, reached through named points: the run resumes bit for bit.
+"""Resuming: stops and crashes at exact moments of training, reached through named points, and the run resumes bit
+for bit; and what `--resume` refuses (a state that does not fit, weights only, hostile settings or optimizer
+state), in one line.
 
 In this process a listener sets the stop flag (as a signal would), raises (as a crash would), or sends
-SIGINT; real processes are started only for SIGKILL and SIGTERM, all at once, by one fixture.
+SIGINT or SIGTERM; real processes are started only for SIGKILL, all at once, by one fixture (test_cli.py sends
+SIGINT and SIGTERM to real processes).
 """
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-from models import load_checkpoint
+from models import CheckpointError, UserError, load_checkpoint
+from models.limits import MAX_EPOCHS, MAX_SEED, MAX_SIZE
 from models.points import listen
-from tests.conftest import TINY_FLAGS, TINY_SETTINGS, QuietProgress, write_dataset
+from tests.helpers import (
+    FUZZ,
+    SMALL,
+    TINY_FLAGS,
+    TINY_SETTINGS,
+    VALUES,
+    QuietProgress,
+    untrained_checkpoint,
+    write_dataset,
+)
 from train.data import load_dataset
 from train.evaluate import class_centroids
 from train.loop import StopFlag, Trainer, TrainingInterrupted
 from train.output import OutputLock
+from train.progress import PlainProgress
+from train.settings import TrainSettings
 from vae_tui.cli import main
 
 LOSSES = ("epoch", "train_loss", "test_loss", "test_reconstruction", "test_kl")
@@ -95,6 +114,7 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- cause 1: a stop at an epoch's boundary ----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "point",
     [
@@ -121,6 +141,7 @@ def test_a_stop_between_epochs_resumes_bitwise(
     assert_same_run(out, straight)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["epoch 1", "batch 1 0"])
 def test_a_stop_before_the_first_batch_saves_nothing(
     tmp_path: Path, make_trainer: Callable, run_training: Callable, straight: Path, point: str
@@ -135,6 +156,7 @@ def test_a_stop_before_the_first_batch_saves_nothing(
     assert_same_run(out, straight)
 
 
+@pytest.mark.slow
 def test_a_step_0_state_taken_after_the_shuffle_resumes_bitwise(
     tmp_path: Path, mnist_dir: Path, run_training: Callable, rewrite_checkpoint: Callable, straight: Path
 ) -> None:
@@ -156,6 +178,7 @@ def test_a_step_0_state_taken_after_the_shuffle_resumes_bitwise(
 # --- cause 2: a crash in the last epoch's writes ----------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "point",
     [
@@ -184,6 +207,7 @@ def test_a_crash_in_the_final_writes_is_completed_by_resume(
     assert_same_run(out, straight)
 
 
+@pytest.mark.slow
 def test_a_signal_in_the_final_centroid_pass_lets_the_run_finish(
     tmp_path: Path, make_trainer: Callable, straight: Path
 ) -> None:
@@ -194,6 +218,7 @@ def test_a_signal_in_the_final_centroid_pass_lets_the_run_finish(
     assert_same_run(out, straight)
 
 
+@pytest.mark.slow
 def test_an_earlier_best_gets_exact_centroids_in_the_final_writes(
     tmp_path: Path, mnist_dir: Path, make_trainer: Callable
 ) -> None:
@@ -223,6 +248,7 @@ def test_an_earlier_best_gets_exact_centroids_in_the_final_writes(
 # --- the lock: who removes temp files ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stale_temp_files_are_removed_only_under_the_lock(mnist_dir: Path, tmp_path: Path, run_cli: Callable) -> None:
     out = tmp_path / "run"
     assert run_cli("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out)).code == 0
@@ -242,6 +268,7 @@ def test_stale_temp_files_are_removed_only_under_the_lock(mnist_dir: Path, tmp_p
 # --- cause 11: resuming into another run's folder ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_into_another_runs_folder_is_refused(mnist_dir: Path, tmp_path: Path, run_cli: Callable) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for out, seed in ((a, "0"), (b, "1")):
@@ -269,9 +296,10 @@ def test_resume_into_another_runs_folder_is_refused(mnist_dir: Path, tmp_path: P
     assert [row["epoch"] for row in losses(a)] == [1, 2]
 
 
-# --- real signals: SIGINT in this process, SIGKILL and SIGTERM in others ------------------------
+# --- real signals: SIGINT and SIGTERM in this process, SIGKILL in others --------------------------
 
 
+@pytest.mark.slow
 def test_sigint_during_the_final_writes_is_reported_and_the_run_finishes(
     mnist_dir: Path, tmp_path: Path, run_cli: Callable
 ) -> None:
@@ -293,6 +321,7 @@ def test_sigint_during_the_final_writes_is_reported_and_the_run_finishes(
     assert_same_run(out, reference)
 
 
+@pytest.mark.slow
 def test_sigint_during_start_up_of_a_resumed_run(mnist_dir: Path, tmp_path: Path, run_cli: Callable) -> None:
     out = tmp_path / "run"
     assert run_cli("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out)).code == 0
@@ -346,7 +375,6 @@ def signalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         # epoch 2, the last, is trained by a process resumed after epoch 1: its first write of best is the last epoch's
         "kill-best": resumed("kill-best", "written best.safetensors=SIGKILL"),
         "kill-centroids": new("kill-centroids", "centroids last=SIGKILL", epochs=2),
-        "term-start-new": new("term-start-new", "start model=SIGTERM", epochs=1),
     }
     reference = root / "reference"
     assert main(["train", *TINY_FLAGS, "--epochs", "2", "--data-dir", str(data), "--out", str(reference)]) == 0
@@ -357,6 +385,7 @@ def signalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             run.process.communicate()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["kill-best", "kill-centroids"])
 def test_sigkill_in_the_final_writes_is_completed_by_resume(signalled: dict, run_cli: Callable, case: str) -> None:
     run = signalled[case]
@@ -375,11 +404,141 @@ def test_sigkill_in_the_final_writes_is_completed_by_resume(signalled: dict, run
     assert_same_run(run.out, signalled["reference"])
 
 
-def test_sigterm_during_start_up_of_a_new_run(signalled: dict, run_cli: Callable) -> None:
-    run = signalled["term-start-new"]
-    code, stderr = run.wait()
-    assert code == 143
-    assert stderr == "SIGTERM arrived before the first batch: nothing was trained or saved\n"
-    assert sorted(p.name for p in run.out.iterdir()) == [".lock"]  # no half state: the same command starts afresh
-    again = run_cli("train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(run.data), "--out", str(run.out))
+@pytest.mark.slow
+def test_sigterm_during_start_up_of_a_new_run(mnist_dir: Path, tmp_path: Path, run_cli: Callable) -> None:
+    out = tmp_path / "run"
+    args = ["train", *TINY_FLAGS, "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out)]
+    unlisten = listen(at_first("start model", lambda: os.kill(os.getpid(), signal.SIGTERM)))
+    try:
+        result = run_cli(*args)
+    finally:
+        unlisten()
+    assert result.code == 143
+    assert result.stderr == "SIGTERM arrived before the first batch: nothing was trained or saved\n"
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # no half state: the same command starts afresh
+    again = run_cli(*args)
     assert again.code == 0, again.stderr
+
+
+# --- what --resume refuses: a state that does not fit, weights only, hostile settings and optimizer state ---
+
+
+@pytest.mark.slow
+def test_resume_state_that_does_not_fit(
+    mnist_dir: Path, tmp_path: Path, run_training: Callable, rewrite_checkpoint: Callable, run_cli: Callable
+) -> None:
+    out = tmp_path / "run"
+    run_training(out, epochs=1)
+    rewrite_checkpoint(out / "last.safetensors", edit_tensors=lambda t: t.pop("resume.rng_now.cpu"))
+    result = run_cli("train", "--resume", str(out / "last.safetensors"), "--epochs", "2", "--data-dir", str(mnist_dir))
+    result.assert_one_line_error("lacks a usable resume state (rng_now.cpu)")
+
+
+def test_resume_from_weights_only(tmp_path: Path, mnist_dir: Path) -> None:
+    data = load_dataset("mnist", data_dir=mnist_dir)
+    settings = TrainSettings(dataset="mnist", epochs=1, batch_size=64, **SMALL)
+    weights_only = untrained_checkpoint(settings.model_config(num_classes=10))
+    weights_only.path = tmp_path / "best.safetensors"
+    with pytest.raises(CheckpointError, match="best.safetensors holds weights only"):
+        Trainer(settings, data, tmp_path, torch.device("cpu"), PlainProgress(None), resume=weights_only)
+
+
+def test_resume_metadata_with_an_unknown_model_kind() -> None:
+    with pytest.raises(UserError, match="model must be one of vae, cvae, got 'gan'"):
+        TrainSettings.from_dict({"model": "gan", "epochs": 2})  # as read from a checkpoint's metadata
+
+
+def _group(info: dict) -> dict:
+    return info["optimizer"]["param_groups"][0]
+
+
+RESUME_EDITS = {
+    "batch_size str": (lambda i: i["training"].update(batch_size="128"), "batch_size must be an integer, got '128'"),
+    "batch_size float": (lambda i: i["training"].update(batch_size=128.0), "batch_size must be an integer, got 128.0"),
+    "seed 0.5": (lambda i: i["training"].update(seed=0.5), "seed must be an integer from 0 to 2**63-1, got 0.5"),
+    "seed missing": (lambda i: i["training"].pop("seed"), "training settings: seed missing"),
+    "hidden_dim 300": (
+        lambda i: i["training"].update(hidden_dim=300),
+        "its training settings say hidden_dim 300, but its model and metadata say 32",
+    ),
+    "cvae over vae weights": (lambda i: i["training"].update(model="cvae"), "say model 'cvae', but"),
+    "another dataset": (lambda i: i["training"].update(dataset="fashion-mnist"), "say dataset 'fashion-mnist', but"),
+    "input_dim 100": (lambda i: i["model"].update(input_dim=100), "has shape (32, 784), expected (32, 100)"),
+    "lr abc": (lambda i: _group(i).update(lr="abc"), "'lr' must be a finite number, not negative; got 'abc'"),
+    "betas": (lambda i: _group(i).update(betas=[0.9]), "'betas' must be two numbers from 0 to 1"),
+    "fused yes": (lambda i: _group(i).update(fused="yes"), "'fused' must be true, false or null"),
+    "unknown setting": (lambda i: _group(i).update(extra=[1]), "'extra' is of a type Adam does not take"),
+    "params": (lambda i: _group(i).update(params=[0, 0]), "must hold the parameters 0 to 9, each once"),
+    "best epoch": (lambda i: i["resume"].update(best_epoch=7), "malformed resume metadata"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", ["nothing", *RESUME_EDITS, "rng state of 10 bytes"])
+def test_hostile_resume_metadata_is_one_line(
+    last: Path, one_epoch: tuple[Path, Path], rewrite_checkpoint: Callable, run_cli: Callable, edit: str
+) -> None:
+    message = None
+    if edit == "rng state of 10 bytes":
+        message = "resume state: 'rng_now.cpu' is not a cpu generator's state"
+        rewrite_checkpoint(last, edit_tensors=lambda t: t.update({"resume.rng_now.cpu": torch.zeros(10).byte()}))
+    elif edit != "nothing":
+        edit_info, message = RESUME_EDITS[edit]
+        rewrite_checkpoint(last, edit_info=edit_info)
+    result = run_cli("train", "--resume", str(last), "--epochs", "2", "--data-dir", str(one_epoch[0]))
+    if message is None:
+        assert result.code == 0, result.stderr  # the same file, unchanged, resumes
+    else:
+        result.assert_one_line_error(str(last), message)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ([1], "malformed training settings: [1]"),
+        ({"epochs": 0}, "epochs must be a positive number, got 0"),
+        ({"epochs": 10**7}, "epochs must be at most 1000000"),
+        ({"latent_dim": True}, "latent_dim must be an integer, got True"),
+        ({"hidden_dim": 70000}, "hidden_dim must be at most 65536, got 70000"),
+        ({"lr": float("nan")}, "lr must be a positive number, got nan"),
+        ({"lr": "1e-3"}, "lr must be a positive number, got '1e-3'"),
+        ({"seed": 2**70}, "seed must be an integer from 0 to 2**63-1, got 1180591620717411303424"),
+        ({"seed": -1}, "seed must be an integer from 0 to 2**63-1, got -1"),
+        ({"dataset": "[/]\x1b[2J"}, "dataset must be one of fashion-mnist, mnist, got '[/]\\x1b[2J'"),
+        ({"model": None}, "model must be one of vae, cvae, got None"),
+    ],
+)
+def test_train_settings_from_metadata_check_every_field(values: object, message: str) -> None:
+    complete = {"model": "vae", "dataset": "mnist", "epochs": 2, "batch_size": 32, "lr": 1e-3}
+    complete |= {"latent_dim": 4, "hidden_dim": 32, "seed": 0}
+    with pytest.raises(UserError, match=re.escape(message)):
+        TrainSettings.from_dict({**complete, **values} if isinstance(values, dict) else values, "c.safetensors")
+    assert TrainSettings.from_dict({**complete, "lr": 1, "unknown": [1]}).lr == 1.0  # an int lr, an extra key
+
+
+SETTING_NAMES = [f.name for f in fields(TrainSettings)]
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(SETTING_NAMES) | st.text(max_size=4), VALUES | st.just(10**5000), max_size=4
+    ),
+    drop=st.lists(st.sampled_from(SETTING_NAMES), max_size=2),
+)
+def test_train_settings_from_metadata(changes: dict, drop: list) -> None:
+    """Settings as read from a checkpoint: refused with a UserError, or every field of its type and in its range."""
+    values = {**asdict(TINY_SETTINGS), **changes}
+    for name in drop:
+        values.pop(name, None)
+    try:
+        training = TrainSettings.from_dict(values)
+    except UserError:
+        return
+    assert type(training.lr) is float and training.lr > 0
+    sizes = (training.batch_size, training.latent_dim, training.hidden_dim)
+    assert all(type(n) is int and 0 < n <= MAX_SIZE for n in sizes) and 0 < training.epochs <= MAX_EPOCHS
+    assert type(training.seed) is int and 0 <= training.seed <= MAX_SEED
+    torch.Generator().manual_seed(training.seed)
+    training.model_config(num_classes=10)

@@ -1,13 +1,15 @@
-"""Every ```sh example in README.md runs as written, each block in an empty folder, except the marked lines."""
+"""The documentation: every ```sh example in README.md runs as written, each block in an empty folder, except the
+marked lines; every row of docs/reliability.md names tests that exist."""
 
 import re
 import shlex
+import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REAL_FASHION_MNIST
+from tests.helpers import REAL_FASHION_MNIST
 from vae_tui.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -58,16 +60,49 @@ def test_the_readme_has_examples_and_each_excluded_line_says_why() -> None:
             assert marker(line) is not None and "needs network" in split_comment(line)[1], line
 
 
+@pytest.fixture(scope="session")
+def folders_after(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], Path]:
+    """The folder each sequence of lines left, run from an empty folder: a block that starts with the lines of
+    one run before (two blocks start by training one epoch) takes that folder instead of running them again."""
+    return {}
+
+
+def trains_or_evaluates(block: list[str]) -> bool:
+    """Whether a line of the block that runs trains or evaluates a model (seconds on the real FashionMNIST)."""
+    return any(marker(line) is None and shlex.split(split_comment(line)[0])[1] in NEEDS_FASHION_MNIST for line in block)
+
+
 @pytest.mark.parametrize(
-    "block", BLOCKS, ids=[f"{i}-{split_comment(block[0])[0][:40].strip()}" for i, block in enumerate(BLOCKS)]
+    "block",
+    [
+        pytest.param(
+            block,
+            id=f"{i}-{split_comment(block[0])[0][:40].strip()}",
+            marks=pytest.mark.slow if trains_or_evaluates(block) else (),
+        )
+        for i, block in enumerate(BLOCKS)
+    ],
 )
 def test_readme_block_runs_as_written(
-    block: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    block: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path_factory: pytest.TempPathFactory,
+    folders_after: dict[tuple[str, ...], Path],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     ran = 0
+    lines_run: tuple[str, ...] = ()
     for line in block:
         if marker(line) is not None:
+            continue
+        lines_run += (split_comment(line)[0],)
+        if lines_run in folders_after:  # the same lines from the same empty folder: what they did is known
+            for path in tmp_path.iterdir():
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            shutil.copytree(folders_after[lines_run], tmp_path, symlinks=True, dirs_exist_ok=True)
+            ran += 1
             continue
         argv = shlex.split(split_comment(line)[0])
         redirect = None
@@ -90,5 +125,20 @@ def test_readme_block_runs_as_written(
         if "-o" in argv:
             assert (tmp_path / argv[argv.index("-o") + 1]).stat().st_size > 0, line
         ran += 1
+        folders_after[lines_run] = tmp_path_factory.mktemp("readme-after")
+        shutil.copytree(tmp_path, folders_after[lines_run], symlinks=True, dirs_exist_ok=True)
     if ran == 0:
         pytest.skip("every line of this block is marked")
+
+
+def test_every_row_of_the_reliability_table_names_existing_tests() -> None:
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "reliability.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| ") and not line.startswith(("| case", "| ---"))]
+    assert len(rows) >= 35
+    for row in rows:
+        references = re.findall(r"`tests/(\w+\.py)(?:::(\w+))?", row)
+        assert references, f"no test named in: {row}"
+        for file, function in references:
+            source = (root / "tests" / file).read_text()
+            assert not function or re.search(rf"^(async )?def {function}\(", source, re.M), f"{file}::{function}"
