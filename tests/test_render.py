@@ -198,3 +198,157 @@ def test_z_stays_finite_and_within_its_limit_from_every_source() -> None:
     state.set_value(float("nan"))
     state.start_from([float("-inf"), 2.0, float("nan")], 1)
     assert state.z == [-Z_LIMIT, 2.0, 0.0] and state.label == 1
+
+
+def test_the_run_finder_draws_what_the_cell_by_cell_renderer_draws() -> None:
+    """half_block_segments and image_rows find runs with array operations; each line must be the one the per-cell
+    loop (half_block_lines with cell_style) makes: the same segments, a run of one style in one segment."""
+    from rich.segment import Segment
+
+    from train.render import cell_style, half_block_lines, half_block_segments, image_rows, thumbnail
+
+    def reference(levels: list[list[int]], scale: int = 1) -> list[list[Segment]]:
+        rows = [[v for v in row for _ in range(scale)] for row in levels for _ in range(scale)]
+        return half_block_lines([*rows, [0] * len(rows[0])] if len(rows) % 2 else rows, cell_style)
+
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(40):
+        pixels = torch.rand(1 + trial % 7, 2 + trial % 5, generator=generator)
+        if trial % 2:  # long runs of one level
+            pixels = (pixels > 0.5).float()
+        for scale in (1, 2, 3):
+            assert half_block_segments(to_levels(pixels), scale) == reference(to_levels(pixels), scale)
+    images = torch.rand(7, 28, 28, generator=generator)
+    images[:, :, :6] = 0.0  # a black band: runs across several cells
+    for size, columns in [(9, 3), (10, 7), (13, 4), (16, 1)]:
+        rows = image_rows(images, size, columns)
+        assert len(rows) == -(-len(images) // columns)
+        for start, row in zip(range(0, len(images), columns), rows, strict=True):
+            drawn = [reference(to_levels(thumbnail(image, size))) for image in images[start : start + columns]]
+            lines = [
+                [segment for i, image in enumerate(drawn) for segment in ([Segment(" ")] if i else []) + image[y]]
+                for y in range(len(drawn[0]))
+            ]
+            assert row == lines
+
+
+def test_the_image_widgets_drop_only_a_filter_that_would_change_nothing() -> None:
+    """Thumbnails and ImageView skip Textual's ANSIToTruecolor filter when their styles are truecolor: it must then
+    give back every segment as it was."""
+    from rich.color import Color
+    from rich.segment import Segment
+    from rich.style import Style
+    from rich.terminal_theme import MONOKAI
+    from textual.color import Color as TextualColor
+    from textual.filter import ANSIToTruecolor
+    from textual.strip import Strip
+
+    from vae_tui.render import truecolor
+
+    line = half_block_strips(to_levels(torch.rand(4, 9)))[0]
+    widget = Style(color=Color.from_rgb(200, 200, 200), bgcolor=Color.from_rgb(0, 0, 0), bold=True)
+    segments = [*line, *Strip([Segment("label", widget)])]
+    assert truecolor(widget) and all(truecolor(segment.style) for segment in line)
+    assert ANSIToTruecolor(MONOKAI).apply(segments, TextualColor(0, 0, 0)) == segments
+    assert not truecolor(Style(color="red")) and not truecolor(Style(bgcolor="default"))
+    assert not truecolor(widget + Style(dim=True))
+
+
+async def test_the_kept_lines_are_the_lines_textual_would_draw() -> None:
+    """Thumbnails and ImageView hand their kept lines to the screen update when Textual's per-line styling would
+    not change them; those lines must be what that styling gives, after images of the same shape replace the first
+    ones (only the changed lines are repainted) and with padding (the styling is used then)."""
+    from textual.app import App, ComposeResult
+    from textual.geometry import Region
+    from textual.widget import Widget
+
+    from vae_tui.layout import Grid
+    from vae_tui.widgets.image_view import ImageView
+    from vae_tui.widgets.thumbnails import Thumbnails
+
+    class Pictures(App):
+        CSS = "#padded { padding: 1 2; height: 12; }"
+
+        def compose(self) -> ComposeResult:
+            yield Thumbnails([["a", "b", "c", "d", "e"]], id="strip")
+            yield ImageView(id="image")
+            yield ImageView(id="padded")
+
+    generator = torch.Generator().manual_seed(1)
+    app = Pictures()
+    async with app.run_test(size=(60, 40)) as pilot:
+        strip = app.query_one(Thumbnails)
+        strip.arrange(Grid(5, 9, 3))
+        await pilot.pause()
+        for step in range(3):
+            images = torch.rand(5, 28, 28, generator=generator)
+            strip.show(f"caption {step}", images, step)
+            for view in app.query(ImageView):
+                view.show(images[step])
+            await pilot.pause()
+            for widget in (strip, *app.query(ImageView)):
+                region = Region(0, 0, *widget.outer_size)
+                widget._styles_cache.clear()
+                assert widget.render_lines(region) == Widget.render_lines(widget, region), (step, widget.id)
+        assert app.query_one("#image", ImageView)._plain() and not app.query_one("#padded", ImageView)._plain()
+
+
+class _Terminal:
+    """The cells a terminal shows after the screen updates the app wrote: full frames and partial (changed lines
+    only) ones, as Textual's compositor makes them."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.cells = [[(" ", None)] * width for _ in range(height)]
+
+    def write(self, update: object, console: object) -> None:
+        from rich.segment import ControlType
+
+        x = y = 0
+        for segment in update.__rich_console__(console, console.options):
+            if segment.control:
+                for control in segment.control:
+                    if control[0] == ControlType.CURSOR_MOVE_TO:
+                        x, y = control[1], control[2]
+            elif segment.text == "\n":
+                x, y = 0, y + 1
+            else:
+                for offset, char in enumerate(segment.text):
+                    self.cells[y][x + offset] = (char, segment.style)
+                x += len(segment.text)
+
+
+async def test_a_screen_updated_line_by_line_shows_what_a_full_redraw_shows(make_app, settle) -> None:
+    """The image widgets repaint only the lines that changed, from lines they keep: after each key, the terminal
+    that received those partial updates must show what a full redraw from scratch draws."""
+    from vae_tui.widgets.image_view import ImageView
+    from vae_tui.widgets.thumbnails import Thumbnails
+
+    for size, keys in [((120, 40), "l l j L h k 3 l t r"), ((200, 60), "l j l 7 h k")]:
+        app = make_app("cvae")
+        async with app.run_test(size=size) as pilot:
+            terminal = _Terminal(*size)
+            display = app._display
+
+            def written(screen: object, update: object, display=display, terminal=terminal, app=app) -> None:
+                if update is not None:
+                    terminal.write(update, app.console)
+                display(screen, update)
+
+            app._display = written
+            app.screen.refresh()  # a full frame first
+            await settle(app, pilot)
+            for key in keys.split():
+                await pilot.press(key)
+                await settle(app, pilot)
+                await pilot.pause()
+                shown = [row[:] for row in terminal.cells]
+                for widget in app.screen.query("Thumbnails, ImageView"):
+                    if isinstance(widget, Thumbnails):
+                        widget._lines.clear()
+                        widget._rows = None
+                    elif isinstance(widget, ImageView):
+                        widget._cache = None
+                    widget._styles_cache.clear()
+                fresh = _Terminal(*size)
+                fresh.write(app.screen._compositor.render_update(full=True), app.console)
+                assert shown == fresh.cells, (size, key)

@@ -4,6 +4,7 @@ segments. No Textual and no training code: training's preview and the app's widg
 from collections.abc import Callable
 from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.color import Color
@@ -13,15 +14,23 @@ from rich.style import Style
 UPPER_HALF = "\u2580"  # the upper half block: foreground paints the top pixel, background the bottom
 
 
+GREYS = [Color.from_rgb(level, level, level) for level in range(256)]  # made once: from_rgb computes a hex name
+
+
 @lru_cache(maxsize=65536)
 def cell_style(upper: int, lower: int) -> Style:
     """The style of a cell whose upper pixel has grey level `upper` and lower pixel `lower` (0-255)."""
-    return Style(color=Color.from_rgb(upper, upper, upper), bgcolor=Color.from_rgb(lower, lower, lower))
+    return Style(color=GREYS[upper], bgcolor=GREYS[lower])
+
+
+def level_tensor(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 1] (any shape) as grey levels 0-255, uint8."""
+    return (pixels.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def to_levels(pixels: torch.Tensor) -> list[list[int]]:
     """A (H, W) tensor in [0, 1] as rows of grey levels 0-255."""
-    return (pixels.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).tolist()
+    return level_tensor(pixels).tolist()
 
 
 def fit_scale(height: int, width: int, rows: int, columns: int) -> int:
@@ -32,12 +41,59 @@ def fit_scale(height: int, width: int, rows: int, columns: int) -> int:
 Line = list[Segment]  # one terminal line: segments whose cells add up to the line's width
 
 
-def half_block_segments(levels: list[list[int]], scale: int = 1) -> list[Line]:
-    """Render grey levels at an integer scale: each pixel becomes scale x scale, two pixel rows per cell row."""
-    rows = [[v for v in row for _ in range(scale)] for row in levels for _ in range(scale)]
-    if len(rows) % 2:
-        rows.append([0] * len(rows[0]))
-    return half_block_lines(rows, cell_style)
+def half_block_segments(levels: list[list[int]] | torch.Tensor, scale: int = 1) -> list[Line]:
+    """Render grey levels (rows of 0-255, or such a (H, W) tensor) at an integer scale: each pixel becomes
+    scale x scale, two pixel rows per cell row."""
+    grey = torch.as_tensor(levels).cpu().to(torch.int32)
+    if scale > 1:  # rows repeated here; columns by the runs' lengths
+        grey = grey.repeat_interleave(scale, 0)
+    return grey_lines(grey, scale)
+
+
+GAP = 256  # a level in grey_lines' input that marks a blank column (a space, no style), as image_row puts between
+RUN_BITS = 16  # a run's key: its pair of levels above its length, which is below 2 ** RUN_BITS cells
+LEVEL_PAIRS = 1 << 16  # pairs of levels 0-255 are below this; a pair from GAP columns is not
+
+
+class _Runs(dict):
+    """Each run's segment by its key, made on first use: a run of half blocks of one upper and one lower level, or
+    of blank gap columns. A few thousand keys cover an image; the dict starts afresh past MAX_RUNS."""
+
+    MAX_RUNS = 65_536
+
+    def __missing__(self, key: int) -> Segment:
+        if len(self) >= self.MAX_RUNS:
+            self.clear()
+        pair, length = key >> RUN_BITS, key & ((1 << RUN_BITS) - 1)
+        if pair >= LEVEL_PAIRS:
+            segment = Segment(" " * length)
+        else:
+            segment = Segment(UPPER_HALF * length, cell_style(pair >> 8, pair & 255))
+        self[key] = segment
+        return segment
+
+
+_RUNS = _Runs()
+
+
+def grey_lines(grey: torch.Tensor, column_scale: int = 1) -> list[Line]:
+    """Grey levels (H, W), int32 0-255 (or GAP in whole columns), as half-block lines, an odd last row over black,
+    each column column_scale cells wide: what half_block_lines(rows, cell_style) draws, a segment for each run of
+    one style, the runs found with array operations and their segments looked up, not a Python loop over cells."""
+    levels = grey.numpy()
+    if len(levels) % 2:
+        levels = np.concatenate([levels, np.zeros_like(levels[:1])])
+    pairs = (levels[0::2] << 8) | levels[1::2]
+    lines, width = pairs.shape
+    assert width * column_scale < 1 << RUN_BITS
+    starts = np.ones(pairs.shape, dtype=bool)
+    np.not_equal(pairs[:, 1:], pairs[:, :-1], out=starts[:, 1:])
+    positions = np.flatnonzero(starts)  # every line's first cell is a start, so runs end at lines' ends
+    lengths = np.diff(positions, append=lines * width) * column_scale
+    keys = (pairs.ravel()[positions].astype(np.int64) << RUN_BITS) | lengths
+    runs = list(map(_RUNS.__getitem__, keys.tolist()))
+    ends = np.cumsum(starts.sum(1)).tolist()
+    return [runs[first:end] for first, end in zip([0, *ends], ends, strict=False)]
 
 
 def half_block_lines(rows: list[list[int]], style_of: Callable[[int, int], Style]) -> list[Line]:
@@ -71,17 +127,36 @@ def thumbnail(pixels: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor
 def image_row(images: torch.Tensor, size: int | tuple[int, int], gap: int = 1) -> list[Line]:
     """Images (N, H, W) shrunk to size (a side, or (height, width)) pixels, side by side with `gap` blank columns
     between."""
-    blank = Segment(" " * gap)
-    rendered = [half_block_segments(to_levels(thumbnail(image, size))) for image in images]
-    lines = []
-    for line_index in range(len(rendered[0])):
-        line: Line = []
-        for i, image_lines in enumerate(rendered):
-            if i:
-                line.append(blank)
-            line.extend(image_lines[line_index])
-        lines.append(line)
-    return lines
+    return image_rows(images, size, len(images), gap)[0]
+
+
+def image_rows(images: torch.Tensor, size: int | tuple[int, int], columns: int, gap: int = 1) -> list[list[Line]]:
+    """Images (N, H, W) in rows of `columns` (the last may hold fewer), each row's lines as image_row draws them:
+    shrunk and drawn in one pass over all of them."""
+    shape = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(images.shape[1:]) != shape:  # all at once: each image's area average is the same as alone
+        images = F.interpolate(images[:, None].float(), size=shape, mode="area")[:, 0]
+    grey = level_tensor(images).cpu().to(torch.int32)  # (N, H, W)
+    full = len(grey) // columns * columns
+    rows = _grid_lines(grey[:full], columns, gap) if full else []
+    return rows + (_grid_lines(grey[full:], len(grey) - full, gap) if full < len(grey) else [])
+
+
+def _grid_lines(grey: torch.Tensor, columns: int, gap: int) -> list[list[Line]]:
+    """Grey levels (rows * columns, H, W) as each row's lines: its images side by side, gap blank columns between,
+    an odd H padded with black under every image."""
+    count, height, width = grey.shape
+    if height % 2:
+        grey = torch.cat([grey, torch.zeros(count, 1, width, dtype=grey.dtype)], 1)
+        height += 1
+    if gap:  # GAP columns after every image, the last one's dropped
+        grey = torch.cat([grey, torch.full((count, height, gap), GAP, dtype=grey.dtype)], 2)
+    rows, line_width = count // columns, columns * (width + gap)
+    lines = grey_lines(grey.view(rows, columns, height, width + gap).permute(0, 2, 1, 3).reshape(-1, line_width))
+    if gap:
+        lines = [line[:-1] for line in lines]  # the last image's gap
+    per_row = height // 2
+    return [lines[row * per_row : (row + 1) * per_row] for row in range(rows)]
 
 
 def label_cells(labels: list[str], size: int, current: int | None) -> list[str]:

@@ -2,14 +2,14 @@
 
 import torch
 from rich.segment import Segment
+from textual.geometry import Region, Size
 from textual.strip import Strip
-from textual.widget import Widget
 
-from train.render import fit_scale, thumbnail, to_levels
-from vae_tui.render import half_block_strips
+from train.render import Line, fit_scale, half_block_segments, level_tensor, thumbnail
+from vae_tui.widgets.kept_lines import KeptLines
 
 
-class ImageView(Widget, can_focus=False):
+class ImageView(KeptLines, can_focus=False):
     """Shows one greyscale image, centred."""
 
     DEFAULT_CSS = "ImageView { width: 1fr; height: 1fr; }"
@@ -17,15 +17,23 @@ class ImageView(Widget, can_focus=False):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.pixels: torch.Tensor | None = None
-        self._cache: tuple[tuple[int, int], list[Strip]] | None = None
+        self._cache: tuple[Size, list[Strip]] | None = None  # the lines, for the widget's outer size
+        self._image_lines: tuple[Size, tuple[int, ...], int, int] | None = None  # for a size and an image shape:
+        # where the image's lines are (the first, how many); the blank ones around them stay as long as these do
 
     def show(self, pixels: torch.Tensor) -> None:
-        """Display pixels (H, W) in [0, 1]."""
+        """Display pixels (H, W) in [0, 1]; an image of the shape shown before repaints only its own lines."""
         if self.pixels is not None and torch.equal(self.pixels, pixels):
             return
         self.pixels = pixels
         self._cache = None
-        self.refresh()
+        placed = self._image_lines
+        if placed is not None and placed[:2] == (self.outer_size, tuple(pixels.shape)):
+            self.refresh(Region(0, placed[2], self.size.width, placed[3]))
+        else:
+            self.refresh()
+        if self.display and self.outer_size.area:  # drawn now, not in the screen update: see Thumbnails.show
+            self.render_lines(Region(0, 0, *self.outer_size))
 
     @property
     def scale(self) -> int:
@@ -37,43 +45,49 @@ class ImageView(Widget, can_focus=False):
     def strips(self) -> list[Strip]:
         """Every line for the current size: the image's, centred in the width, with blank lines above and below;
         cached until the image, the size or the styles change, so a repaint only indexes it."""
-        size = (self.size.width, self.size.height)
         if self.pixels is None:
             return []
-        if self._cache is None or self._cache[0] != size:
+        outer = self.outer_size  # an attribute: the content size is looked up through the screen
+        if self._cache is None or self._cache[0] != outer:
+            size = self.size
             if scale := self.scale:
-                lines = half_block_strips(to_levels(self.pixels), scale)
+                lines = half_block_segments(level_tensor(self.pixels), scale)
+                line_width = self.pixels.shape[1] * scale
             else:  # smaller than one cell per pixel: shrink to what fits, the aspect kept
                 height, width = self.pixels.shape
-                fraction = min(self.size.width / width, 2 * self.size.height / height)
+                fraction = min(size.width / width, 2 * size.height / height)
                 shape = (max(2, int(height * fraction)), max(2, int(width * fraction)))
-                lines = half_block_strips(to_levels(thumbnail(self.pixels, shape)))
-            self._cache = (size, self._framed(lines))
+                lines = half_block_segments(level_tensor(thumbnail(self.pixels, shape)))
+                line_width = shape[1]
+            self._cache = (outer, self._framed(lines, line_width, size))
         return self._cache[1]
 
     def render_line(self, y: int) -> Strip:
         lines = self.strips()
         if not 0 <= y < len(lines):
-            return Strip.blank(self.size.width, self.rich_style)
+            return Strip.blank(self.size.width, self.line_styles()[0])
         return lines[y]
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._cache = None  # the blank lines carry the background
+        self._cache = self._image_lines = None  # the blank lines carry the background
 
-    def _framed(self, lines: list[Strip]) -> list[Strip]:
-        """The widget's lines: each image line centred in its width, blank lines above and below (the image's
-        last lines dropped where it is taller than the widget)."""
-        width, height, style = self.size.width, self.size.height, self.rich_style
+    def _framed(self, lines: list[Line], line_width: int, size: Size) -> list[Strip]:
+        """The widget's lines: each image line (line_width cells) centred in its width, blank lines above and below
+        (the image's last lines dropped where it is taller than the widget)."""
+        width, height, style = size.width, size.height, self.line_styles()[0]
         blank = Strip.blank(width, style)
         top = max(0, (height - len(lines)) // 2)
         framed = [blank] * top
+        left = (width - line_width) // 2
+        right = width - left - line_width
+        before = [Segment(" " * left, style)] if left > 0 else []
+        after = [Segment(" " * right, style)] if right > 0 else []
         for line in lines[: height - top]:
-            if line.cell_length > width:
-                framed.append(line.crop(0, width))
-                continue
-            left = (width - line.cell_length) // 2
-            right = width - left - line.cell_length
-            segments = [Segment(" " * left, style), *line, Segment(" " * right, style)]
-            framed.append(Strip([segment for segment in segments if segment.text], width))  # one Strip: they cost
+            if line_width > width:
+                framed.append(Strip(line, line_width).crop(0, width))
+            else:
+                framed.append(Strip(before + line + after, width))  # one Strip a line: they cost
+        assert self.pixels is not None
+        self._image_lines = (self.outer_size, tuple(self.pixels.shape), top, len(framed) - top)
         return framed + [blank] * (height - len(framed))
