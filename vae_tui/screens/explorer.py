@@ -276,7 +276,9 @@ class ExplorerScreen(Screen):
             traversal.show(caption, frame.traversal, nearest_index(TRAVERSAL_VALUES, state.z[state.selected]))
         if frame.classes is not None:
             for selector in ("#classes-beside", "#classes-below"):
-                self.query_one(selector, Thumbnails).show(f"Every class at this z{hint}", frame.classes, state.label)
+                strip = self.query_one(selector, Thumbnails)
+                if strip.display:  # the hidden one is drawn when a layout shows it (_arrange)
+                    strip.show(f"Every class at this z{hint}", frame.classes, state.label)
 
     def nearest_images(self) -> list[int]:
         """The stored test images nearest to z, nearest first (indices into the atlas' images)."""
