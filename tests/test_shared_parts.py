@@ -45,3 +45,54 @@ def test_errors_text_version_the_parser_and_the_runs_browser_import_without_torc
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"
+
+
+def import_graph(top_level_only: bool) -> dict[str, set[str]]:
+    """The project's modules and the project modules each imports (at the top, or anywhere in it), from the AST;
+    imports under an `if` (TYPE_CHECKING) are left out: they do not run."""
+    root = Path(__file__).resolve().parents[1]
+    files = {
+        ".".join(f.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): f
+        for package in ("vae_tui", "models", "train")
+        for f in (root / package).rglob("*.py")
+    }
+    graph = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text())
+        nodes = tree.body if top_level_only else list(ast.walk(tree))
+        imported = set()
+        for node in nodes:
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module for a in node.names
+                }
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+        graph[name] = {m for m in imported if m in files and m != name}
+    return graph
+
+
+@pytest.mark.slow
+def test_no_import_circles_and_training_knows_no_screen() -> None:
+    graph = import_graph(top_level_only=True)
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        assert name not in path, f"import circle: {' -> '.join([*path[path.index(name) :], name])}"
+        if name not in done:
+            for imported in graph[name]:
+                visit(imported, [*path, name])
+            done.add(name)
+
+    for name in graph:
+        visit(name, [])
+    upward = [
+        (a, b)
+        for a, bs in import_graph(top_level_only=False).items()
+        for b in bs
+        if a.split(".")[0] in ("train", "models") and b.startswith("vae_tui")
+    ]
+    assert not upward  # train/ and models/ never import the app, not even inside a function
+    code = "import sys, train.loop; print(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'vae_tui'}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
