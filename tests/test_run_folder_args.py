@@ -48,11 +48,12 @@ def test_explore_waits_for_a_run_folder_s_first_checkpoint(
 ) -> None:
     import argparse
 
+    from train.output import OutputLock
     from vae_tui.commands import explore
 
     monkeypatch.setattr(explore, "WAIT_SECONDS", 0.02)
     run = tmp_path / "run"
-    run.mkdir()  # train made the folder; its first epoch is still running
+    lock = OutputLock(run)  # train made the folder and holds it; its first epoch is still running
     best = run / "best.safetensors"
     checkpoint = make_checkpoint("vae")
 
@@ -65,11 +66,21 @@ def test_explore_waits_for_a_run_folder_s_first_checkpoint(
     writer = threading.Thread(target=first_epoch_ends)
     writer.start()
     args = argparse.Namespace(checkpoint=str(run), pretrained=None, no_follow=False)
-    loaded, source = explore.resolve(args)
-    writer.join()
+    try:
+        loaded, source = explore.resolve(args)
+    finally:
+        writer.join()
+        lock.release()
     assert source == str(best) and loaded.epoch == checkpoint.epoch
     waited = capsys.readouterr().err
-    assert waited.count("waiting for") == 1 and "no training is writing there yet; ctrl+c stops" in waited
+    assert waited.count("waiting for") == 1 and "a training is writing there; ctrl+c stops" in waited
+    assert waited.count("trying again when it changes") == 1  # the file that did not load, named with its reason
+
+
+def test_explore_on_a_folder_that_is_no_run_says_so_at_once(tmp_path: Path, run_cli: Callable) -> None:
+    (tmp_path / "runs" / "a").mkdir(parents=True)  # the parent of runs, given by mistake
+    result = run_cli("explore", str(tmp_path / "runs"))
+    assert result.code != 0 and "is not a run folder" in result.stderr and "vae-tui runs" in result.stderr
 
 
 def test_explore_refuses_a_damaged_checkpoint_at_once(tmp_path: Path, run_cli: Callable) -> None:

@@ -221,8 +221,10 @@ async def test_the_explorer_opens_over_the_browser_and_leaving_it_keeps_the_brow
         assert table.sort == "loss" and table.marked == {names[0]}  # sort and marks kept
         assert table.current().name == "finished"  # and the cursor
         assert table_rows(app)[0][0] == f"* {names[0]}"
-        await pilot.press("e")  # straight from the table; q comes back too, and a dialog on top goes with it
-        await wait_until(pilot, lambda: isinstance(app.screen, ExplorerScreen), "the explorer")
+        await pilot.press("e", "e")  # straight from the table (twice: one explorer); q comes back too, and a dialog
+        await wait_until(pilot, lambda: isinstance(app.screen, ExplorerScreen), "the explorer")  # on top goes with it
+        await pilot.pause(0.2)
+        assert sum(isinstance(s, ExplorerScreen) for s in app.screen_stack) == 1
         await settle(app, pilot)
         await pilot.press("question_mark")
         await pilot.pause()
@@ -311,10 +313,12 @@ async def test_space_marks_two_runs_and_c_compares_them(browsed: Path, wait_unti
         await pilot.pause()
         marked = [r[0] for r in table_rows(app) if r[0].startswith("* ")]
         assert marked == ["* finished", "* interrupted"]
-        await pilot.press("c")
+        await pilot.press("slash", *"fini")  # a marked run hidden by the filter is still compared
+        await pilot.pause()
+        await pilot.press("enter", "c")
         await pilot.pause()
         screen = app.screen
-        assert isinstance(screen, CompareScreen)
+        assert isinstance(screen, CompareScreen) and [run.name for run in screen.pair] == ["finished", "interrupted"]
         datasets = screen.query_one(LossPlot)._datasets
         assert [len(d.x) for d in datasets] == [2, 2, 2, 2]  # test and train loss of each run
         views = [screen.query_one(f"#samples-{i}", ImageView) for i in range(2)]

@@ -283,7 +283,10 @@ class RunScreen(PlotScreen):
         self._draw_grids()
 
     def _look(self) -> None:
-        """New epochs of a run still training: read metrics.jsonl again when it changed."""
+        """New epochs of a run still training: read metrics.jsonl again when it changed (not while the explorer is
+        over this screen)."""
+        if self.app.screen is not self:
+            return
         path = self.run.path / "metrics.jsonl"
         try:
             stat = path.stat()

@@ -15,6 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import Resize
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
@@ -176,7 +177,10 @@ class RunsScreen(Screen):
         return ordered(runs, self.sort)
 
     def refresh_runs(self) -> None:
-        """Scan again (only changed runs are read again) and redraw the table if anything differs."""
+        """Scan again (only changed runs are read again) and redraw the table if anything differs; not while
+        another screen (a run, the explorer) is over the table."""
+        if self.app.screen is not self:
+            return
         self.runs = self.cache.scan()
         self.now = time.time()
         self._fill()
@@ -225,7 +229,8 @@ class RunsScreen(Screen):
             self._fill()
 
     def action_compare(self) -> None:
-        marked = [r for r in self.listed if r.name in self.marked]  # in the table's order
+        order = {run.name: i for i, run in enumerate(self.listed)}  # the table's order; a filtered-out mark last
+        marked = sorted((r for r in self.runs if r.name in self.marked), key=lambda r: order.get(r.name, len(order)))
         low, high = COMPARED
         if not low <= len(marked) <= high:
             self.notify(
@@ -320,32 +325,50 @@ class RunsApp(VaeApp):
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = root
+        self.opening: str | None = None  # the run whose checkpoint is loading for the explorer
 
     def get_default_screen(self) -> Screen:
         return RunsScreen(self.root)
 
+    class Loaded(Message):
+        """A run's checkpoint loaded for the explorer (checkpoint), or why it did not (problem)."""
+
+        def __init__(self, name: str, best: Path, checkpoint: object = None, problem: str = "") -> None:
+            super().__init__()
+            self.name, self.best, self.checkpoint, self.problem = name, best, checkpoint, problem
+
     def explore(self, run: Run) -> None:
-        """Open the explorer on run's best checkpoint, over the screen shown now, following the file."""
+        """Open the explorer on run's best checkpoint, over the screen shown now, following the file; one at a
+        time (a second e while one loads says so)."""
         best = run.path / "best.safetensors"
-        if best.is_file():
+        if self.opening is not None:
+            self.notify(f"still opening {printable(self.opening)}", markup=False, timeout=2)
+        elif best.is_file():
+            self.opening = run.name
             self.notify(f"opening {printable(run.name)} in the explorer", markup=False, timeout=2)
             self._load_explorer(run.name, best)
         else:
             self.notify(f"{printable(run.name)} has no best.safetensors yet", severity="warning", markup=False)
 
-    @work(thread=True, exclusive=True, group="explore")
+    @work(thread=True, group="explore")
     def _load_explorer(self, name: str, best: Path) -> None:
-        """Load the checkpoint off the UI thread (torch too, the first time): the table keeps its keys meanwhile."""
+        """Load the checkpoint off the UI thread (torch too, the first time): the table keeps its keys meanwhile. The
+        result comes back as a message, which an app that has quit meanwhile simply drops."""
         from models import load_checkpoint
 
         try:
             checkpoint = load_checkpoint(best)
         except (UserError, OSError, ValueError) as e:  # damaged, or replaced by something else since the scan
-            self.call_from_thread(self.notify, printable(f"could not open {name}: {e}"), severity="error", markup=False)
+            self.post_message(self.Loaded(name, best, problem=str(e)))
             return
-        self.call_from_thread(self._push_explorer, checkpoint, best)
+        self.post_message(self.Loaded(name, best, checkpoint))
 
-    def _push_explorer(self, checkpoint: object, best: Path) -> None:
+    def on_runs_app_loaded(self, message: Loaded) -> None:
         from vae_tui.screens.explorer import ExplorerScreen
 
-        self.push_screen(ExplorerScreen(checkpoint, str(best), Path("exports"), follow=best, from_browser=True))
+        self.opening = None
+        if message.problem:
+            self.notify(printable(f"could not open {message.name}: {message.problem}"), severity="error", markup=False)
+            return
+        best = message.best
+        self.push_screen(ExplorerScreen(message.checkpoint, str(best), Path("exports"), follow=best, from_browser=True))

@@ -43,7 +43,13 @@ def resolve(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
     if args.pretrained:
         return load_checkpoint(path), f"bundled pretrained {pretrained_label(args.pretrained)}"
     if path is not None:
-        if Path(args.checkpoint).is_dir() and not getattr(args, "no_follow", False):
+        folder = Path(args.checkpoint)
+        if folder.is_dir() and not path.exists() and not looks_like_a_run(folder):
+            raise UserError(
+                f"{printable(str(folder))} is not a run folder (no best.safetensors, and no training writes there): "
+                f"give a run folder or a checkpoint file; `vae-tui runs {printable(str(folder))}` lists the runs in it"
+            )
+        if folder.is_dir() and not getattr(args, "no_follow", False):
             return wait_for_checkpoint(path), str(path)
         return load_checkpoint(path), str(path)
     if newest := newest_run_checkpoint():
@@ -53,6 +59,13 @@ def resolve(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
 
 
 WAIT_SECONDS = 1.0  # how often a run folder without a checkpoint yet is looked at again
+
+
+def looks_like_a_run(folder: Path) -> bool:
+    """Whether folder is a run that will write a best checkpoint: a training holds it, or it has a run's files."""
+    from train.runs import lock_held
+
+    return lock_held(folder) or any((folder / name).exists() for name in ("metrics.jsonl", "last.safetensors"))
 
 
 def wait_for_checkpoint(path: Path) -> "Checkpoint":
@@ -71,10 +84,11 @@ def wait_for_checkpoint(path: Path) -> "Checkpoint":
         if seen is not None and seen != failed:
             try:
                 return load_checkpoint(path)
-            except UserError:
+            except UserError as e:
                 if not said:  # the file existed and did not load on the first look: damaged, not half written
                     raise
-                failed = seen  # half written: tried again once it changes
+                failed = seen  # tried again once it changes: training writes the next one at its next best epoch
+                sys.stderr.write(f"vae-tui explore: {e}; trying again when it changes (ctrl+c stops)\n")
         if not said:
             training = "a training is writing there" if lock_held(path.parent) else "no training is writing there yet"
             sys.stderr.write(

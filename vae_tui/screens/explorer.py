@@ -547,13 +547,13 @@ class ExplorerScreen(Screen):
         atlas = self.checkpoint.atlas
         if atlas is None or not atlas.has_losses:
             return f"{said}; this checkpoint stores no test images' losses to compare with"
-        share = atlas.loss_percentile(loss_value)
-        if share >= 99.5:
+        if loss_value > atlas.loss.max().item():
             return (
                 f"{said}: worse than every stored test image. It is far from what the model learned "
                 f"({printable(self.checkpoint.dataset)}), so the reconstruction is what it makes of it"
             )
-        return f"{said}: fits like the {ordinal(round(share))} percentile of the test images (higher fits worse)"
+        share = min(max(round(atlas.loss_percentile(loss_value)), 1), 99)
+        return f"{said}: fits like the {ordinal(share)} percentile of the test images (higher fits worse)"
 
     # --- the map (vae_tui.screens.map_mode) ---------------------------------------------------------------
 
@@ -679,7 +679,10 @@ class ExplorerScreen(Screen):
     # --- following a run (vae_tui.screens.follow) ---------------------------------------------------------
 
     def on_checkpoint_watcher_loaded(self, message: CheckpointWatcher.Loaded) -> None:
-        """Show the reloaded checkpoint's model in place of the current one, keeping z, class and selection."""
+        """Show the reloaded checkpoint's model in place of the current one, keeping z, class and selection (an
+        older epoch loaded late is not shown)."""
+        if message.checkpoint.epoch < self.checkpoint.epoch:
+            return
         checkpoint, old = message.checkpoint, self.checkpoint.config
         new = checkpoint.config
         if (new.kind, new.latent_dim, new.num_classes, new.input_dim) != (
@@ -699,7 +702,12 @@ class ExplorerScreen(Screen):
         atlas, state = checkpoint.atlas, self.state
         if atlas is not None:
             state.set_statistics(atlas.variance, atlas.kl)
-            self.map.rebuild(atlas, state.active)
+        self.map.rebuild(atlas, state.active)
+        if atlas is None:  # what needs an atlas goes with it
+            self.nearest_strip = False
+            if self.map.shown:
+                self.map.shown = False
+                self.set_class(False, "map")
         self.query_one(LatentPanel).statistics_changed()
         title = self.query_one(TitleBar)
         title.variants = title_variants(checkpoint, self.source)

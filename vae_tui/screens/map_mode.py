@@ -35,17 +35,19 @@ class MapPanel:
 
     def __init__(self, atlas: Atlas | None, active: list[bool]) -> None:
         self.axes: MapAxes | None = None
-        self.rebuild(atlas, active)
         self.shown = False
         self.focus = True  # the map has the arrows; tab gives them to the latent panel
         self.colouring = "class"  # or "value" (of the selected dimension) or "error" (each point's reconstruction)
         self.nearest_shown = False  # beside the map: the test image nearest to the cursor, not the decoded z
         self._legend: str | None = None
+        self.rebuild(atlas, active)
 
     def rebuild(self, atlas: Atlas | None, active: list[bool]) -> None:
         """New encodings (another checkpoint of the same run): the scatter is drawn again."""
         self.axes = None if atlas is None else MapAxes(atlas, active)
         self._drawn: tuple | None = None  # what the scatter shows: its plane, colouring and coloured dimension
+        if self.colouring == "error" and (atlas is None or not atlas.has_losses):
+            self.colouring = "class"  # the new atlas has no losses to colour by
 
     def next_colouring(self) -> str | None:
         """Go to the next colouring; the one skipped for want of per-image losses, if any."""
