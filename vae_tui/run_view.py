@@ -87,10 +87,10 @@ def loss_limits(losses: list[float]) -> tuple[float, float]:
     return low - margin, high + margin
 
 
-def settings_text(run: Run, keys: Iterable[str]) -> str:
-    """run's settings named by keys, and its time per epoch, on one line ("" when none is known)."""
+def settings_text(run: Run, keys: Iterable[str], with_time: bool = True) -> str:
+    """run's settings named by keys, and (with_time) its time per epoch, on one line ("" when none is known)."""
     parts = [f"{SETTINGS[key]} {run.settings[key]}" for key in SETTINGS if key in keys and key in run.settings]
-    if (seconds := run.seconds_per_epoch) is not None:
+    if with_time and (seconds := run.seconds_per_epoch) is not None:
         parts.append(f"{seconds:.1f} s/epoch")
     return printable(" · ".join(parts))
 
@@ -318,8 +318,11 @@ class RunScreen(PlotScreen):
         run = self.run
         self.redraw()
         self._draw_grids()
-        lines = [printable(f"model {run.model or '?'} {run.arch or ''} · dataset {run.dataset or '?'}")]
-        if settings := settings_text(run, run.settings):
+        what = f"model {run.model or '?'} {run.arch or ''} · dataset {run.dataset or '?'}"
+        if (seconds := run.seconds_per_epoch) is not None:  # on the short first line: never split by a wrap
+            what += f" · {seconds:.1f} s/epoch"
+        lines = [printable(what)]
+        if settings := settings_text(run, run.settings, with_time=False):
             lines.append(settings)
         if run.resume_command:
             lines.append(f"resume: {run.resume_command}")
