@@ -97,13 +97,14 @@ async def key_latencies(kind: str, presses: int, size: tuple[int, int], on_map: 
             paints.clear()
             started = time.perf_counter()
             app.post_message(events.Key(key, key))
-            try:  # the screen's report can come before the paint (call_after_refresh ahead of the widgets' updates)
-                async with asyncio.timeout(5):
-                    while not shown or shown[-1] not in paints:
-                        progress.clear()
-                        await progress.wait()
-            except TimeoutError:
-                raise SystemExit(f"no frame within 5 s after press {i} ({key})") from None
+            deadline = time.perf_counter() + 5
+            # the screen's report can come before the paint (call_after_refresh ahead of the widgets' updates)
+            while not shown or shown[-1] not in paints:
+                progress.clear()
+                try:  # asyncio.wait_for, not asyncio.timeout: Python 3.10 has only the former
+                    await asyncio.wait_for(progress.wait(), max(0.0, deadline - time.perf_counter()))
+                except asyncio.TimeoutError:
+                    raise SystemExit(f"no frame within 5 s after press {i} ({key})") from None
             latencies.append(paints[shown[-1]] - started)
     return latencies
 
