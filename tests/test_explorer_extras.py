@@ -137,3 +137,14 @@ async def test_at_80x24_a_picked_image_is_drawn_two_by_two(make_app: Callable, s
         reference, shown = screen.reference, screen.query_one("#image").pixels
         expected = grid(torch.stack([reference.original, reference.decoded, screen.frame.image]), 2)
         assert torch.equal(shown, expected)
+
+
+async def test_n_on_the_map_says_the_strip_is_hidden(
+    make_app: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m", "n")
+        await wait_until(pilot, lambda: toast_shows(app, "leave the map (m) first"), "the notice")
+        assert not app.explorer.nearest_strip

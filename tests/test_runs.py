@@ -475,3 +475,19 @@ async def test_at_80x24_the_browser_s_footer_shows_every_key_and_the_picker_its_
         await pilot.pause()
         await pilot.pause()
         assert any(line.rstrip(" │").endswith("enter: pick · esc: cancel") for line in screen_text(explorer))
+
+
+async def test_k_on_runs_that_never_recorded_the_parts_says_so() -> None:
+    from textual.app import App
+
+    from vae_tui.run_view import CompareScreen
+
+    older = [fake_run(name, metrics([280.0, 270.0], parts=False)) for name in ("old-a", "old-b")]
+    screen = CompareScreen(*older)
+    app = App()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("k")
+        await pilot.pause()
+        assert str(screen.query_one("#compare-title").render()).endswith("test reconstruction: not recorded (k: next)")

@@ -162,10 +162,10 @@ class LossPlot(PlotWidget, can_focus=False):
     def on_mount(self) -> None:
         self.margin_top, self.margin_bottom = 1, 1
 
-    def draw(self, curves: list[tuple[str, str, list[dict], str]], whole: bool = False) -> str:
+    def draw(self, curves: list[tuple[str, str, list[dict], str]], whole: bool = False) -> str | None:
         """curves: (label, colour, metrics rows, metrics key) each; rows lacking the key are left out. The y range
         fits the curves from focus_start() on (every epoch when whole) and every curve's latest value. Returns what
-        the y range covers, for a title ("" when every epoch)."""
+        the y range covers, for a title ("" when every epoch; None when no run recorded what the curves plot)."""
         self.clear()
         series = []
         for label, colour, rows, key in curves:
@@ -173,7 +173,7 @@ class LossPlot(PlotWidget, can_focus=False):
             if points:
                 series.append((label, colour, points))
         if not series:
-            return ""
+            return None
         for label, colour, points in series:
             epochs, values = [e for e, _ in points], [v for _, v in points]
             if len(points) == 1:  # one epoch: a marker, since a line of one point draws nothing
@@ -214,7 +214,10 @@ class PlotScreen(GridScreen):
     def draw_plot(self) -> str:
         """Draw the plot; its caption for a title: the quantity per epoch, and what the y range covers."""
         name, keys = QUANTITIES[self.quantity]
-        fitted = self.query_one(LossPlot).draw(self.curves(keys), self.whole)
+        curves = self.curves(keys)
+        fitted = self.query_one(LossPlot).draw(curves, self.whole)
+        if fitted is None:  # no epoch yet, or runs written before vae-tui recorded this quantity
+            return f"{name}: not recorded (k: next)" if any(rows for _, _, rows, _ in curves) else "no epochs yet"
         return f"{name} per epoch" + (f" · {fitted}" if fitted else "")
 
     def action_help(self) -> None:

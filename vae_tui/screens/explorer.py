@@ -608,7 +608,13 @@ class ExplorerScreen(Screen):
         """n: the strip shows the stored test images nearest to z (enter on one starts from it), or the traversal."""
         if self.lacks("toggle_nearest"):
             return
+        if self.map.shown:
+            self.notify("n fills the strip, which the map hides: leave the map (m) first", markup=False)
+            return
         self.nearest_strip = not self.nearest_strip
+        if self.nearest_strip and self.layout_plan is not None and self.layout_plan.one_strip and self.show_classes:
+            self.show_classes = False  # only one strip fits, and it showed the classes: the strip n fills
+            self._arrange()
         self._show_strips()
 
     def action_pick_nearest(self) -> None:
