@@ -148,3 +148,14 @@ async def test_n_on_the_map_says_the_strip_is_hidden(
         await pilot.press("m", "n")
         await wait_until(pilot, lambda: toast_shows(app, "leave the map (m) first"), "the notice")
         assert not app.explorer.nearest_strip
+
+
+async def test_the_title_bar_s_news_stays_whole_at_60_columns(make_app: Callable, settle: Callable) -> None:
+    app = make_app("cvae")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await settle(app, pilot)
+        title = app.explorer.query_one("TitleBar")
+        title.flash("reloaded epoch 12")
+        await pilot.pause()
+        shown = title.render().plain
+        assert shown.endswith("reloaded epoch 12") and len(shown) <= title.content_size.width

@@ -89,8 +89,8 @@ class TitleBar(Widget, can_focus=False):
     def render(self) -> Text:
         width = self.content_size.width
         mark, mark_style = "", "title-bar--mark"
-        if self.notice:  # the notice stays whole (as far as it fits); the title gives way first
-            mark, mark_style = self.notice[: max(0, width - 2 - len(self.variants[-1]))], "title-bar--notice"
+        if self.notice:  # the notice stays whole (as far as the bar is wide); the title gives way, cut if need be
+            mark, mark_style = self.notice[: max(0, width - 2)], "title-bar--notice"
         elif self.colour_mark:  # the mark stays whole; the title gives way first
             mark = next((m for m in COLOUR_MARKS if len(m) + 2 + len(self.variants[-1]) <= width), COLOUR_MARKS[-1])
         title = fit(self.variants, width - (len(mark) + 2 if mark else 0))
