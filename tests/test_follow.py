@@ -114,3 +114,38 @@ async def test_a_checkpoint_whose_atlas_is_infinite_as_float32_is_not_reloaded(
         checkpoint.epoch = 3
         save_checkpoint(best, checkpoint)  # the next good one is shown
         await wait_until(pilot, lambda: screen.checkpoint.epoch == 3, "the next good checkpoint loaded")
+
+
+async def test_a_reload_draws_the_picked_image_s_reconstruction_and_the_path_with_the_new_weights(
+    tmp_path: Path, make_checkpoint: Callable, settle: Callable, wait_until: Callable
+) -> None:
+    from train.atlas import build_atlas
+    from vae_tui.screens.interpolation import PATH_STRIP
+
+    best = tmp_path / "best.safetensors"
+    generator = torch.Generator().manual_seed(0)
+    images = (torch.rand(30, 28, 28, generator=generator) * 255).to(torch.uint8)
+    atlas = build_atlas(torch.randn(30, 4, generator=generator), torch.ones(4), images, torch.arange(30) % 10)
+    checkpoint = make_checkpoint("cvae")
+    checkpoint.atlas = atlas
+    save_checkpoint(best, checkpoint)
+    app = create_app(load_checkpoint(best), str(tmp_path), tmp_path / "exports", follow=best)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        screen = app.explorer
+        await pilot.press("o", "enter", "a", "5", "b")  # a picked image, and the path from it to class 5
+        await settle(app, pilot)
+        before = screen.path.path_strip.clone()
+        newer = next_epoch(make_checkpoint("cvae"), 2)
+        newer.atlas = atlas
+        save_checkpoint(best, newer)
+        await wait_until(pilot, lambda: screen.checkpoint.epoch == 2, "the new checkpoint loaded")
+        await settle(app, pilot)
+        assert not torch.equal(screen.path.path_strip, before)
+        reference, decoder = screen.reference, screen.decoder
+        label = reference.label  # the class it was picked under (5 is the condition now)
+        assert screen.state.label == 5 and label != 5
+        mu = decoder.encode(reference.original, label)
+        assert torch.equal(reference.decoded, decoder.images(torch.tensor([mu]), torch.tensor([label]))[0])
+        ends = screen.path.ends
+        assert torch.equal(screen.path.path_strip, decoder.path(ends["a"], ends["b"], PATH_STRIP))

@@ -71,6 +71,7 @@ class Reference:
     index: int | None  # in the test set; None for a user's own image
     original: torch.Tensor
     decoded: torch.Tensor
+    label: int = 0  # the class it was encoded and reconstructed under
 
 
 StartImage = tuple[str, torch.Tensor]  # a user's picture (its file name, (28, 28) pixels) to start from
@@ -533,7 +534,7 @@ class ExplorerScreen(Screen):
         reconstruction and the edit."""
         mu = self.decoder.encode(pixels, label)
         decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([label]))[0]
-        self.reference = Reference(name, index, pixels, decoded)
+        self.reference = Reference(name, index, pixels, decoded, label)
         self.state.start_from(mu, label)
         self.notify(self.fit_text(name, pixels, label), title="Fit", markup=False, timeout=8)
 
@@ -715,6 +716,11 @@ class ExplorerScreen(Screen):
                 self.map.shown = False
                 self.set_class(False, "map")
         self.query_one(LatentPanel).statistics_changed()
+        self.path.redecode(self.decoder)  # what the old weights drew beside z, drawn by the new ones
+        if (reference := self.reference) is not None:  # the picture's reconstruction by the new model; z stays
+            mu = self.decoder.encode(reference.original, reference.label)
+            decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([reference.label]))[0]
+            self.reference = Reference(reference.name, reference.index, reference.original, decoded, reference.label)
         title = self.query_one(TitleBar)
         title.variants = title_variants(checkpoint, self.source)
         title.refresh()

@@ -62,6 +62,11 @@ class Interpolation:
         self.ends[name] = End(tuple(z), label)
         self.path_strip = decoder.path(self.ends["a"], self.ends["b"], PATH_STRIP) if self.complete else None
 
+    def redecode(self, decoder: Decoder) -> None:
+        """The path strip decoded again, by another model's weights (a reloaded checkpoint)."""
+        if self.complete:
+            self.path_strip = decoder.path(self.ends["a"], self.ends["b"], PATH_STRIP)
+
     def clear(self) -> None:
         self.ends = {"a": None, "b": None}
         self.path_strip = None
