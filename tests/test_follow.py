@@ -27,6 +27,18 @@ def next_epoch(checkpoint: object, epoch: int) -> object:
     return checkpoint
 
 
+def with_atlas(checkpoint: object) -> object:
+    """checkpoint with a small atlas (30 test images of 10 classes, latent 4) of fixed values."""
+    from train.atlas import build_atlas
+
+    generator = torch.Generator().manual_seed(0)
+    images = (torch.rand(30, 28, 28, generator=generator) * 255).to(torch.uint8)
+    checkpoint.atlas = build_atlas(
+        torch.randn(30, 4, generator=generator), torch.ones(4), images, torch.arange(30) % 10
+    )
+    return checkpoint
+
+
 async def test_a_new_best_checkpoint_is_reloaded_and_a_damaged_one_ignored(
     tmp_path: Path, make_checkpoint: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
 ) -> None:
@@ -80,16 +92,8 @@ async def test_a_checkpoint_whose_atlas_is_infinite_as_float32_is_not_reloaded(
     tmp_path: Path, make_checkpoint: Callable, rewrite_checkpoint: Callable, settle: Callable, wait_until: Callable
 ) -> None:
     """An atlas kl of float64 1e300 passed the loader and became inf: the reload crashed the explorer."""
-    from train.atlas import build_atlas
-
     best = tmp_path / "best.safetensors"
-    images = torch.zeros(30, 28, 28, dtype=torch.uint8)
-    atlas = build_atlas(
-        torch.randn(30, 4, generator=torch.Generator().manual_seed(0)), torch.ones(4), images, torch.arange(30) % 10
-    )
-    checkpoint = make_checkpoint("cvae")
-    checkpoint.atlas = atlas
-    save_checkpoint(best, checkpoint)
+    save_checkpoint(best, with_atlas(make_checkpoint("cvae")))
     app = create_app(load_checkpoint(best), str(tmp_path), tmp_path / "exports", follow=best)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(app, pilot)
@@ -99,8 +103,7 @@ async def test_a_checkpoint_whose_atlas_is_infinite_as_float32_is_not_reloaded(
             tensors["atlas.kl"] = tensors["atlas.kl"].double()
             tensors["atlas.kl"][1] = 1e300
 
-        checkpoint = next_epoch(make_checkpoint("cvae"), 2)
-        checkpoint.atlas = atlas
+        checkpoint = with_atlas(next_epoch(make_checkpoint("cvae"), 2))
         save_checkpoint(best, checkpoint)
         rewrite_checkpoint(best, edit_tensors=infinite_kl)
         watcher = screen.query_one(follow_module.CheckpointWatcher)
@@ -119,16 +122,10 @@ async def test_a_checkpoint_whose_atlas_is_infinite_as_float32_is_not_reloaded(
 async def test_a_reload_draws_the_picked_image_s_reconstruction_and_the_path_with_the_new_weights(
     tmp_path: Path, make_checkpoint: Callable, settle: Callable, wait_until: Callable
 ) -> None:
-    from train.atlas import build_atlas
     from vae_tui.screens.interpolation import PATH_STRIP
 
     best = tmp_path / "best.safetensors"
-    generator = torch.Generator().manual_seed(0)
-    images = (torch.rand(30, 28, 28, generator=generator) * 255).to(torch.uint8)
-    atlas = build_atlas(torch.randn(30, 4, generator=generator), torch.ones(4), images, torch.arange(30) % 10)
-    checkpoint = make_checkpoint("cvae")
-    checkpoint.atlas = atlas
-    save_checkpoint(best, checkpoint)
+    save_checkpoint(best, with_atlas(make_checkpoint("cvae")))
     app = create_app(load_checkpoint(best), str(tmp_path), tmp_path / "exports", follow=best)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(app, pilot)
@@ -136,9 +133,7 @@ async def test_a_reload_draws_the_picked_image_s_reconstruction_and_the_path_wit
         await pilot.press("o", "enter", "a", "5", "b")  # a picked image, and the path from it to class 5
         await settle(app, pilot)
         before = screen.path.path_strip.clone()
-        newer = next_epoch(make_checkpoint("cvae"), 2)
-        newer.atlas = atlas
-        save_checkpoint(best, newer)
+        save_checkpoint(best, with_atlas(next_epoch(make_checkpoint("cvae"), 2)))
         await wait_until(pilot, lambda: screen.checkpoint.epoch == 2, "the new checkpoint loaded")
         await settle(app, pilot)
         assert not torch.equal(screen.path.path_strip, before)

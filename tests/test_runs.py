@@ -148,7 +148,7 @@ async def test_the_browser_lists_sorts_and_filters(browsed: Path) -> None:
         assert ("new" in [r[0] for r in table_rows(app)]) and len(table_rows(app)) == 8
 
 
-async def test_a_run_shows_its_curves_and_grids_and_steps_epochs(browsed: Path, wait_until: Callable) -> None:
+async def test_a_run_shows_its_curves_grids_and_settings_and_steps_epochs(browsed: Path, wait_until: Callable) -> None:
     from vae_tui.run_view import LossPlot, RunScreen, first_cells, grid_pixels
     from vae_tui.runs_app import RunsApp
     from vae_tui.widgets.image_view import ImageView
@@ -166,6 +166,13 @@ async def test_a_run_shows_its_curves_and_grids_and_steps_epochs(browsed: Path, 
         view = screen.query_one("#reconst", ImageView)
         expected = first_cells(grid_pixels(browsed / "finished" / "reconst-2.png"), 56, 2 * (120 - 2))
         await wait_until(pilot, lambda: torch_equal(view.pixels, expected), "epoch 2's grid")  # decoded in a thread
+        titles = [str(screen.query_one(f"#{name}-title").render()) for name in ("reconst", "sample")]
+        assert titles == [
+            "reconstructions, epoch 2 (test images, each beside its reconstruction)",
+            "samples, epoch 2 (draws from the prior)",
+        ]  # what each grid's first row holds
+        settings = str(screen.query_one("#settings").render())
+        assert all(part in settings for part in ("arch mlp", "lr 0.01", "batch 32", "latent 4", "s/epoch"))
         await pilot.press("left")
         assert screen.epoch == 1
         expected = first_cells(grid_pixels(browsed / "finished" / "reconst-1.png"), 56, 236)
@@ -415,25 +422,6 @@ async def test_the_plot_draws_one_epoch_whole_epochs_full_names_and_fits_the_lat
         titles = [str(label.render()) for label in screen.query("Label") if label.id.startswith("samples-title")]
         assert "lr 0.001" in titles[0] and "lr 0.002" in titles[1] and "latent" not in titles[0]  # what differs
         assert "2.0 s/epoch" in titles[0]
-
-
-async def test_a_run_shows_its_settings_and_what_its_grids_hold(browsed: Path, wait_until: Callable) -> None:
-    from vae_tui.run_view import RunScreen
-    from vae_tui.runs_app import RunsApp
-
-    app = RunsApp(browsed)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        names = [r[0] for r in table_rows(app)]
-        await pilot.press(*["down"] * names.index("finished"), "enter")
-        await pilot.pause()
-        assert isinstance(app.screen, RunScreen)
-        settings = str(app.screen.query_one("#settings").render())
-        assert all(part in settings for part in ("arch mlp", "lr 0.01", "batch 32", "latent 4", "s/epoch"))
-        titles = [app.screen.query_one(f"#{name}-title") for name in ("reconst", "sample")]
-        await wait_until(pilot, lambda: "loading" not in str(titles[0].render()), "the grids")  # decoded in a thread
-        assert str(titles[0].render()) == "reconstructions, epoch 2 (test images, each beside its reconstruction)"
-        assert str(titles[1].render()) == "samples, epoch 2 (draws from the prior)"
 
 
 def test_the_browser_writes_times_short_and_a_running_run_s_progress() -> None:
