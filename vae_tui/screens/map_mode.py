@@ -46,6 +46,7 @@ class MapPanel:
         """New encodings (another checkpoint of the same run): the scatter is drawn again."""
         self.axes = None if atlas is None else MapAxes(atlas, active)
         self._drawn: tuple | None = None  # what the scatter shows: its plane, colouring and coloured dimension
+        self._edges: list[float] = []  # the ramp's step edges for what the scatter shows
         if self.colouring == "error" and (atlas is None or not atlas.has_losses):
             self.colouring = "class"  # the new atlas has no losses to colour by
 
@@ -97,16 +98,16 @@ class MapPanel:
         uv, view = self.axes.layout(plane)
         map_view = screen.query_one(MapView)
         drawn = (plane.names, self.colouring, state.selected if self.colouring == "value" else None)
-        edges: list[float] = []
-        if self.colouring != "class":
-            values = atlas.mu[:, state.selected] if self.colouring == "value" else atlas.recon
-            steps, edges = ramp_steps(values)
-        if drawn != self._drawn:
+        if drawn != self._drawn:  # the ramp's steps and edges too: once per colouring, not per cursor move
             if self.colouring == "class":
                 map_view.show(uv, atlas.labels, view)
+                self._edges = []
             else:
+                values = atlas.mu[:, state.selected] if self.colouring == "value" else atlas.recon
+                steps, self._edges = ramp_steps(values)
                 map_view.show(uv, steps, view, ramp=True)
             self._drawn = drawn
+        edges = self._edges
         u, v = plane.coordinates(state.z)
         map_view.mark(u, v)
         title = f"Map · x {plane.names[0]} · y {plane.names[1]}"
