@@ -54,7 +54,14 @@ def _signal_at(spec: str) -> Listener:
     return send
 
 
-if os.environ.get("VAE_TUI_POINTS"):
-    listen(_log_to(os.environ["VAE_TUI_POINTS"]))
-if os.environ.get("VAE_TUI_SIGNAL_AT"):
-    listen(_signal_at(os.environ["VAE_TUI_SIGNAL_AT"]))
+def listen_as_the_environment_says() -> None:
+    """Listen as VAE_TUI_POINTS and VAE_TUI_SIGNAL_AT say, in place of any listener so far (a process started, or
+    forked, for a test)."""
+    _listeners.clear()
+    if os.environ.get("VAE_TUI_POINTS"):
+        listen(_log_to(os.environ["VAE_TUI_POINTS"]))
+    if os.environ.get("VAE_TUI_SIGNAL_AT"):
+        listen(_signal_at(os.environ["VAE_TUI_SIGNAL_AT"]))
+
+
+listen_as_the_environment_says()

@@ -353,33 +353,144 @@ def set_environment(values: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
-def _take_terminal() -> None:
-    """In the child: make the pseudo-terminal (its stdin) the controlling terminal, so Ctrl-C typed there signals it."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+class Forked:
+    """`vae-tui ARGS` in a child forked from this process: a real process (its own pid, signals, stdout and stderr,
+    exit status) that runs what `python -m vae_tui ARGS` runs, `vae_tui.cli.main(ARGS)`, without the 2-4 s of CPU
+    a fresh interpreter spends importing torch. A Popen look-alike for what the tests use (communicate, wait,
+    poll, kill, pid, returncode).
+
+    The child takes the environment changes (None unsets), the folder, and the points that VAE_TUI_POINTS and
+    VAE_TUI_SIGNAL_AT name; SIGINT and SIGTERM get Python's own handling back. With terminal (a pseudo-terminal's
+    secondary end), the child starts a session whose controlling terminal it is, and takes it as stdin, stdout and
+    stderr, so Ctrl-C typed there signals it; without, stdin is /dev/null and stdout and stderr are pipes. Where
+    the entry point itself is the point, the tests start `python -m vae_tui` (tests/test_cli.py).
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str | None] | None = None,
+        cwd: Path | None = None,
+        terminal: int | None = None,
+    ) -> None:
+        self.returncode: int | None = None
+        pipes = None if terminal is not None else (os.pipe(), os.pipe())
+        sys.stdout.flush(), sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns
+            code = 1
+            try:
+                if terminal is not None:
+                    os.setsid()  # a session of its own, whose controlling terminal this one becomes
+                    fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+                    for fd in (0, 1, 2):
+                        os.dup2(terminal, fd)
+                else:
+                    (_, out), (_, err) = pipes
+                    os.dup2(out, 1), os.dup2(err, 2)
+                    null = os.open(os.devnull, os.O_RDONLY)
+                    os.dup2(null, 0)
+                code = self._child(args, env or {}, cwd, tty=terminal is not None)
+            finally:
+                os._exit(code)
+        if pipes is not None:
+            (out_r, out_w), (err_r, err_w) = pipes
+            os.close(out_w), os.close(err_w)
+            self._out, self._err = out_r, err_r
+
+    @staticmethod
+    def _child(args: list[str], env: dict[str, str | None], cwd: Path | None, tty: bool) -> int:
+        import signal
+        import traceback
+
+        from models.points import listen_as_the_environment_says
+        from vae_tui.cli import main
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        set_environment(env)
+        listen_as_the_environment_says()
+        if cwd is not None:
+            os.chdir(cwd)
+        # as a Python process's own streams: line-buffered on a terminal; stdout block-buffered on a pipe
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", buffering=1 if tty else -1, encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        except KeyboardInterrupt:
+            code = 130
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush(), sys.stderr.flush()
+        return code
+
+    def _status(self, status: int) -> int:
+        self.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._status(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"vae-tui (forked, pid {self.pid})", timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, 9)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Everything the child wrote to stdout and to stderr, once it has ended (within timeout seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        chunks: dict[int, list[bytes]] = {self._out: [], self._err: []}
+        open_fds = [fd for fd in chunks if fd >= 0]
+        while open_fds:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(f"vae-tui (forked, pid {self.pid})", timeout)
+            ready, _, _ = select.select(open_fds, [], [], left)
+            for fd in ready:
+                data = os.read(fd, 65536)
+                if data:
+                    chunks[fd].append(data)
+                else:
+                    open_fds.remove(fd)
+                    os.close(fd)
+        self._out = self._err = -1
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()) + 1)
+        out, err = (b"".join(chunks[fd]).decode(errors="replace") for fd in chunks)
+        return out, err
 
 
 def run_in_pty(
     args: list[str], cwd: Path, columns: int = 80, rows: int = 24, timeout: float = 300, keys: dict | None = None
 ) -> PtyResult:
-    """`python -m vae_tui ARGS` in a pseudo-terminal of columns x rows, as its controlling terminal.
+    """`vae-tui ARGS` in a process (Forked) in a pseudo-terminal of columns x rows, as its controlling terminal.
 
     keys maps a piece of output to bytes typed into the terminal when that text first appears (b"\x03": Ctrl-C,
     which the terminal turns into SIGINT and echoes as "^C").
     """
     main, secondary = os.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    env = {**os.environ, **terminal_environment(columns, rows)}
-    env = {name: value for name, value in env.items() if value is not None}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vae_tui", *args],
-        stdin=secondary,
-        stdout=secondary,
-        stderr=secondary,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,  # a session of its own, whose controlling terminal this one becomes
-        preexec_fn=_take_terminal,
-    )
+    # NOFLSH: a Ctrl-C does not make the terminal discard the output not yet read, which cuts a line (even a
+    # character) short at a random byte; the output read here is then all the program wrote, the echoed ^C between
+    # two of its writes
+    attributes = termios.tcgetattr(secondary)
+    attributes[3] |= termios.NOFLSH
+    termios.tcsetattr(secondary, termios.TCSANOW, attributes)
+    process = Forked(args, terminal_environment(columns, rows), cwd, terminal=secondary)
     os.close(secondary)
     chunks, pending = [], dict(keys or {})
     deadline = time.monotonic() + timeout

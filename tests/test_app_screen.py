@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.command import CommandList
 
 from models.text import PLACEHOLDER
@@ -111,6 +112,13 @@ async def test_one_toast_for_ten_repeated_undos(make_app: Callable, settle: Call
         assert on_screen(app, "Nothing to undo") == 0
 
 
+def type_quickly(app: ExplorerApp, text: str) -> None:
+    """Type text as a fast typist does: its keys queue up at once (Pilot.press lets the app go idle after each key,
+    so each one costs a search and a frame of its own); wait for what they do with wait_until."""
+    for char in text:
+        app.post_message(events.Key("space" if char == " " else char, char))
+
+
 FOOTER_WORDS = sorted({k.footer for k in EXPLORER_KEYS + APP_KEYS} - {"", "palette"})
 
 
@@ -126,7 +134,8 @@ async def test_palette_finds_each_footer_word(make_app: Callable, wait_until: Ca
     app = make_app("cvae")
     async with app.run_test(size=(100, 32)) as pilot:
         for word in FOOTER_WORDS:
-            await pilot.press("ctrl+p", *word)
+            await pilot.press("ctrl+p")
+            type_quickly(app, word)
             offered = f"the palette offering a command for {word!r}"
             await wait_until(pilot, lambda word=word: word in first_match(app), offered)
             if word == "random":
@@ -257,5 +266,5 @@ async def test_explorer_draws_names_and_paths_literally(
         screen = drawn_screen(app)
         assert not any(c in screen for c in CONTROL_BYTES)
         await pilot.press("ctrl+p")
-        await pilot.press(*"pick class")
+        type_quickly(app, "pick class")
         await wait_until(pilot, lambda: "Pick class 0: [/]" in drawn_screen(app), "the palette showing class 0")

@@ -2,7 +2,8 @@
 the command, SIGINT, SIGTERM and resume.
 
 Commands run in this process through vae_tui.cli.main (the run_cli fixture); a real process is
-started only where it is the point: the entry points themselves, imports, and signals.
+started only where it is the point: the entry points themselves and imports (`python -m vae_tui`), and signals (a
+child forked from the test process, tests/helpers.py::Forked).
 """
 
 import errno
@@ -20,7 +21,7 @@ import torch
 
 from models import Checkpoint, UserError, build_model, load_checkpoint, save_checkpoint
 from models.limits import MAX_SEED, MAX_SIZE
-from tests.helpers import TINY_FLAGS, TINY_TRAIN, CliResult, one_line_error, write_dataset
+from tests.helpers import TINY_FLAGS, TINY_TRAIN, CliResult, Forked, one_line_error, write_dataset
 from train.output import OutputLock
 from train.settings import TrainSettings, training_bytes
 from vae_tui.cli import main
@@ -151,7 +152,7 @@ SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 @pytest.fixture(scope="module")
 def signalled_trainings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A `vae-tui train` process per signal, started together (the tests below wait on their own): each sends
+    """A `vae-tui train` process (Forked) per signal, started together (the tests below wait on their own): each sends
     itself its signal just before batch 3 of epoch 2. Returns {signal: (process, data folder, out folder)}."""
     root = tmp_path_factory.mktemp("signalled")
     write_dataset(root / "data")
@@ -161,9 +162,7 @@ def signalled_trainings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         args = [*TINY_FLAGS, "--epochs", "2", "--data-dir", str(root / "data"), "--out", str(out), "--threads", "1"]
         args.append("--no-preview")
         # one thread each: the two run side by side, and spinning thread pools would only slow both
-        env = {**os.environ, "VAE_TUI_SIGNAL_AT": f"batch 2 3={sig.name}", "OMP_NUM_THREADS": "1"}
-        command = [sys.executable, "-m", "vae_tui", "train", *args]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        process = Forked(["train", *args], {"VAE_TUI_SIGNAL_AT": f"batch 2 3={sig.name}", "OMP_NUM_THREADS": "1"})
         started[sig] = process, root / "data", out
     yield started
     for process, _, _ in started.values():

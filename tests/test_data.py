@@ -4,6 +4,7 @@ bombs, and fuzzing the IDX reader."""
 
 import contextlib
 import errno
+import functools
 import gzip
 import hashlib
 import shutil
@@ -290,6 +291,7 @@ def test_gzip_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # --- fuzzing the IDX reader: only DataError comes out ---------------------------------------------
 
 
+@functools.cache  # made once: the examples only read it
 def valid_idx(kind: str) -> bytes:
     images, labels = make_split(20, seed=0)
     return idx_bytes(images if kind == "images" else labels)

@@ -36,6 +36,7 @@ from vae_tui.cli import build_parser, main
 from vae_tui.commands import pretrained_names
 from vae_tui.commands.explore import pretrained_label, pretrained_path, resolve
 from vae_tui.decoding import Decoder
+from vae_tui.exports import read_export
 
 
 @pytest.fixture(scope="module")
@@ -165,16 +166,45 @@ def test_sample_is_byte_for_byte_reproducible(tmp_path: Path, sample: Callable) 
 
 
 def test_sample_grids(sample: Callable) -> None:
+    """--no-labels: the bare grid; by default the same grid with its rows' labels at its left and a line under it."""
     cell = 4 * 30  # 28 px and 2 px of padding, at scale 4
-    assert Image.open(sample("classes.png")).size == (8 * cell + 8, 10 * cell + 8)
-    two = sample("two.png", "--class", "Bag", "--class", "7", "--n", "5")
+    assert Image.open(sample("classes.png", "--no-labels")).size == (8 * cell + 8, 10 * cell + 8)
+    two = sample("two.png", "--class", "Bag", "--class", "7", "--n", "5", "--no-labels")
     assert Image.open(two).size == (5 * cell + 8, 2 * cell + 8)
-    traverse = sample("t.png", "--traverse", "4", "--n", "3", "--scale", "1")
+    traverse = sample("t.png", "--traverse", "4", "--n", "3", "--scale", "1", "--no-labels")
     assert Image.open(traverse).size == (3 * 30 + 2, 7 * 30 + 2)
-    between = sample("i.png", "--interpolate", "seed:1", "seed:2", "--steps", "6", "--scale", "1")
+    between = sample("i.png", "--interpolate", "seed:1", "seed:2", "--steps", "6", "--scale", "1", "--no-labels")
     assert Image.open(between).size == (6 * 30 + 2, 30 + 2)
-    vae = sample("v.png", "--interpolate", "Trouser", "Bag", "--scale", "1", checkpoint=pretrained_path("vae"))
+    vae = sample(
+        "v.png", "--interpolate", "Trouser", "Bag", "--scale", "1", "--no-labels", checkpoint=pretrained_path("vae")
+    )
     assert Image.open(vae).size == (8 * 30 + 2, 30 + 2)
+    for bare, args, rows, caption in [
+        (two, ("--class", "Bag", "--class", "7", "--n", "5"), ["Bag", "Sneaker"], "one z a column, a class a row"),
+        (
+            traverse,
+            ("--traverse", "4", "--n", "3", "--scale", "1"),
+            [f"z4 = {v}" for v in ("-3", "-2", "-1", "0", "+1", "+2", "+3")],
+            "a prior sample a column (seed 0), class T-shirt/top",
+        ),
+        (
+            between,
+            ("--interpolate", "seed:1", "seed:2", "--steps", "6", "--scale", "1"),
+            [],
+            "seed:1 to seed:2 in 6 steps, left to right, class T-shirt/top",
+        ),
+    ]:
+        labelled = Image.open(sample(f"labelled-{bare.name}", *args))
+        grid = Image.open(bare)
+        # the grid itself, pixel for pixel, at the top right; the labels left of it, a line of text under it
+        assert labelled.width > grid.width if rows else labelled.width == grid.width
+        assert labelled.height > grid.height
+        corner = (labelled.width - grid.width, 0, labelled.width, grid.height)
+        assert labelled.crop(corner).tobytes() == grid.tobytes()
+        under = labelled.crop((0, grid.height, labelled.width, labelled.height))
+        assert under.getextrema()[1] > 200  # light text on the grid's grey
+        export = read_export(Path(labelled.filename))
+        assert list(export.rows) == rows and export.caption.endswith(caption)
 
 
 def test_sample_pixels_are_the_decoders(sample: Callable) -> None:

@@ -285,8 +285,11 @@ async def test_g_on_the_map_saves_the_manifold_grid(tmp_path: Path, make_app: Ca
         await pilot.press("m", "g")
         (path,) = (tmp_path / "exports").glob("*manifold*.png")
         side = MANIFOLD_PNG_SCALE * (MANIFOLD_SIDE * 30 + 2)
-        assert Image.open(path).size == (side, side)
+        image = Image.open(path)
+        assert image.width == side and image.height > side  # the grid, and the line under it that says what it is
         export = read_export(path)
+        x, y = app.explorer.map.axes.plane(app.explorer.state.selected).names
+        assert export.caption == f"the map's view: {x} left to right, {y} top to bottom, the rest of z kept"
         assert export.columns == MANIFOLD_SIDE and len(export.z) == MANIFOLD_SIDE**2
         plane = app.explorer.map.axes.plane(app.explorer.state.selected)
         uv = plane.project(torch.tensor(export.z))

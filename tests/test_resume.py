@@ -12,8 +12,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -32,6 +30,7 @@ from tests.helpers import (
     TINY_FLAGS,
     TINY_SETTINGS,
     VALUES,
+    Forked,
     QuietProgress,
     untrained_checkpoint,
     write_dataset,
@@ -340,13 +339,12 @@ def test_sigint_during_start_up_of_a_resumed_run(mnist_dir: Path, tmp_path: Path
 
 
 class Started:
-    """A `vae-tui train` process that stops itself at a named point, and its folders."""
+    """A `vae-tui train` process (Forked) that stops itself at a named point, and its folders."""
 
     def __init__(self, out: Path, data: Path, point: str, args: list[str]) -> None:
         self.out, self.data = out, data
-        env = {**os.environ, "VAE_TUI_SIGNAL_AT": point, "OMP_NUM_THREADS": "1"}
-        command = [sys.executable, "-m", "vae_tui", "train", *args, "--data-dir", str(data)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        env = {"VAE_TUI_SIGNAL_AT": point, "OMP_NUM_THREADS": "1"}
+        self.process = Forked(["train", *args, "--data-dir", str(data)], env)
 
     def wait(self) -> tuple[int, str]:
         """The exit status and stderr."""

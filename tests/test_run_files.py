@@ -193,11 +193,14 @@ async def test_special_files_swapped_in_live_never_hang_the_browser(
         async with app.run_test(size=(160, 30)) as pilot:
             await pilot.press("enter")  # the run view reads metrics.jsonl again when it changes
             await pilot.pause()
-            assert isinstance(app.screen, RunScreen)
+            run_screen = app.screen
+            assert isinstance(run_screen, RunScreen)
+            seen = run_screen._metrics_seen
             for fifo in fifos:
                 fifo.unlink(missing_ok=True)
                 os.mkfifo(fifo)
-            await pilot.pause(0.3)
+            # the view's next look (every 50 ms) finds the FIFO in metrics.jsonl's place, and reads it as a file
+            await wait_until(pilot, lambda: run_screen._metrics_seen != seen, "the run view looking at the FIFO")
             await pilot.press("escape")
             damaged = "damaged: metrics.jsonl cannot be read (a FIFO, not a regular file)"
             await wait_until(pilot, lambda: table_rows(app)[0][6] == damaged, "the FIFOs listed", timeout=20)

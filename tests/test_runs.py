@@ -230,7 +230,11 @@ async def test_the_explorer_opens_over_the_browser_and_leaving_it_keeps_the_brow
         assert table_rows(app)[0][0] == f"* {names[0]}"
         await pilot.press("e", "e")  # straight from the table (twice: one explorer); q comes back too, and a dialog
         await wait_until(pilot, lambda: isinstance(app.screen, ExplorerScreen), "the explorer")  # on top goes with it
-        await pilot.pause(0.2)
+        await wait_until(  # every load done, where a second explorer would come from
+            pilot,
+            lambda: app.opening is None and all(w.is_finished for w in app.workers if w.group == "explore"),
+            "every checkpoint load done",
+        )
         assert sum(isinstance(s, ExplorerScreen) for s in app.screen_stack) == 1
         await settle(app, pilot)
         await pilot.press("question_mark")

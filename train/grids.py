@@ -4,12 +4,13 @@ import io
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from models.atomic import write_atomic
 
 PAD_VALUE = 0.25  # dark grey between cells: FashionMNIST backgrounds are black
+TEXT_VALUE = 0.9  # labels: light grey on the padding's grey
 
 
 def grid(images: torch.Tensor, ncol: int, padding: int = 2) -> torch.Tensor:
@@ -37,14 +38,58 @@ def to_image(pixels: torch.Tensor, scale: int = 1) -> Image.Image:
     return image
 
 
-def save_png(path: str | Path, pixels: torch.Tensor, scale: int = 1, text: dict[str, str] | None = None) -> Path:
-    """Write a (H, W) tensor in [0, 1] as a PNG, atomically; text, if given, goes into tEXt chunks before the image."""
+def font_size(cell_px: int) -> int:
+    """The labels' font size in pixels for cells cell_px high: a fifth of a cell, 10 to 24."""
+    return max(10, min(24, round(cell_px / 5)))
+
+
+def fit_text(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float) -> str:
+    """text, cut at its end with '…' until it is at most width pixels wide ('' when not even that fits)."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…" if text else ""
+
+
+def with_labels(
+    image: Image.Image, rows: list[tuple[int, int, str]], caption: str, size: int, max_label_px: int = 240
+) -> Image.Image:
+    """image (mode L) with labels in light grey on the grid's padding grey: each row's text (top, bottom, text, in
+    image pixels) left of the image, centred on its row, and a caption line under it; size, the font's pixels.
+    Text too wide for its place is cut with '…' (a label column at most max_label_px wide)."""
+    font = ImageFont.load_default(size=size)
+    margin = max(2, size // 3)
+    widths = [font.getlength(text) for _, _, text in rows if text]
+    label_px = min(max_label_px, int(max(widths, default=0))) + 2 * margin if widths else 0
+    line_px = size + 2 * margin if caption else 0
+    out = Image.new("L", (label_px + image.width, image.height + line_px), round(PAD_VALUE * 255))
+    out.paste(image, (label_px, 0))
+    draw = ImageDraw.Draw(out)
+    fill = round(TEXT_VALUE * 255)
+    for top, bottom, text in rows:
+        if text:
+            shown = fit_text(text, font, label_px - 2 * margin)
+            draw.text((label_px - margin, (top + bottom) / 2), shown, fill=fill, font=font, anchor="rm")
+    if caption:
+        shown = fit_text(caption, font, out.width - 2 * margin)
+        draw.text((margin, image.height + line_px / 2), shown, fill=fill, font=font, anchor="lm")
+    return out
+
+
+def encode_png(image: Image.Image, text: dict[str, str] | None = None) -> bytes:
+    """image as PNG bytes, with text, if given, in tEXt chunks before the image data."""
     info = PngInfo()
     for key, value in (text or {}).items():
         info.add_text(key, value)
     buffer = io.BytesIO()
-    to_image(pixels, scale).save(buffer, format="PNG", compress_level=1, pnginfo=info)  # fast: written every epoch
-    return write_atomic(path, buffer.getvalue())
+    image.save(buffer, format="PNG", compress_level=1, pnginfo=info)  # fast: training writes them every epoch
+    return buffer.getvalue()
+
+
+def save_png(path: str | Path, pixels: torch.Tensor, scale: int = 1, text: dict[str, str] | None = None) -> Path:
+    """Write a (H, W) tensor in [0, 1] as a PNG, atomically; text, if given, goes into tEXt chunks before the image."""
+    return write_atomic(path, encode_png(to_image(pixels, scale), text))
 
 
 def save_gif(

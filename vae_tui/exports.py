@@ -6,15 +6,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from models import Checkpoint, UserError, rows_per_class
+from models.atomic import write_atomic
 from models.text import printable
-from train.grids import PAD_VALUE, grid, save_png
+from train.grids import PAD_VALUE, encode_png, font_size, grid, to_image, with_labels
 from train.image_file import open_image
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
 
 TEXT_KEY = "vae-tui"  # the PNG tEXt keyword
 FORMAT = 1
+MAX_LABEL = 200  # characters of a row label or a caption in a record
+GRID_PAD = 2  # pixels between a grid's cells and around them
 Z_LIMIT = 1e4  # the explorer keeps z far inside this (the prior is a standard normal); beyond it is garbage
 
 
@@ -29,6 +33,8 @@ class Export:
     z: list[list[float] | None]  # per cell, latent_dim values
     columns: int | None  # cells per row of a grid; None: a single image without a border
     scale: int  # PNG pixels per image pixel
+    rows: tuple[str, ...] = ()  # a grid's row labels, drawn left of its rows ("": none for that row)
+    caption: str = ""  # what the grid shows, drawn under it after the weights' folder and file
 
     def to_json(self) -> str:
         """The record as the PNG stores it: one image's class and z as they are, a grid's as lists."""
@@ -43,16 +49,26 @@ class Export:
             "columns": self.columns,
             "scale": self.scale,
         }
+        if self.rows or self.caption:  # recorded only when set: a record without them draws a bare grid
+            record["rows"], record["caption"] = list(self.rows), self.caption
         return json.dumps(record, allow_nan=False)
 
 
 def export_of(
-    checkpoint: Checkpoint, z: list[list[float] | None], classes: list[int | None], columns: int | None, scale: int
+    checkpoint: Checkpoint,
+    z: list[list[float] | None],
+    classes: list[int | None],
+    columns: int | None,
+    scale: int,
+    rows: list[str] | tuple[str, ...] = (),
+    caption: str = "",
 ) -> Export:
-    """The record of cells z with classes, drawn by checkpoint."""
+    """The record of cells z with classes, drawn by checkpoint; a grid's row labels and caption, if any, are drawn
+    with it (the weights' folder and file before the caption)."""
     path = str(Path(checkpoint.path).resolve()) if checkpoint.path else ""
     z = [None if cell is None else [float(v) for v in cell] for cell in z]
-    return Export(path, checkpoint.sha256 or "", checkpoint.config.kind, list(classes), z, columns, scale)
+    kind = checkpoint.config.kind
+    return Export(path, checkpoint.sha256 or "", kind, list(classes), z, columns, scale, tuple(rows), caption)
 
 
 def image_export(checkpoint: Checkpoint, z: list[float], label: int, scale: int) -> Export:
@@ -64,9 +80,14 @@ def strip_export(checkpoint: Checkpoint, z: list[float], label: int, dim: int, s
     """The explorer's strip as one grid: z[dim] from -3 to +3 and, for a CVAE, a row of every class at z."""
     traversal = [[*z[:dim], value, *z[dim + 1 :]] for value in TRAVERSAL_VALUES]
     rows: list[tuple[list, list]] = [(traversal, [label] * len(traversal))]
+    caption = f"z{dim} from {TRAVERSAL_VALUES[0]:+g} to {TRAVERSAL_VALUES[-1]:+g}, left to right"
+    titles = [f"z{dim}"]
     if checkpoint.model.conditional:
-        class_z, class_labels = rows_per_class(torch.tensor([z]), torch.arange(checkpoint.config.num_classes))
+        num_classes = checkpoint.config.num_classes
+        class_z, class_labels = rows_per_class(torch.tensor([z]), torch.arange(num_classes))
         rows.append((class_z.tolist(), class_labels.tolist()))
+        titles = [f"z{dim} · {class_name(checkpoint, label)}", f"classes 0-{num_classes - 1}"]
+        caption += "; below, each class at this z"
     columns = max(len(cells) for cells, _ in rows)
     z: list[list[float] | None] = []
     classes: list[int | None] = []
@@ -74,7 +95,13 @@ def strip_export(checkpoint: Checkpoint, z: list[float], label: int, dim: int, s
         blank = [None] * (columns - len(cells))
         z += cells + blank
         classes += labels + blank
-    return export_of(checkpoint, z, classes, columns, scale)
+    return export_of(checkpoint, z, classes, columns, scale, titles, caption)
+
+
+def class_name(checkpoint: Checkpoint, label: int) -> str:
+    """The checkpoint's name for class label (its number where it has none)."""
+    names = checkpoint.class_names
+    return printable(names[label]) if 0 <= label < len(names) else str(label)
 
 
 def draw(export: Export, decoder: Decoder) -> torch.Tensor:
@@ -87,12 +114,35 @@ def draw(export: Export, decoder: Decoder) -> torch.Tensor:
         return images[0]
     cells = torch.full((len(export.z), *images.shape[1:]), PAD_VALUE)
     cells[filled] = images
-    return grid(cells, export.columns)
+    return grid(cells, export.columns, GRID_PAD)
+
+
+def source_line(export: Export) -> str:
+    """The weights that drew an export, as the line under a grid names them: their folder and file, and the kind."""
+    where = Path(export.checkpoint)
+    source = f"{where.parent.name}/{where.name}" if export.checkpoint else "weights of unknown origin"
+    return f"{printable(source)} · {export.kind.upper()}"
+
+
+def export_image(export: Export, decoder: Decoder) -> Image.Image:
+    """The export as the PNG shows it: drawn, upscaled, and a grid with row labels or a caption labelled."""
+    pixels = draw(export, decoder)
+    image = to_image(pixels, export.scale)
+    if export.columns is None or not (export.rows or export.caption):
+        return image
+    nrows = -(-len(export.z) // export.columns)
+    side = (pixels.shape[0] - GRID_PAD) // nrows - GRID_PAD  # a cell's height: the grid is rows of cells
+    rows = []
+    for r, label in enumerate(export.rows):
+        top = GRID_PAD + r * (side + GRID_PAD)
+        rows.append((top * export.scale, (top + side) * export.scale, printable(label)))
+    caption = " · ".join(part for part in (source_line(export), printable(export.caption)) if part)
+    return with_labels(image, rows, caption, font_size(side * export.scale))
 
 
 def save_export(path: str | Path, export: Export, decoder: Decoder) -> Path:
     """Draw the export and write it as a PNG carrying its record, atomically."""
-    return save_png(path, draw(export, decoder), export.scale, text={TEXT_KEY: export.to_json()})
+    return write_atomic(path, encode_png(export_image(export, decoder), {TEXT_KEY: export.to_json()}))
 
 
 def read_export(path: Path) -> Export:
@@ -147,7 +197,14 @@ def _parse(text: str) -> Export:
     checkpoint, sha256, kind = record["checkpoint"], record["sha256"], record["kind"]
     if not all(isinstance(v, str) for v in (checkpoint, sha256, kind)):
         raise ValueError("checkpoint, sha256 and kind must be strings")
-    return Export(checkpoint, sha256, kind, classes, z, columns, scale)
+    rows, caption = record.get("rows", []), record.get("caption", "")
+    if not isinstance(rows, list) or not all(isinstance(r, str) and len(r) <= MAX_LABEL for r in rows):
+        raise ValueError(f"rows must be a list of strings of at most {MAX_LABEL} characters")
+    if not isinstance(caption, str) or len(caption) > MAX_LABEL:
+        raise ValueError(f"caption must be a string of at most {MAX_LABEL} characters")
+    if (rows or caption) and single or len(rows) > -(-len(z) // (columns or 1)):
+        raise ValueError("only a grid has row labels and a caption, at most one label a row")
+    return Export(checkpoint, sha256, kind, classes, z, columns, scale, tuple(rows), caption)
 
 
 def check_drawable(export: Export, checkpoint: Checkpoint, png: Path) -> None:

@@ -25,7 +25,16 @@ MAX_IMAGES = 4096
 MAX_SCALE = 16
 MAX_SIDE_PX = 16384
 GIF_FRAME_MS = 100
-DEFAULTS = {"n": 8, "classes": None, "seed": 0, "traverse": None, "interpolate": None, "steps": 8, "scale": 4}
+DEFAULTS = {
+    "n": 8,
+    "classes": None,
+    "seed": 0,
+    "traverse": None,
+    "interpolate": None,
+    "steps": 8,
+    "scale": 4,
+    "no_labels": False,
+}
 
 if TYPE_CHECKING:
     import torch
@@ -124,6 +133,25 @@ def rows(args: argparse.Namespace, checkpoint: "Checkpoint") -> "tuple[torch.Ten
     return torch.randn(args.n, latent_dim, generator=generator), torch.zeros(args.n, dtype=torch.long), min(args.n, 8)
 
 
+def titles(args: argparse.Namespace, checkpoint: "Checkpoint", labels: list[int]) -> tuple[list[str], str]:
+    """The row labels and the caption of the grid rows() draws: what each row and the whole grid hold."""
+    from vae_tui.decoding import TRAVERSAL_VALUES
+    from vae_tui.exports import class_name
+
+    conditional = checkpoint.model.conditional
+    of_class = f", class {class_name(checkpoint, labels[0])}" if conditional else ""
+    if args.traverse is not None:
+        rows = [f"z{args.traverse} = {value:+g}".replace("+0", "0") for value in TRAVERSAL_VALUES]
+        return rows, f"a prior sample a column (seed {args.seed}){of_class}"
+    if args.interpolate:
+        a, b = args.interpolate
+        return [], f"{a} to {b} in {args.steps} steps, left to right{of_class}"
+    if conditional:
+        names = [class_name(checkpoint, label) for label in labels[:: args.n]]
+        return names, f"prior samples (seed {args.seed}): one z a column, a class a row"
+    return [], f"prior samples (seed {args.seed})"
+
+
 def add_parser(commands: Commands) -> None:
     """The `sample` sub-command and its flags."""
     parser = commands.add_parser(
@@ -179,6 +207,11 @@ def add_parser(commands: Commands) -> None:
         default=DEFAULTS["scale"],
         help=f"pixels per image pixel (default: 4; at most {MAX_SCALE})",
     )
+    parser.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="the bare grid: without the row labels at its left and the line under it (the weights and the draw)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -207,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{len(args.classes)} --class rows of --n {args.n} are more than {MAX_IMAGES} images")
         z, labels, columns = rows(args, checkpoint)
         classes = labels.tolist() if checkpoint.model.conditional else [None] * len(z)
-        export = export_of(checkpoint, z.tolist(), classes, columns, args.scale)
+        row_titles, caption = ([], "") if args.no_labels else titles(args, checkpoint, labels.tolist())
+        export = export_of(checkpoint, z.tolist(), classes, columns, args.scale, row_titles, caption)
     _check_size(export, math.isqrt(checkpoint.config.input_dim))
     try:
         if args.gif:
@@ -239,7 +273,7 @@ def _from_png(args: argparse.Namespace) -> "tuple[Export, Checkpoint]":
     from vae_tui.exports import check_drawable, read_export
 
     changed = [name for name, default in DEFAULTS.items() if getattr(args, name) != default]
-    given = ["--class" if name == "classes" else f"--{name}" for name in changed]
+    given = ["--class" if name == "classes" else f"--{name.replace('_', '-')}" for name in changed]
     if given:
         raise UserError(f"--from-png draws the grid the PNG records: leave out {', '.join(given)}")
     export = read_export(args.from_png)

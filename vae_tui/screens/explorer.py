@@ -29,7 +29,7 @@ from models.text import printable
 from train.atlas import image_losses
 from train.grids import grid
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
-from vae_tui.exports import Export, export_of, image_export, save_export, strip_export
+from vae_tui.exports import Export, class_name, export_of, image_export, save_export, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
 from vae_tui.latent_map import MANIFOLD_SIDE
 from vae_tui.layout import Layout, plan
@@ -629,9 +629,13 @@ class ExplorerScreen(Screen):
     def save_manifold(self) -> Path | None:
         """The decoded 15x15 grid over the map's view: x left to right, y top to bottom, the other components of z
         and the class kept."""
-        z, names = self.map.manifold(self.state)
-        export = export_of(self.checkpoint, z, [self.state.label] * len(z), MANIFOLD_SIDE, MANIFOLD_PNG_SCALE)
-        return self._save(f"map-{names}-manifold", export)
+        z, (x, y) = self.map.manifold(self.state)
+        caption = f"the map's view: {x} left to right, {y} top to bottom, the rest of z kept"
+        if self.checkpoint.model.conditional:
+            caption += f"; class {class_name(self.checkpoint, self.state.label)}"
+        classes = [self.state.label] * len(z)
+        export = export_of(self.checkpoint, z, classes, MANIFOLD_SIDE, MANIFOLD_PNG_SCALE, caption=caption)
+        return self._save(f"map-{x}-{y}-manifold", export)
 
     # --- interpolation (vae_tui.screens.interpolation) ----------------------------------------------------
 

@@ -81,14 +81,15 @@ class MapPanel:
         plane = self.axes.plane(state.selected)
         return self.axes.nearest_image(plane, *plane.coordinates(state.z))
 
-    def manifold(self, state: ExplorerState) -> tuple[list[list[float]], str]:
+    def manifold(self, state: ExplorerState) -> tuple[list[list[float]], tuple[str, str]]:
         """The z of the 15x15 grid over the map's view (x left to right, y top to bottom, the other components of
-        z kept), and the plane's axes as a file-name part."""
+        z kept), and the plane's axes' names."""
         plane = self.axes.plane(state.selected)
         _, view = self.axes.layout(plane)
         xs, ys = view.centres(MANIFOLD_SIDE)
         z = [plane.place(state.z, x, y) for y in ys.tolist() for x in xs.tolist()]
-        return z, "-".join(printable(name) for name in plane.names)
+        x_name, y_name = (printable(name) for name in plane.names)
+        return z, (x_name, y_name)
 
     def draw(self, screen: Screen, state: ExplorerState, class_names: list[str]) -> None:
         """Redraw the map area for state: the scatter when the plane changed, the marker, the title, the legend.
