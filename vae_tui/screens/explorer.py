@@ -20,6 +20,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.events import Key, Resize
+from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
@@ -196,6 +197,10 @@ class ExplorerScreen(Screen):
 
     def on_mount(self) -> None:
         self.state.watch(self._state_changed)
+        # laid out for the terminal's size before the first layout (the screen's own size is known only after it),
+        # so that layout is the one shown, not one with every strip that Resize then rearranges
+        self.query_one(Footer).compact = self.app.size.width < WIDE_FOOTER
+        self._arrange(self.app.size)
         if self.checkpoint.atlas is None:
             self.notify(NO_ATLAS, severity="warning", timeout=10, markup=False)
         if self.start_image is not None:
@@ -222,13 +227,14 @@ class ExplorerScreen(Screen):
                 f"{MIN_SIZE[0]}x{MIN_SIZE[1]}. Enlarge it, or press q to quit."
             )
 
-    def _arrange(self) -> None:
-        """Place the strips and size the thumbnails for the terminal's size (see vae_tui.layout)."""
+    def _arrange(self, size: Size | None = None) -> None:
+        """Place the strips and size the thumbnails for the terminal's size, or size (see vae_tui.layout)."""
+        size = size or self.size
         classes = self.state.num_classes if self.state.conditional else None
-        layout = self.layout_plan = plan(self.size.width, self.size.height, classes, self.show_classes)
+        layout = self.layout_plan = plan(size.width, size.height, classes, self.show_classes)
         beside = layout.classes if layout.classes_beside else None
         below = None if layout.classes_beside else layout.classes
-        self.query_one("#map-side").styles.width = WIDE_MAP_SIDE if self.size.width >= WIDE_FOOTER else NARROW_MAP_SIDE
+        self.query_one("#map-side").styles.width = WIDE_MAP_SIDE if size.width >= WIDE_FOOTER else NARROW_MAP_SIDE
         places = (("#traversal", layout.traversal), ("#classes-beside", beside), ("#classes-below", below))
         for selector, shape in places:
             thumbnails = self.query_one(selector, Thumbnails)
