@@ -1,6 +1,7 @@
 """`vae-tui runs`: every run folder with its state, read from headers and metrics only."""
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -444,8 +445,127 @@ def test_the_browser_writes_times_short_and_a_running_run_s_progress() -> None:
     running = fake_run("r", rows)
     running.state, running.epochs_done, running.epochs_planned = "running", 3, 10
     assert progress(running) == " · 3/10 · 20.5k img/s · ETA 0:02:55"  # 7 epochs left at the median 25 s
+    # within epoch 4, from the lock file: 12 s of it left, then 6 epochs at the median 25 s
+    running.live = {"epoch": 4, "epochs": 10, "step": 150, "steps": 469, "images_per_s": 9876.0}
+    running.live |= {"left_s": 12.0, "epoch_s": 6.1}
+    assert progress(running) == " · 4/10 31% · 9.9k img/s · ETA 0:02:42"
+    assert progress(running, spelled_out=True) == "epoch 4 of 10, 31% through · 9.9k img/s · 0:02:42 left"
+    running.metrics = []  # no epoch ended yet: the others at this epoch's speed
+    assert progress(running) == " · 4/10 31% · 9.9k img/s · ETA 0:00:49"
     running.state = "finished"
     assert progress(running) == ""
+
+
+@pytest.mark.slow
+def test_a_training_tells_the_browser_its_epoch_s_progress(
+    mnist_dir: Path, tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vae-tui train` writes its step, speed and time left into the lock file (every second; here every step),
+    and the listing reads them while the lock is held: a run's row moves within an epoch."""
+    import train.loop
+    import train.output
+    from models.points import listen
+    from tests.helpers import TINY_FLAGS
+    from train.runs import live_status, lock_held
+
+    monkeypatch.setattr(train.loop, "REPORT_SECONDS", 0.0)
+    monkeypatch.setattr(train.output, "STATUS_SECONDS", 0.0)
+    out = tmp_path / "runs" / "now"
+    seen = []
+
+    def look(label: str) -> None:
+        if label == "batch 2 5":  # before step 5 of epoch 2 runs: steps 0-4 done
+            seen.append((lock_held(out), live_status(out), scan_runs(out.parent)[0]))
+
+    unlisten = listen(look)
+    try:
+        result = run_cli("train", *TINY_FLAGS, "--epochs", "3", "--data-dir", str(mnist_dir), "--out", str(out))
+    finally:
+        unlisten()
+    assert result.code == 0, result.stderr
+    ((held, status, run),) = seen
+    assert held and status is not None and run.state == "running" and run.live == status
+    assert (status["epoch"], status["epochs"], status["step"], status["steps"]) == (2, 3, 5, 16)  # 512 / 32
+    assert status["images_per_s"] > 0 and 0 < status["left_s"] < status["epoch_s"]
+    assert (out / ".lock").read_text().startswith(f"pid {os.getpid()}\n")  # the pid line stays first
+
+
+async def test_the_line_under_the_table_spells_out_the_highlighted_run_s_progress_at_80x24(
+    browsed: Path, wait_until: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import train.output
+    from vae_tui.runs_app import RunsApp
+
+    monkeypatch.setattr(train.output, "STATUS_SECONDS", 0.0)
+    lock = OutputLock(browsed / "running")  # a training writing there now, in epoch 2 of 3
+    status = {"epoch": 2, "epochs": 3, "step": 5, "steps": 16, "images_per_s": 1234.0, "left_s": 7.5, "epoch_s": 12.0}
+    lock.tell(status)
+    try:
+        app = RunsApp(browsed)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            line = app.screen.query_one("#run-line")
+            assert not line.display  # the cursor on a run that is not training
+            names = [r[0] for r in table_rows(app)]
+            await pilot.press(*["down"] * names.index("running"))
+            shown = lambda: str(line.render()) if line.display else ""  # noqa: E731
+            # 7.5 s of this epoch, then one more at the median epoch's time (metrics.jsonl's)
+            spe = next(run for run in app.screen.runs if run.name == "running").seconds_per_epoch
+            left = round(7.5 + spe)
+            expected = f"running: epoch 2 of 3, 31% through · 1.2k img/s · 0:00:{left:02d} left"
+            await wait_until(pilot, lambda: shown() == expected, "the highlighted run's progress under the table")
+            assert line.region.width <= 80 and len(expected) <= 78  # whole at 80 columns
+            lock.tell(status | {"step": 10, "left_s": 4.0})  # the next second's news
+            await wait_until(pilot, lambda: "62% through" in shown(), "the line moving within the epoch")
+            await pilot.press("up")
+            await wait_until(pilot, lambda: not line.display, "no line for a run not training")
+    finally:
+        lock.release()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pid 12",  # an older training's lock: a pid only
+        'pid 12\n{"epoch": 2, "epochs": 3, "step": 5, "steps"',  # half written
+        'pid 12\n{"epoch": 4, "epochs": 3, "step": 5, "steps": 8, "images_per_s": 1, "left_s": 1, "epoch_s": 2}\n',
+        'pid 12\n{"epoch": 2, "epochs": 3, "step": 9, "steps": 8, "images_per_s": 1, "left_s": 1, "epoch_s": 2}\n',
+        'pid 12\n{"epoch": 2, "epochs": 3, "step": 5, "steps": 8, "images_per_s": NaN, "left_s": 1, "epoch_s": 2}\n',
+        'pid 12\n{"epoch": 2, "epochs": 3, "step": 5, "steps": 8, "images_per_s": 1, "left_s": -1, "epoch_s": 2}\n',
+        'pid 12\n{"epoch": 2, "epochs": 3, "step": 5.5, "steps": 8, "images_per_s": 1, "left_s": 1, "epoch_s": 2}\n',
+        'pid 12\n["epoch", 2]\n',
+        "pid 12\n" + "[" * 100_000 + "\n",
+        'pid 12\n{"epoch": 2, "epochs": 3, "step": 5, "steps": 8, "images_per_s": 1e999, "left_s": 1, "epoch_s": 2}\n',
+    ],
+    ids=[
+        "pid only",
+        "half written",
+        "epoch past epochs",
+        "step past steps",
+        "NaN",
+        "negative",
+        "float step",
+        "a list",
+        "nested deep",
+        "infinite",
+    ],
+)
+def test_a_lock_file_s_status_that_is_off_is_no_status(tmp_path: Path, text: str) -> None:
+    from train.runs import live_status
+
+    (tmp_path / ".lock").write_text(text)
+    assert live_status(tmp_path) is None
+    good = 'pid 12\n{"epoch": 2, "epochs": 3, "step": 5, "steps": 8, "images_per_s": 1, "left_s": 1, "epoch_s": 2}\n'
+    (tmp_path / ".lock").write_text(good)
+    assert live_status(tmp_path) == {
+        "epoch": 2,
+        "epochs": 3,
+        "step": 5,
+        "steps": 8,
+        "images_per_s": 1.0,
+        "left_s": 1.0,
+        "epoch_s": 2.0,
+    }
 
 
 async def test_at_80x24_the_browser_s_footer_shows_every_key_and_the_picker_its_hint_whole(

@@ -7,7 +7,7 @@ per-epoch files are most of that); the demo's DataLoader loop takes 3.6 to 4.1 s
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -83,6 +83,7 @@ class Trainer:
         self.epoch_threads = torch.get_num_threads()  # this epoch's, recorded in its metrics row and in last
         self.resumed_threads: int | None = None  # the count of the epoch a mid-epoch checkpoint stopped in
         self.watch = SlowdownWatch()
+        self.tell: Callable[[dict], None] | None = None  # given the status of each progress report (OutputLock.tell)
         self.last_reading: tuple[int, float] | None = None  # (step, time) of the previous speed reading
         self.num_classes = len(data.class_names)
         torch.manual_seed(settings.seed)
@@ -246,7 +247,21 @@ class Trainer:
         loss = self.loss_sum.item() / min((step + 1) * batch_size, len(self.train_x))
         self._check_finite(loss)
         now = time.perf_counter()
-        self.progress.batch(step + 1, loss, (step + 1 - first_step) * batch_size / max(now - started, 1e-9))
+        rate = (step + 1 - first_step) * batch_size / max(now - started, 1e-9)
+        self.progress.batch(step + 1, loss, rate)
+        if self.tell is not None:
+            steps, images = self.steps_per_epoch, len(self.train_x)
+            self.tell(
+                {
+                    "epoch": self.epoch,
+                    "epochs": self.settings.epochs,
+                    "step": step + 1,
+                    "steps": steps,
+                    "images_per_s": round(rate, 1),
+                    "left_s": round(max(images - (step + 1) * batch_size, 0) / rate, 3),  # this epoch's training
+                    "epoch_s": round(images / rate, 3),  # a whole epoch's training at this speed
+                }
+            )
         since_step, since = self.last_reading if self.last_reading else (first_step - 1, started)
         if step > since_step:
             self._watch_speed((step - since_step) * batch_size / max(now - since, 1e-9), now)

@@ -19,10 +19,12 @@ from models.errors import CheckpointError, UserError
 from models.names import MAX_HEADER_BYTES, METADATA_KEY
 from models.text import printable
 from train.commands import resume_command
+from train.output import LOCK_BYTES
 from train.run_files import FileTooLarge, open_regular, read_capped, read_upto
 from train.run_values import epoch_count, loss_value, metrics_row, parse_json, text_value
 
 MAX_METRICS_BYTES = 16 << 20  # a metrics.jsonl past this is not vae-tui's (20 epochs are 4 KB)
+MAX_STEPS = 10**9  # steps of an epoch in a lock file's status: past any real run's
 POLL_SECONDS = 2.0  # how often the browser looks again: a run still training shows its new epochs within this
 RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl")
 COLUMNS = ("run", "model", "dataset", "epochs", "best test", "state", "changed")
@@ -46,6 +48,7 @@ class Run:
     changed: float = 0.0  # the newest modification time of its files (seconds since the epoch)
     metrics: list[dict] = field(default_factory=list, repr=False)  # checked rows: epoch, train_loss, test_loss
     settings: dict[str, str] = field(default_factory=dict, repr=False)  # SETTINGS found in the header, as text
+    live: dict | None = field(default=None, repr=False)  # a running run's status (live_status), read at each look
 
     @property
     def seconds_per_epoch(self) -> float | None:
@@ -81,6 +84,39 @@ class Run:
 
 def _reason(e: OSError) -> str:
     return printable(str(e.strerror or e))[:60]
+
+
+def live_status(folder: Path) -> dict | None:
+    """What a training writes under its pid in the lock file (train/output.py's OutputLock.tell): epoch and epochs,
+    step and steps, images_per_s, left_s (this epoch's training) and epoch_s (a whole epoch's at that speed), each
+    checked; None when there is none, or any of it is off (a line half written reads as none)."""
+    try:
+        fd = open_regular(folder / ".lock")
+    except OSError:
+        return None
+    try:
+        text = read_upto(fd, LOCK_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    lines = text.split("\n")
+    try:
+        status = parse_json(lines[1]) if len(lines) > 2 else None
+    except ValueError:
+        return None
+    if not isinstance(status, dict):
+        return None
+    counts = {key: epoch_count(status.get(key)) for key in ("epoch", "epochs")}
+    steps = {key: status.get(key) for key in ("step", "steps")}
+    times = {key: loss_value(status.get(key)) for key in ("images_per_s", "left_s", "epoch_s")}
+    if None in counts.values() or None in times.values() or min(times.values()) < 0:
+        return None
+    if not all(type(v) is int for v in steps.values()) or not 0 <= steps["step"] <= steps["steps"] <= MAX_STEPS:
+        return None
+    if not 1 <= counts["epoch"] <= counts["epochs"]:
+        return None
+    return {**counts, **steps, **times}
 
 
 def lock_held(folder: Path) -> bool:
@@ -230,7 +266,7 @@ def scan_run(folder: Path) -> Run:
         run.epochs_done = max(run.epochs_done or 0, run.metrics[-1]["epoch"])
         run.best_loss, run.best_epoch = best["test_loss"], best["epoch"]
     if running:
-        run.state = "running"
+        run.state, run.live = "running", live_status(folder)
     elif problem:
         run.state, run.problem = "damaged", problem
     elif info is None and run.metrics:
@@ -293,6 +329,8 @@ class RunCache:
             if cached is None or cached[0] != signature or (cached[1].state == "running") != running:
                 cached = (signature, scan_run(folder))
                 self.runs[folder.name] = cached
+            elif running:
+                cached[1].live = live_status(folder)  # the epoch moves on between the files' changes
             runs.append(cached[1])
         return runs
 

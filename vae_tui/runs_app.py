@@ -42,19 +42,42 @@ def short_time(stamp: float, now: float) -> str:
     return time.strftime("%b %d" if when.tm_year == today.tm_year else "%Y-%m-%d", when)
 
 
-def progress(run: Run) -> str:
-    """A running run's progress, as nvitop shows a process's: epochs done of planned, the last epoch's images per
-    second and the time left at the median epoch's pace ("" for a run not training)."""
-    if run.state != "running" or run.epochs_done is None:
+def rate_text(images_per_s: float) -> str:
+    return f"{images_per_s / 1000:.1f}k img/s" if images_per_s >= 1000 else f"{images_per_s:.0f} img/s"
+
+
+def eta_text(seconds: float) -> str:
+    left = round(seconds)
+    return f"ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+
+
+def progress(run: Run, spelled_out: bool = False) -> str:
+    """A running run's progress, as nvitop shows a process's ("" for a run not training); spelled_out: as the line
+    under the table says it, without the leading " · ". Within an epoch, from what the training writes into its
+    lock file every second: the epoch of all and how far through it, the current images per second, and the time
+    left (this epoch's, then the others' at the median epoch's pace, or at this speed before any epoch ended).
+    Else, from the files: epochs done of planned, the last epoch's speed."""
+    if run.state != "running":
+        return ""
+    live, seconds = run.live, run.seconds_per_epoch
+    if live is not None:
+        percent = 100 * live["step"] // max(live["steps"], 1)
+        left = live["left_s"] + (live["epochs"] - live["epoch"]) * (seconds or live["epoch_s"])
+        if spelled_out:
+            where = f"epoch {live['epoch']} of {live['epochs']}, {percent}% through"
+            return f"{where} · {rate_text(live['images_per_s'])} · {eta_text(left).removeprefix('ETA ')} left"
+        parts = [f"{live['epoch']}/{live['epochs']} {percent}%", rate_text(live["images_per_s"]), eta_text(left)]
+        return " · " + " · ".join(parts)
+    if spelled_out:
+        return progress(run).removeprefix(" · ")
+    if run.epochs_done is None:
         return ""
     parts = [f"{run.epochs_done}/{run.epochs_planned or '?'}"]
     rates = [row["images_per_s"] for row in run.metrics if "images_per_s" in row]
     if rates:
-        parts.append(f"{rates[-1] / 1000:.1f}k img/s" if rates[-1] >= 1000 else f"{rates[-1]:.0f} img/s")
-    seconds = run.seconds_per_epoch
+        parts.append(rate_text(rates[-1]))
     if seconds is not None and run.epochs_planned is not None and run.epochs_planned >= run.epochs_done:
-        left = round((run.epochs_planned - run.epochs_done) * seconds)
-        parts.append(f"ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}")
+        parts.append(eta_text((run.epochs_planned - run.epochs_done) * seconds))
     return " · " + " · ".join(parts)
 
 
@@ -137,6 +160,8 @@ class RunsScreen(Screen):
     RunsScreen #filter { display: none; }
     RunsScreen.filtering #filter { display: block; }
     RunsScreen #runs-title { text-style: bold; color: $accent; padding: 0 1; }
+    RunsScreen #runs { height: 1fr; }
+    RunsScreen #run-line { padding: 0 1; color: $text-muted; }
     """
 
     def __init__(self, root: Path) -> None:
@@ -155,6 +180,7 @@ class RunsScreen(Screen):
         table = DataTable(cursor_type="row", zebra_stripes=True, id="runs")
         table.add_columns(*BROWSER_COLUMNS)
         yield table
+        yield Label("", id="run-line", markup=False)  # the highlighted run's progress while it trains
         yield Footer()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -203,6 +229,7 @@ class RunsScreen(Screen):
         title = next((variant for variant in variants if len(variant) <= room), variants[-1])
         self.query_one("#runs-title", Label).update(title)
         if rows == current:
+            self._show_run_line()
             return
         highlighted = self.current()
         keep = None if highlighted is None else highlighted.name
@@ -213,6 +240,19 @@ class RunsScreen(Screen):
         names = [r.name for r in runs]
         if keep in names:
             table.move_cursor(row=names.index(keep))
+        self._show_run_line()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_run_line()
+
+    def _show_run_line(self) -> None:
+        """Under the table, the highlighted run's progress while it trains, whole at any width (the state column
+        is the last, and cut first); no line for a run not training."""
+        run = self.current()
+        text = progress(run, spelled_out=True) if run is not None else ""
+        line = self.query_one("#run-line", Label)
+        line.update(f"{run.name}: {text}" if text else "")
+        line.display = bool(text)
 
     def current(self) -> Run | None:
         """The run the cursor is on, as the table shows it."""

@@ -164,6 +164,7 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
         trainer = Trainer(
             settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs, threads=follower(args)
         )
+        trainer.tell = lock.tell  # `vae-tui runs` shows the epoch's progress from the lock file
         where = f", from epoch {trainer.epoch}, batch {trainer.step}" if resume else ""
         # one line each, paths on their own: at 80 columns nothing breaks mid-name
         model = f"{settings.model.upper()} ({settings.arch})"
