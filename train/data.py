@@ -28,6 +28,7 @@ import torch
 
 from models.errors import CheckpointError, DataError
 from models.names import DATASET_NAMES
+from train.cache import user_cache_dir
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -91,11 +92,6 @@ class Dataset:
     train: Split
     test: Split
     source: str  # folder the files were read from, which option pointed there, and whether it is the real dataset
-
-
-def user_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/vae-tui, or ~/.cache/vae-tui."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vae-tui"
 
 
 def candidate_roots(dataset: str) -> list[tuple[Path, str]]:

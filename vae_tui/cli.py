@@ -6,7 +6,7 @@ import sys
 from models.errors import UserError
 from models.text import printable
 from models.version import package_version
-from vae_tui.commands import add_threads_flag, explore, import_example, runs, sample, train
+from vae_tui.commands import add_threads_flag, data, explore, import_example, runs, sample, train
 from vae_tui.commands import eval as eval_command
 
 COMMANDS = (
@@ -16,6 +16,7 @@ COMMANDS = (
     sample,
     import_example,
     runs,
+    data,
 )  # each adds its sub-parser; --help lists them in this order
 
 

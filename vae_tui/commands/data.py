@@ -1,0 +1,151 @@
+"""`vae-tui data DIR`: what `train --data DIR` would read, its store decoded (or found) in the user cache."""
+
+import argparse
+import time
+from pathlib import Path
+
+from models.errors import UserError
+from models.text import printable
+from vae_tui.commands import Commands, add_seed_flag, bounded_int
+
+MIN_SIZE, MAX_SIZE = 8, 128  # train/folder.py's; here without importing it (and numpy, Pillow) for --help
+
+
+def test_fraction(text: str) -> float:
+    """An argparse type: a share of each class held out, 0.01 to 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid fraction: {text!r}") from None
+    if not 0.01 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use 0.01 to 0.5")
+    return value
+
+
+def add_folder_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how an image folder is read: shared by `data` (and `train --data`)."""
+    parser.add_argument(
+        "--image-size",
+        type=bounded_int(MIN_SIZE, MAX_SIZE),
+        metavar="N",
+        help=f"images made NxN ({MIN_SIZE} to {MAX_SIZE}; default: their own size where they all share one of at "
+        f"most {MAX_SIZE}, else 64)",
+    )
+    parser.add_argument(
+        "--resize",
+        choices=("crop", "fit"),
+        default="crop",
+        help="a non-square image: its centred square (crop, default: torchvision's Resize+CenterCrop framing) or "
+        "the whole image padded with black (fit)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        help="1 (grey) or 3 (RGB); default: 3 where any image has colour, else 1",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=test_fraction,
+        default=0.1,
+        metavar="F",
+        help="share of each class held out for testing where the folder has no test/ or val/ (default: 0.1)",
+    )
+    parser.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="leave out damaged images even when they are more than 1%% of the folder",
+    )
+
+
+def add_parser(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "data",
+        help="show what train --data DIR reads from an image folder, decoding it once into the cache",
+        description="List an image folder as `train --data DIR` reads it (DIR/train and DIR/test or val, DIR/<class>, "
+        "or images with no classes), decode it once into a store in the user cache (reused while the folder's "
+        "files and these flags are the same), and show images per class and split, size, colour, what was left "
+        "out and where the store is.",
+    )
+    parser.add_argument("folder", type=Path, nargs="?", metavar="DIR", help="the image folder")
+    add_folder_flags(parser)
+    add_seed_flag(parser, "the held-out test split")
+    parser.add_argument("--clear", action="store_true", help="delete every store in the cache, and nothing else")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from train.folder import build_store, damaged_summary, list_folder, stores_dir
+    from train.threads import usable_cpus
+
+    console = Console()
+    if args.clear:
+        if args.folder is not None:
+            raise UserError("--clear deletes every store: give no DIR with it")
+        where = stores_dir()
+        size = sum(f.stat().st_size for f in where.rglob("*") if f.is_file()) if where.is_dir() else 0
+        shutil.rmtree(where, ignore_errors=True)
+        print(f"deleted {printable(str(where))} ({size / 1e6:.1f} MB)")
+        return 0
+    if args.folder is None:
+        raise UserError("give an image folder (DIR), or --clear")
+    listing = list_folder(args.folder, args.test_fraction, args.seed)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("decoding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("decode", total=len(listing.entries))
+        store = build_store(
+            listing,
+            args.image_size,
+            args.channels,
+            args.resize,
+            args.skip_damaged,
+            workers=usable_cpus(),
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    seconds = time.perf_counter() - started
+    info = store.info
+    layouts = {"splits": "train/ and test/ folders", "classes": "class folders", "flat": "images with no classes"}
+    classes = f", {len(listing.class_names)} classes" if listing.labelled else ""
+    print(f"{printable(str(args.folder))}: {layouts[listing.layout]}{classes}; test split: {listing.test_source}")
+    table = Table(box=None, padding=(0, 2, 0, 0))
+    for column in ("class", "train", "test"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    labels, is_test = store.labels, store.is_test
+    names = listing.class_names or ["(no classes)"]
+    for index, name in enumerate(names):
+        mine = labels == (index if listing.labelled else -1)
+        table.add_row(name, f"{int((mine & ~is_test).sum()):,}", f"{int((mine & is_test).sum()):,}")
+    table.add_row("total", f"{int((~is_test).sum()):,}", f"{int(is_test.sum()):,}", style="bold")
+    console.print(table)
+    colour = "RGB" if store.channels == 3 else "grey"
+    own = ", ".join(info["own_sizes"][:3]) + (" ..." if len(info["own_sizes"]) > 3 else "")
+    print(f"images: {store.size}x{store.size} {colour} ({args.resize}), from {own}")
+    left_out = [damaged_summary(store)] if info["damaged_count"] else []
+    for count, what in (
+        (info["ignored"], "files that are not images"),
+        (info["loose"], "images outside the class folders"),
+        (info["outside"], "links out of DIR or seen before"),
+    ):
+        if count:
+            left_out.append(f"{count} {what}")
+    if left_out:
+        print("left out: " + "; ".join(left_out))
+    size_mb = os.path.getsize(store.path / "images.npy") / 1e6
+    reused = f"decoded in {seconds:.1f} s" if store.built_now else "found in the cache"
+    print(f"store: {printable(str(store.path))} ({size_mb:.1f} MB, {reused}; `vae-tui data --clear` deletes stores)")
+    return 0
