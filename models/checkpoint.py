@@ -26,8 +26,8 @@ from models.atlas import Atlas, atlas_from, check_atlas_layout
 from models.atomic import write_atomic
 from models.bounds import MAX_ENCODING, MAX_WEIGHT, float32_problem
 from models.checkpoint_file import MAX_HEADER_BYTES, METADATA_KEY, Layout, read_layout, read_tensors
-from models.errors import CheckpointError
-from models.limits import IMAGE_PIXELS, IMAGE_SIDE, MAX_SIZE, shown
+from models.errors import CheckpointError, UserError
+from models.limits import IMAGE_CHANNELS, IMAGE_PIXELS, IMAGE_SIDE, MAX_IMAGE_SIZE, MAX_SIZE, MIN_IMAGE_SIZE, shown
 from models.registry import build_model
 from models.resume import ResumeState, parameter_index, resume_state
 from models.text import mostly_control, printable
@@ -216,9 +216,17 @@ def _config_from(info: dict, path: Path) -> ModelConfig:
     if raw["arch"] not in ARCHS:
         raise CheckpointError(f"{path} holds a model of arch {shown(raw['arch'])}, unknown to this vae-tui: upgrade it")
     sizes = ("input_dim", "hidden_dim", "latent_dim", "num_classes")
-    if set(raw) != {"kind", "arch", *sizes} or not all(type(raw[s]) is int and 0 < raw[s] <= MAX_SIZE for s in sizes):
+    image = {"channels": IMAGE_CHANNELS, "image_size": range(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE + 1)}
+    if not {"kind", "arch", *sizes} <= set(raw) <= {"kind", "arch", *sizes, *image} or not all(
+        type(raw[s]) is int and 0 < raw[s] <= MAX_SIZE for s in sizes
+    ):
         raise CheckpointError(f"{path} has malformed metadata: bad model sizes {shown(raw)}")
-    return ModelConfig(**raw)
+    if not all(type(raw.get(k, values[0])) is int and raw.get(k, values[0]) in values for k, values in image.items()):
+        raise CheckpointError(f"{path} has malformed metadata: bad image shape {shown(raw)}")
+    try:
+        return ModelConfig(**raw)
+    except UserError as e:
+        raise CheckpointError(f"{path} has malformed metadata: {e}") from None
 
 
 def _check_layout(layout: Layout, expected: dict[str, torch.Tensor], config: ModelConfig, path: Path) -> None:
@@ -255,6 +263,11 @@ def _check_layout(layout: Layout, expected: dict[str, torch.Tensor], config: Mod
                 raise CheckpointError(f"{path} has a resume tensor larger than any vae-tui writes: {shown(name)}")
         else:
             raise CheckpointError(f"{path} has a tensor vae-tui does not write: {shown(name)}")
+    if (config.channels, config.image_size) != (1, IMAGE_SIDE):
+        raise CheckpointError(
+            f"the model's images are {config.channels}x{config.image_size}x{config.image_size}: this vae-tui trains "
+            f"and draws {IMAGE_SIDE}x{IMAGE_SIDE} grey images only ({path})"
+        )
     if config.input_dim != IMAGE_PIXELS:
         raise CheckpointError(
             f"the model's images have {config.input_dim} pixels, not vae-tui's {IMAGE_SIDE}x{IMAGE_SIDE} ="

@@ -8,6 +8,8 @@ import os
 
 IMAGE_SIDE = 28  # FashionMNIST's and MNIST's images, the only ones vae-tui trains on and draws
 IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # a model's input_dim
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 128  # a model's image side (image folders: train --data, --image-size)
+IMAGE_CHANNELS = (1, 3)  # grey or RGB
 # One bound for every size a user picks (--latent-dim, --hidden-dim, --batch-size) and every size a
 # checkpoint states: what train accepts, load accepts. 65536 is far past any useful width for 784
 # pixels, and small enough that a size alone never announces terabytes.

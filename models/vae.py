@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.errors import UserError
-from models.limits import MAX_SIZE
+from models.limits import IMAGE_CHANNELS, MAX_IMAGE_SIZE, MAX_SIZE, MIN_IMAGE_SIZE
 from models.loss import elbo_loss
 from models.names import ARCHS, MODEL_KINDS
 
@@ -18,10 +18,12 @@ class ModelConfig:
 
     kind: str = "vae"  # "vae", or "cvae": encoder and decoder also see the class, one-hot
     arch: str = "mlp"  # "mlp" (the demo's), or "conv": convolutions around the hidden layers
-    input_dim: int = 784  # 28x28 pixels, flattened
+    input_dim: int = 784  # channels x image_size x image_size pixels, flattened (28x28 grey)
     hidden_dim: int = 400  # the demo's width: one hidden layer on each side
     latent_dim: int = 20  # the demo's z size
     num_classes: int = 10  # size of the CVAE's condition; the VAE ignores it
+    channels: int = 1  # 1 (grey) or 3 (RGB)
+    image_size: int = 28  # the images' side: square, 8 to 128
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -33,10 +35,32 @@ class ModelConfig:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
             if getattr(self, name) > MAX_SIZE:
                 raise UserError(f"{name} must be at most {MAX_SIZE}, got {getattr(self, name)}")
+        if self.channels not in IMAGE_CHANNELS:
+            raise UserError(f"channels must be 1 or 3, got {self.channels}")
+        if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            raise UserError(f"image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}, got {self.image_size}")
+        if self.input_dim != self.channels * self.image_size**2 and (self.channels, self.image_size) != (1, 28):
+            raise UserError(
+                f"input_dim {self.input_dim} is not {self.channels} x {self.image_size} x {self.image_size} pixels"
+            )
+
+    @classmethod
+    def for_images(cls, channels: int, image_size: int, **sizes: object) -> "ModelConfig":
+        """The config of a model of channels x image_size x image_size images (input_dim follows)."""
+        return cls(input_dim=channels * image_size * image_size, channels=channels, image_size=image_size, **sizes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the model's images."""
+        return self.channels, self.image_size, self.image_size
 
     def to_dict(self) -> dict:
-        """The config as plain JSON-able values."""
-        return asdict(self)
+        """The config as plain JSON-able values; the image's channels and size only where they are not the 28x28
+        grey of every checkpoint before them (those files stay as they were)."""
+        values = asdict(self)
+        if (self.channels, self.image_size) == (1, 28):
+            del values["channels"], values["image_size"]
+        return values
 
 
 class VAE(nn.Module):

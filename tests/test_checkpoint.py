@@ -784,3 +784,24 @@ def test_checkpoint_resume_tensors(
     elif 0 < torch.Size(shape).numel() <= 1 << 16 or not shape:
         tensors[name] = torch.full(shape, fill).to(dtype)
     load_only_our_errors(tmp_path / "tensors.safetensors", signed_in_one_save(tensors, info))
+
+
+def test_a_model_of_other_images_is_refused_in_one_line_until_vae_tui_draws_them(tmp_path: Path) -> None:
+    """A 3x16x16 model's checkpoint records its image shape; this vae-tui trains and draws 28x28 grey only, so it
+    says so; a shape that is not one (2 channels, a 7-pixel side, a string) is malformed metadata."""
+    config = ModelConfig.for_images(3, 16, hidden_dim=8, latent_dim=2)
+    path = save_checkpoint(tmp_path / "rgb.safetensors", untrained_checkpoint(config))
+    with pytest.raises(CheckpointError, match=r"the model's images are 3x16x16: this vae-tui trains and draws 28x28"):
+        load_checkpoint(path)
+    for shape, message in [
+        ({"channels": 2, "image_size": 16, "input_dim": 512}, "bad image shape"),
+        ({"channels": 3, "image_size": 7, "input_dim": 147}, "bad image shape"),
+        ({"channels": "3", "image_size": 16}, "bad image shape"),
+        ({"channels": 3, "image_size": 16, "input_dim": 784}, "input_dim 784 is not 3 x 16 x 16 pixels"),
+    ]:
+
+        def edit(info: dict, shape: dict = shape) -> None:
+            info["model"] |= shape
+
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(resign(path, edit_info=edit))

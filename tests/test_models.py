@@ -169,3 +169,86 @@ def test_model_config_refuses_bad_values(sizes: dict, message: str) -> None:
 def test_model_class_must_match_the_config() -> None:
     with pytest.raises(ValueError, match="use build_model"):
         VAE(ModelConfig(kind="cvae", **SMALL))
+
+
+# --- images of any size and channel count (image folders) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "stages", "side"),
+    [(8, 1, 4), (25, 2, 7), (28, 2, 7), (32, 2, 8), (48, 3, 6), (64, 3, 8), (100, 4, 7), (128, 4, 8)],
+)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_conv_stages_bring_any_size_to_at_most_8_and_back(size: int, stages: int, side: int, channels: int) -> None:
+    """Stride-2 stages until the side is at most 8 (32 -> 8 in two, 64 in three, 128 in four; 25 rounds up to 13,
+    7); the decoder doubles back and keeps the top-left size x size where it overshoots (7 -> 28 for 25)."""
+    config = ModelConfig.for_images(channels, size, kind="cvae", arch="conv", hidden_dim=16, latent_dim=3)
+    model = build_model(config)
+    assert (model.stages, model.side) == (stages, side)
+    convs = [name for name, _ in model.named_children() if "conv" in name or name == "to_logits"]
+    assert len([c for c in convs if c.startswith("encoder_conv")]) == stages
+    assert len([c for c in convs if c.startswith("decoder_conv")]) == stages - 1
+    x, y = torch.rand(2, channels * size * size), torch.tensor([0, 9])
+    mu, _ = model.encode(x, y)
+    logits = model.decode(mu, y)
+    assert logits.shape == (2, channels * size * size) and torch.isfinite(logits).all()
+    model.fold_last = False  # the plain transposed convolution gives the same logits
+    torch.testing.assert_close(model.decode(mu, y), logits)
+    assert parameter_count(config) == sum(p.numel() for p in model.parameters())
+
+
+def test_a_28x28_grey_conv_model_keeps_every_layer_of_the_bundled_ones() -> None:
+    """Other sizes added stages around the same layers: at 28x28 grey the names and shapes are those of every conv
+    checkpoint before them, in the order Adam numbers them."""
+    model = build_model(ModelConfig(arch="conv", hidden_dim=384))
+    assert [(name, tuple(p.shape)) for name, p in model.named_parameters() if "conv" in name or "logits" in name] == [
+        ("encoder_conv1.weight", (32, 1, 3, 3)),
+        ("encoder_conv1.bias", (32,)),
+        ("encoder_conv2.weight", (64, 32, 3, 3)),
+        ("encoder_conv2.bias", (64,)),
+        ("decoder_conv1.weight", (64, 32, 4, 4)),
+        ("decoder_conv1.bias", (32,)),
+        ("to_logits.weight", (32, 1, 4, 4)),
+        ("to_logits.bias", (1,)),
+    ]
+    assert ModelConfig().to_dict() == {
+        "kind": "vae",
+        "arch": "mlp",
+        "input_dim": 784,
+        "hidden_dim": 400,
+        "latent_dim": 20,
+        "num_classes": 10,
+    }  # no image keys: files as before
+
+
+def test_an_rgb_conv_model_learns_a_few_steps() -> None:
+    """A small 3x16x16 conv VAE on coloured squares: the loss falls in twenty Adam steps."""
+    torch.manual_seed(0)
+    config = ModelConfig.for_images(3, 16, arch="conv", hidden_dim=32, latent_dim=4)
+    model = build_model(config)
+    colours = torch.rand(8, 3, 1, 1)
+    images = (colours * torch.ones(8, 3, 16, 16)).flatten(1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss = model.loss(images)[0]
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0] and config.to_dict()["channels"] == 3 and config.image_shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ({"channels": 2, "image_size": 16, "input_dim": 512}, "channels must be 1 or 3"),
+        ({"channels": 3, "image_size": 7, "input_dim": 147}, "image_size must be 8 to 128"),
+        ({"channels": 3, "image_size": 129, "input_dim": 3 * 129 * 129}, "image_size must be 8 to 128"),
+        ({"channels": 3, "image_size": 16, "input_dim": 784}, "input_dim 784 is not 3 x 16 x 16 pixels"),
+    ],
+    ids=["two channels", "too small", "too large", "pixels disagree"],
+)
+def test_image_shapes_that_are_not_one_are_refused(sizes: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        ModelConfig(**sizes)

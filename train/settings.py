@@ -156,9 +156,9 @@ def training_bytes(settings: TrainSettings) -> int:
     state = TRAINING_COPIES * parameter_count(config) * FLOAT_BYTES
     per_image = 2 * IMAGE_PIXELS + 2 * config.hidden_dim + 3 * config.latent_dim
     if config.arch == "conv":  # the feature maps of both convolutions, in the encoder and the decoder
-        from models.conv import CHANNELS, FEATURES
+        from models.conv import CHANNELS, features
 
-        per_image += 2 * (CHANNELS[0] * (IMAGE_PIXELS // 4) + FEATURES)
+        per_image += 2 * (CHANNELS[0] * (IMAGE_PIXELS // 4) + features(config))
     batch = max(settings.batch_size, EVAL_BATCH)
     return state + ACTIVATION_COPIES * batch * per_image * FLOAT_BYTES + DATASET_BYTES
 
