@@ -386,11 +386,17 @@ class Forked:
                     for fd in (0, 1, 2):
                         os.dup2(terminal, fd)
                 else:
-                    (_, out), (_, err) = pipes
+                    (out_r, out), (err_r, err) = pipes
                     os.dup2(out, 1), os.dup2(err, 2)
                     null = os.open(os.devnull, os.O_RDONLY)
                     os.dup2(null, 0)
+                    for fd in (out_r, out, err_r, err, null):
+                        os.close(fd)
                 code = self._child(args, env or {}, cwd, tty=terminal is not None)
+            except BaseException:  # before main ran: said on the child's stderr, not lost
+                import traceback
+
+                traceback.print_exc()
             finally:
                 os._exit(code)
         if pipes is not None:

@@ -69,16 +69,51 @@ def test_a_flat_folder_is_unlabelled(tmp_path: Path) -> None:
 
 
 def test_links_stay_inside_the_folder_and_are_followed_once(tmp_path: Path) -> None:
+    """Links lead only to places inside DIR (class folders too), and each folder and file is listed once: a link
+    from one class into another, or a second name for an image, adds nothing."""
     root = class_tree(tmp_path / "data", per_class=5)
     outside = grey_png(tmp_path / "elsewhere" / "secret.png", 1)
     (root / "ant" / "out.png").symlink_to(outside)
     (root / "ant" / "loop").symlink_to(root / "ant")  # a folder that holds itself
-    (root / "bee" / "again.png").symlink_to(root / "bee" / "000.png")  # inside: followed
+    (root / "ant" / "bees").symlink_to(root / "bee")  # another class's folder
+    (root / "bee" / "again.png").symlink_to(root / "bee" / "000.png")  # a second name for an image
+    grey_png(root / ".stash" / "extra.png", 9)  # hidden: not walked, but a link to it is inside DIR
+    (root / "bee" / "extra.png").symlink_to(root / ".stash" / "extra.png")
+    (root / "cow").symlink_to(outside.parent)  # a whole class folder outside
     os.mkfifo(root / "bee" / "pipe.png")  # an image's name on a FIFO: never opened
     listing = list_folder(root)
     paths = {e.path for e in listing.entries}
-    assert "bee/again.png" in paths and "ant/out.png" not in paths and not any("loop" in p for p in paths)
-    assert "bee/pipe.png" not in paths and listing.outside == 2
+    assert listing.class_names == ["ant", "bee"]  # cow leads out of DIR: not a class
+    assert "bee/extra.png" in paths and "ant/out.png" not in paths and "bee/again.png" not in paths
+    assert not any("loop" in p or "bees" in p or p.startswith("cow/") or "pipe" in p for p in paths)
+    assert len(paths) == 11  # 5 + 5 images, and the linked extra.png
+    assert listing.outside == 5  # cow, out.png, loop (ant again), bees (a class's folder), again.png (a second name)
+
+
+def test_a_link_between_splits_keeps_a_test_image_out_of_training(tmp_path: Path) -> None:
+    for split in ("train", "test"):
+        for i in range(3):
+            grey_png(tmp_path / split / "cat" / f"{i}.png", i)
+    (tmp_path / "train" / "cat" / "leak.png").symlink_to(tmp_path / "test" / "cat" / "0.png")
+    (tmp_path / "train" / "dog").symlink_to(tmp_path / "test" / "cat")
+    listing = list_folder(tmp_path)
+    assert {e.path for e in listing.entries if e.split == "train"} == {f"train/cat/{i}.png" for i in range(3)}
+    assert listing.counts() == {"train": {"cat": 3}, "test": {"cat": 3}}
+
+
+def test_train_and_test_folders_of_images_with_no_classes_are_unlabelled_splits(tmp_path: Path) -> None:
+    for split, count in (("train", 6), ("test", 2)):
+        for i in range(count):
+            grey_png(tmp_path / split / f"{i}.png", i)
+    listing = list_folder(tmp_path)
+    assert listing.layout == "flat" and listing.counts() == {"train": {"": 6}, "test": {"": 2}}
+
+
+def test_a_train_folder_of_classes_without_a_test_folder_holds_out_a_tenth(tmp_path: Path) -> None:
+    class_tree(tmp_path / "train", per_class=10)
+    listing = list_folder(tmp_path)
+    assert listing.layout == "classes" and listing.class_names == ["ant", "bee"]
+    assert listing.counts() == {"train": {"ant": 9, "bee": 9}, "test": {"ant": 1, "bee": 1}}
 
 
 @pytest.mark.parametrize(
@@ -191,7 +226,7 @@ def test_damaged_images_are_left_out_and_many_of_them_are_refused(tmp_path: Path
 def test_several_workers_build_the_same_store(tmp_path: Path) -> None:
     root = tmp_path / "data"
     rng = np.random.default_rng(0)
-    for i in range(600):  # three chunks
+    for i in range(300):  # two chunks of 256
         path = root / ("ab"[i % 2]) / f"{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (9, 9, 3), dtype=np.uint8)).save(path)
@@ -224,3 +259,44 @@ def test_the_data_command_says_what_train_would_read(tmp_path: Path, run_cli: Ca
     assert cleared.code == 0 and cleared.stdout.startswith(f"deleted {stores_dir()}") and not stores_dir().exists()
     run_cli("data", str(tmp_path / "nothing")).assert_one_line_error(f"--data {tmp_path / 'nothing'}: no such folder")
     run_cli("data").assert_one_line_error("give an image folder (DIR), or --clear")
+
+
+def die(job: object) -> None:
+    """A decoding worker killed mid-way (by the OOM killer, say)."""
+    os._exit(9)
+
+
+def test_a_damaged_store_is_built_again_and_a_dead_worker_or_nothing_left_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import train.folder
+    from models.errors import UserError
+
+    root = class_tree(tmp_path / "data", per_class=130)  # two chunks of 256: the pool is used
+    listing = list_folder(root)
+    store = build_store(listing)
+    for damage in (
+        lambda: (store.path / "info.json").unlink(),
+        lambda: (store.path / "info.json").write_text("[]"),
+        lambda: (store.path / "info.json").write_text(json.dumps(store.info | {"labels": [0, 1], "is_test": [True]})),
+        lambda: (store.path / "images.npy").write_bytes(b"\x93NUMPY garbage"),
+    ):
+        damage()
+        again = build_store(listing)
+        assert again.built_now and again.images.shape == (260, 1, 12, 12)
+    stale = stores_dir() / ".building-999999999-00000000"  # a pid no process has: its build died
+    stale.mkdir()
+    live = stores_dir() / f".building-{os.getpid()}-00000000"
+    live.mkdir()
+    monkeypatch.setattr(train.folder, "_decode_chunk", die)
+    with pytest.raises(UserError, match="a decoding process ended before its images did"):
+        build_store(listing, size=8, workers=2)
+    assert not stale.exists() and live.exists()
+    assert [p.name for p in stores_dir().glob(".building-*")] == [live.name]  # its own, after the failure, removed
+    monkeypatch.undo()
+    for path in (root / "ant").iterdir():
+        path.write_bytes(b"junk")
+    with pytest.raises(UserError, match="the class folder ant holds no images once damaged ones are out"):
+        build_store(list_folder(root), skip_damaged=True)

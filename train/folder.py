@@ -17,6 +17,7 @@ temporary folder and renamed into place whole. Images are decoded on every usabl
 opener (train/image_file.py): regular files, an allow-list of raster formats, sizes checked from the header.
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -34,7 +35,7 @@ from PIL import Image
 from models.errors import UserError
 from models.text import printable
 from train.cache import user_cache_dir
-from train.image_file import ImageRefused, open_image
+from train.image_file import ImageRefused, open_image, quiet_images
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
@@ -96,40 +97,82 @@ class Listing:
         return table
 
 
-def _walk(root: Path, real_root: str, seen: set[tuple[int, int]], listing: Listing) -> Iterator[tuple[str, Path]]:
-    """(kind, path) under root, recursively, in name order: kind "file" (an image file) or "dir" (a class folder
-    at the top is told by the caller). Links are followed inside real_root only, each folder once."""
-    try:
-        with os.scandir(root) as it:
-            names = sorted(it, key=lambda e: e.name)
-    except OSError as e:
-        raise UserError(f"cannot read {printable(str(root))}: {e.strerror or e}") from None
-    for entry in names:
-        if entry.name.startswith("."):
-            continue
-        path = Path(entry.path)
-        try:
-            info = os.stat(path)  # links followed
-        except OSError:
-            continue  # a dangling link
+class _Walker:
+    """Walks an image folder once: links are followed only to places inside the root (a folder reached through
+    any path is checked, not only a link), and each folder and file once (the first path that reaches it wins)."""
+
+    def __init__(self, root: Path, listing: Listing) -> None:
+        self.real_root = os.path.realpath(root)
+        self.listing = listing
+        self.seen: set[tuple[int, int]] = set()
+        self.claimed: set[tuple[int, int]] = set()  # class folders: walked as their class only
+
+    def inside(self, path: Path) -> bool:
         real = os.path.realpath(path)
-        if entry.is_symlink() and not (real == real_root or real.startswith(real_root + os.sep)):
-            listing.outside += 1
-            continue
-        if stat.S_ISDIR(info.st_mode):
-            if (info.st_dev, info.st_ino) in seen:
-                listing.outside += 1
+        return real == self.real_root or real.startswith(self.real_root + os.sep)
+
+    def folder(self, path: Path, as_class: bool = False) -> bool:
+        """Whether path is a folder inside the root not walked yet (then it counts as walked); a class folder is
+        walked only as_class, from its own place."""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        if not stat.S_ISDIR(info.st_mode):
+            return False
+        key = (info.st_dev, info.st_ino)
+        if not self.inside(path) or key in self.seen or (key in self.claimed and not as_class):
+            self.listing.outside += 1
+            return False
+        self.seen.add(key)
+        return True
+
+    def files(self, folder: Path | str) -> Iterator[tuple[str, os.stat_result]]:
+        """(path, stat) of each image file under folder (walked already by folder()), recursively, in name order;
+        paths as strings (70,000 files: pathlib's objects cost more than the stats)."""
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            raise UserError(f"cannot read {printable(str(folder))}: {e.strerror or e}") from None
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
-            seen.add((info.st_dev, info.st_ino))
-            yield from _walk(path, real_root, seen, listing)
-        elif stat.S_ISREG(info.st_mode):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                yield "file", path
-            else:
-                listing.ignored += 1
+            try:
+                link, info = entry.is_symlink(), entry.stat()  # links followed
+            except OSError:
+                continue  # a dangling link, or gone since
+            if stat.S_ISDIR(info.st_mode):
+                if self.folder(Path(entry.path)):
+                    yield from self.files(entry.path)
+            elif stat.S_ISREG(info.st_mode):
+                dot = name.rfind(".")
+                if dot <= 0 or name[dot:].lower() not in IMAGE_SUFFIXES:
+                    self.listing.ignored += 1
+                elif (link and not self.inside(Path(entry.path))) or (info.st_dev, info.st_ino) in self.seen:
+                    self.listing.outside += 1
+                else:
+                    self.seen.add((info.st_dev, info.st_ino))
+                    yield entry.path, info
+
+    def relative(self, path: str) -> str:
+        """path under the listing's root, with / between its parts."""
+        return os.path.relpath(path, self.listing.root).replace(os.sep, "/")
+
+    def add(self, folder: Path, label: int, split: str) -> None:
+        """Every image file under folder, with label and split."""
+        if not self.folder(folder, as_class=True):
+            return
+        prefix = str(self.listing.root).rstrip(os.sep) + os.sep
+        for path, info in self.files(folder):
+            relative = path[len(prefix) :] if path.startswith(prefix) else self.relative(path)
+            relative = relative.replace(os.sep, "/")
+            self.listing.entries.append(Entry(relative, info.st_size, info.st_mtime_ns, label, split))
 
 
 def _subfolders(folder: Path) -> list[Path]:
+    """The folders directly in folder (links among them too: the walk checks where they lead), by name."""
     try:
         return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir())
     except OSError as e:
@@ -139,9 +182,33 @@ def _subfolders(folder: Path) -> list[Path]:
 def _images_in(folder: Path) -> list[Path]:
     """The image files directly in folder (not in its subfolders)."""
     try:
-        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
     except OSError as e:
         raise UserError(f"cannot read {printable(str(folder))}: {e.strerror or e}") from None
+
+
+def _has_images(folder: Path) -> bool:
+    """Whether any image file lies under folder, at any depth (a quick look: os.walk, links not followed)."""
+    suffixes = tuple(IMAGE_SUFFIXES)
+    return any(name.lower().endswith(suffixes) for _, _, files in os.walk(folder) for name in files)
+
+
+def _class_folders(folders: list[Path], walker: "_Walker") -> list[Path]:
+    """The folders that are classes: inside the root, each once (a link to a class folder, or out of the root, is
+    not one: counted as outside); claimed, so that no link from elsewhere walks them again."""
+    kept = []
+    for folder in folders:
+        info = os.stat(folder)
+        if not walker.inside(folder) or (info.st_dev, info.st_ino) in walker.claimed:
+            walker.listing.outside += 1
+            continue
+        walker.claimed.add((info.st_dev, info.st_ino))
+        kept.append(folder)
+    return kept
 
 
 def list_folder(root: Path, test_fraction: float = TEST_FRACTION, seed: int = 0) -> Listing:
@@ -149,54 +216,69 @@ def list_folder(root: Path, test_fraction: float = TEST_FRACTION, seed: int = 0)
     shown = printable(str(root))
     if not root.is_dir():
         raise UserError(f"--data {shown}: {'no such folder' if not root.exists() else 'not a folder'}")
-    real_root = os.path.realpath(root)
+    listing = Listing(root, "flat", [], [], "")
+    walker = _Walker(root, listing)
     top = _subfolders(root)
     names = {p.name: p for p in top}
     test_name = next((name for name in TEST_FOLDERS if name in names), None)
     if "train" in names and test_name is not None:
-        classes = sorted({p.name for split in ("train", test_name) for p in _subfolders(names[split])})
-        listing = Listing(root, "splits", [printable(c) for c in classes], [], f"{test_name}/")
-        for split, folder in (("train", names["train"]), ("test", names[test_name])):
-            for index, name in enumerate(classes):
-                if (folder / name).is_dir():
-                    _add(listing, folder / name, index, split, real_root)
+        splits = {"test": names[test_name], "train": names["train"]}  # test first: a linked image stays a test image
+        in_split = {split: _class_folders(_subfolders(folder), walker) for split, folder in splits.items()}
+        classes = sorted({p.name for folders in in_split.values() for p in folders})
+        listing.layout, listing.test_source = ("splits" if classes else "flat"), f"{test_name}/"
+        listing.class_names = [printable(c) for c in classes]
+        for split, folder in splits.items():
+            walker.folder(folder)
+            if not classes:  # train/ and test/ of images with no classes
+                listing.entries += _walked(walker, folder, -1, split)
+                continue
+            for class_folder in in_split[split]:
+                walker.add(class_folder, classes.index(class_folder.name), split)
             listing.loose += len(_images_in(folder))
-    elif top and any(True for p in top for _ in _walk_images(p, real_root)):
-        listing = Listing(root, "classes", [printable(p.name) for p in top], [], "")
-        for index, folder in enumerate(top):
-            _add(listing, folder, index, "train", real_root)
-        listing.loose = len(_images_in(root))
-        _hold_out(listing, test_fraction, seed)
+        listing.entries.sort(key=lambda e: (e.split != "train", e.label, e.path))
     else:
-        listing = Listing(root, "flat", [], [], "")
-        _add(listing, root, -1, "train", real_root)
+        base = names["train"] if list(names) == ["train"] and not _images_in(root) else root  # train/ and no test/
+        subfolders = _subfolders(base)
+        classes_in = _class_folders(subfolders, walker) if any(_has_images(p) for p in subfolders) else []
+        if classes_in:
+            listing.layout, listing.class_names = "classes", [printable(p.name) for p in classes_in]
+            for index, folder in enumerate(classes_in):
+                walker.add(folder, index, "train")
+            listing.loose = len(_images_in(base))
+        else:
+            walker.add(root, -1, "train")
         _hold_out(listing, test_fraction, seed)
-    if not listing.entries:
-        raise UserError(f"--data {shown} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    if len(listing.entries) > MAX_FILES:
-        raise UserError(f"--data {shown} holds {len(listing.entries):,} images: more than {MAX_FILES:,}")
-    if listing.labelled:
-        empty = [n for i, n in enumerate(listing.class_names) if not any(e.label == i for e in listing.entries)]
-        if empty:
-            raise UserError(f"--data {shown}: the class folder {empty[0]} holds no images")
-    if not any(e.split == "test" for e in listing.entries):
-        raise UserError(f"--data {shown}: no image is left for the test split (too few images, or an empty test/)")
-    if not any(e.split == "train" for e in listing.entries):
-        raise UserError(f"--data {shown}: no image is left to train on")
+    check_listing(listing)
     return listing
 
 
-def _walk_images(folder: Path, real_root: str) -> Iterator[tuple[str, Path]]:
-    return _walk(folder, real_root, set(), Listing(folder, "", [], [], ""))
+def _walked(walker: _Walker, folder: Path, label: int, split: str) -> list[Entry]:
+    """The entries of every image under folder (already walked), for a split of images with no classes."""
+    return [
+        Entry(walker.relative(path), info.st_size, info.st_mtime_ns, label, split)
+        for path, info in walker.files(folder)
+    ]
 
 
-def _add(listing: Listing, folder: Path, label: int, split: str, real_root: str) -> None:
-    """Every image file under folder, with label and split."""
-    seen = {(s.st_dev, s.st_ino) for s in [os.stat(folder)]}
-    for _, path in _walk(folder, real_root, seen, listing):
-        info = os.stat(path)
-        relative = path.relative_to(listing.root).as_posix()
-        listing.entries.append(Entry(relative, info.st_size, info.st_mtime_ns, label, split))
+def check_listing(listing: Listing, what: str = "") -> None:
+    """A listing that can be trained on: images, at most MAX_FILES, no empty class, a test and a training split
+    (what: how the images went missing, for the message)."""
+    shown = printable(str(listing.root))
+    if not listing.entries:
+        raise UserError(f"--data {shown} holds no images{what} ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if len(listing.entries) > MAX_FILES:
+        raise UserError(f"--data {shown} holds {len(listing.entries):,} images: more than {MAX_FILES:,}")
+    labels, splits = {e.label for e in listing.entries}, {e.split for e in listing.entries}
+    if listing.labelled:
+        empty = [n for i, n in enumerate(listing.class_names) if i not in labels]
+        if empty:
+            raise UserError(f"--data {shown}: the class folder {empty[0]} holds no images{what}")
+    if "test" not in splits:
+        raise UserError(
+            f"--data {shown}: no image is left for the test split{what or ' (too few images, or an empty test/)'}"
+        )
+    if "train" not in splits:
+        raise UserError(f"--data {shown}: no image is left to train on{what}")
 
 
 def _hold_out(listing: Listing, fraction: float, seed: int) -> None:
@@ -260,31 +342,41 @@ def fitted(image: Image.Image, size: int, resize: str) -> Image.Image:
     return image
 
 
-def decode_one(path: Path, size: int, resize: str) -> tuple[np.ndarray, tuple[int, int]]:
-    """One image file as (3, size, size) uint8 RGB, and its own (width, height); ImageRefused if it is refused."""
-    with open_image(path) as image:
+def decode_one(path: Path, size: int, resize: str, warnings_kept: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image file as (3, size, size) uint8 RGB, or (1, size, size) for an 8-bit grey one (no alpha, one frame
+    or the first), and its own (width, height); ImageRefused if it is refused."""
+    with open_image(path, warnings_kept=warnings_kept) as image:
         native = image.size
+        if image.mode == "L":  # most datasets of grey images: no RGB made only to be told grey again
+            image.seek(0)
+            return np.asarray(fitted(image, size, resize), dtype=np.uint8)[None], native
         rgb = fitted(to_rgb(image), size, resize)
         return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), native
 
 
 def _decode_chunk(job: tuple[str, list[tuple[int, str]], str, int, str]) -> tuple[list, list, list]:
-    """In a worker: decode the chunk's images into the store being built; returns, per image, its index and own
-    size, whether it is grey, and the damaged ones' (index, reason)."""
-    images_path, chunk, root, size, resize = job
-    store = np.load(images_path, mmap_mode="r+")
-    sizes, grey, damaged = [], [], []
-    for index, relative in chunk:
-        try:
-            pixels, native = decode_one(Path(root) / relative, size, resize)
-        except ImageRefused as e:
-            damaged.append((index, str(e)))
-            continue
-        store[index] = pixels
-        sizes.append((index, native))
-        grey.append(bool((pixels[0] == pixels[1]).all() and (pixels[1] == pixels[2]).all()))
-    store.flush()
-    return sizes, grey, damaged
+    """In a worker: decode the chunk's images into the store being built, a grey image's one channel into
+    grey.npy, a colour one into rgb.npy (each file written only where it has images: a folder of grey images leaves
+    rgb.npy empty, and sparse). Returns each image's index and own size, the colour ones' indices, and the damaged
+    ones' (index, reason)."""
+    folder, chunk, root, size, resize = job
+    grey = np.load(Path(folder) / "grey.npy", mmap_mode="r+")
+    rgb = np.load(Path(folder) / "rgb.npy", mmap_mode="r+")
+    sizes, colour, damaged = [], [], []
+    with quiet_images():  # once for the chunk: Pillow's warnings kept from the terminal
+        for index, relative in chunk:
+            try:
+                pixels, native = decode_one(Path(root) / relative, size, resize, warnings_kept=True)
+            except ImageRefused as e:
+                damaged.append((index, str(e)))
+                continue
+            sizes.append((index, native))
+            if len(pixels) == 1 or ((pixels[0] == pixels[1]).all() and (pixels[1] == pixels[2]).all()):
+                grey[index, 0] = pixels[0]
+            else:
+                rgb[index] = pixels
+                colour.append(index)
+    return sizes, colour, damaged  # the writes are in the shared file mappings: the parent reads them as they are
 
 
 @dataclass
@@ -317,13 +409,63 @@ def store_key(listing: Listing, size: int | None, channels: int | None, resize: 
     return hashlib.sha256(settings.encode()).hexdigest()[:32]
 
 
+INFO_KEYS = {
+    "version",
+    "size",
+    "channels",
+    "colour",
+    "resize",
+    "own_sizes",
+    "labels",
+    "is_test",
+    "damaged",
+    "damaged_count",
+    "ignored",
+    "loose",
+    "outside",
+    "class_names",
+    "layout",
+    "test_source",
+    "folder",
+    "digest",
+}
+
+
 def open_store(folder: Path) -> Store:
-    """A store built before: its images memory-mapped, its info read."""
-    info = json.loads((folder / "info.json").read_text())
-    images = np.load(folder / "images.npy", mmap_mode="r")
-    labels = np.asarray(info["labels"], dtype=np.int64)
-    is_test = np.asarray(info["is_test"], dtype=bool)
-    return Store(folder, images, labels, is_test, info)
+    """A store built before: its images memory-mapped, its info read; ValueError if anything in it does not fit
+    (a store damaged or edited since: the caller builds it again)."""
+    try:
+        info = json.loads((folder / "info.json").read_text())
+        images = np.load(folder / "images.npy", mmap_mode="r")
+    except (OSError, ValueError, RecursionError) as e:
+        raise ValueError(f"unreadable: {e}") from None
+    if not isinstance(info, dict) or not set(info) >= INFO_KEYS or info["version"] != STORE_VERSION:
+        raise ValueError("info.json is not a store's")
+    labels, is_test, names = info["labels"], info["is_test"], info["class_names"]
+    if not (isinstance(labels, list) and isinstance(is_test, list) and isinstance(names, list)):
+        raise ValueError("labels, splits or class names are not lists")
+    if len(is_test) != len(labels) or images.dtype != np.uint8:
+        raise ValueError("labels and splits disagree")
+    if images.shape != (len(labels), info["channels"], info["size"], info["size"]):
+        raise ValueError(f"images are {images.shape}, not what info.json says")
+    try:
+        label_array, test_array = np.asarray(labels, dtype=np.int64), np.asarray(is_test, dtype=bool)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"labels: {e}") from None
+    if label_array.ndim != 1 or len(label_array) and not -1 <= label_array.min() <= label_array.max() < len(names) + 1:
+        raise ValueError("labels outside the classes")
+    return Store(folder, images, label_array, test_array, info)
+
+
+def _remove_stale_builds() -> None:
+    """Remove temporary folders that builds left when their process died (a live process's is kept)."""
+    for tmp in stores_dir().glob(".building-*"):
+        try:
+            os.kill(int(tmp.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, IndexError, OSError):
+            continue
 
 
 def _default_size(listing: Listing, sample: int = 64) -> int:
@@ -357,39 +499,77 @@ def build_store(
     are decoded. Damaged images are left out; more than MAX_DAMAGED of them is a UserError unless skip_damaged."""
     key = store_key(listing, size, channels, resize)
     final = stores_dir() / key
-    if (final / "info.json").is_file():
+    if final.exists():
         try:
             return open_store(final)
-        except (OSError, ValueError, KeyError):
+        except ValueError:
             shutil.rmtree(final, ignore_errors=True)  # a store damaged since: built again
+    try:
+        stores_dir().mkdir(parents=True, exist_ok=True)
+        _remove_stale_builds()
+    except OSError as e:
+        raise UserError(f"cannot write the store in {printable(str(stores_dir()))}: {e.strerror or e}") from None
     chosen = size or _default_size(listing)
     while True:
         result = _decode_all(listing, chosen, channels, resize, workers, progress, size is None)
         if result is not None:
             break
         chosen = DEFAULT_SIZE  # the images do not share the size the first ones had
-    tmp, sizes, damaged, colour = result
+    try:
+        store = _finish(listing, result, chosen, channels, resize, skip_damaged, final)
+    except OSError as e:
+        raise UserError(f"cannot write the store in {printable(str(stores_dir()))}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(result[0], ignore_errors=True)  # gone already when renamed into place
+    store.built_now = True
+    return store
+
+
+def _finish(
+    listing: Listing,
+    result: tuple[Path, list, list, list],
+    chosen: int,
+    channels: int | None,
+    resize: str,
+    skip_damaged: bool,
+    final: Path,
+) -> Store:
+    """The decoded images made the store: damaged ones left out (or refused), grey or RGB, renamed into place."""
+    tmp, sizes, damaged, colour = result  # colour: the indices of the images in colour
     total = len(listing.entries)
     if damaged and len(damaged) > MAX_DAMAGED * total and not skip_damaged:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(_damaged_line(listing, damaged, total) + ": give --skip-damaged to train without them")
-    keep = np.asarray(sorted(set(range(total)) - {i for i, _ in damaged}), dtype=np.int64)
-    raw = np.load(tmp / "rgb.npy", mmap_mode="r")
+    gone = {i for i, _ in damaged}
+    kept = [e for i, e in enumerate(listing.entries) if i not in gone]
+    check_listing(Listing(listing.root, listing.layout, listing.class_names, kept, ""), " once damaged ones are out")
+    keep = np.asarray(sorted(set(range(total)) - gone), dtype=np.int64)
+    is_colour = np.zeros(total, dtype=bool)
+    is_colour[sorted(colour)] = True
     out_channels = channels or (3 if colour else 1)
-    images = np.lib.format.open_memmap(
-        tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), out_channels, chosen, chosen)
-    )
-    for start in range(0, len(keep), 4096):
-        part = np.asarray(raw[keep[start : start + 4096]])
-        if out_channels == 1:  # grey as Pillow's convert("L"): ITU-R 601-2 luma (grey pixels stay as they are)
-            wide = part.astype(np.uint32)
-            luma = (wide[:, 0] * 299 + wide[:, 1] * 587 + wide[:, 2] * 114 + 500) // 1000
-            images[start : start + len(part), 0] = luma.astype(np.uint8)
-        else:
+    if out_channels == 1 and not colour and not gone:  # every image grey, none left out: grey.npy is the store
+        os.rename(tmp / "grey.npy", tmp / "images.npy")
+    else:
+        grey, rgb = np.load(tmp / "grey.npy", mmap_mode="r"), np.load(tmp / "rgb.npy", mmap_mode="r")
+        images = np.lib.format.open_memmap(
+            tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), out_channels, chosen, chosen)
+        )
+        for start in range(0, len(keep), 4096):
+            rows = keep[start : start + 4096]
+            part = np.repeat(np.asarray(grey[rows]), out_channels, axis=1)  # grey images, in every channel
+            coloured = np.flatnonzero(is_colour[rows])
+            if len(coloured):
+                pixels = np.asarray(rgb[rows[coloured]])
+                if out_channels == 1:  # colour made grey as Pillow's convert("L"): ITU-R 601-2 luma
+                    wide = pixels.astype(np.uint32)
+                    luma = (wide[:, 0] * 299 + wide[:, 1] * 587 + wide[:, 2] * 114 + 500) // 1000
+                    pixels = luma.astype(np.uint8)[:, None]
+                part[coloured] = pixels
             images[start : start + len(part)] = part
-    images.flush()
-    del raw, images
-    (tmp / "rgb.npy").unlink()
+        images.flush()
+        del grey, rgb, images
+    for name in ("grey.npy", "rgb.npy"):
+        (tmp / name).unlink(missing_ok=True)
+    colour = bool(colour)
     entries = [listing.entries[i] for i in keep.tolist()]
     info = {
         "version": STORE_VERSION,
@@ -412,14 +592,12 @@ def build_store(
         "outside": listing.outside,
     }
     (tmp / "info.json").write_text(json.dumps(info))
-    final.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(OSError):  # another process built it meanwhile: theirs is as good, if it is whole
         os.rename(tmp, final)
-    except OSError:  # another process built it meanwhile: theirs is as good
-        shutil.rmtree(tmp, ignore_errors=True)
-    store = open_store(final)
-    store.built_now = True
-    return store
+    try:
+        return open_store(final)
+    except ValueError as e:
+        raise UserError(f"the store {printable(str(final))} cannot be read ({e}): `vae-tui data --clear`") from None
 
 
 def _damaged_line(listing: Listing, damaged: list[tuple[int, str]], total: int) -> str:
@@ -446,43 +624,53 @@ def _decode_all(
     workers: int,
     progress: Callable[[int, int], None] | None,
     own_size: bool,
-) -> tuple[Path, list, list, bool] | None:
-    """Decode every image into a temporary folder's rgb.npy; None when own_size and an image's own size is not
-    size (the caller starts again at DEFAULT_SIZE)."""
+) -> tuple[Path, list, list, list] | None:
+    """Decode every image into a temporary folder's grey.npy and rgb.npy; None when own_size and an image's own size
+    is not size (the caller starts again at DEFAULT_SIZE). Returns the folder, the own sizes, the damaged images and
+    the indices of those in colour."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
-    stores_dir().mkdir(parents=True, exist_ok=True)
     tmp = Path(stores_dir()) / f".building-{os.getpid()}-{random.getrandbits(32):08x}"
-    tmp.mkdir()
     total = len(listing.entries)
-    rgb = np.lib.format.open_memmap(tmp / "rgb.npy", mode="w+", dtype=np.uint8, shape=(total, 3, size, size))
-    del rgb
-    indexed = [(i, e.path) for i, e in enumerate(listing.entries)]
-    jobs = [
-        (str(tmp / "rgb.npy"), indexed[s : s + CHUNK], str(listing.root), size, resize) for s in range(0, total, CHUNK)
-    ]
-    sizes, damaged, colour, done = [], [], False, 0
+    sizes, damaged, colour, done = [], [], [], 0
+
+    def take(chunk_sizes: list, chunk_colour: list, chunk_damaged: list) -> None:
+        nonlocal done
+        sizes.extend(chunk_sizes)
+        colour.extend(chunk_colour)
+        damaged.extend(chunk_damaged)
+        done += len(chunk_sizes) + len(chunk_damaged)
+        if progress:
+            progress(done, total)
+
     try:
+        tmp.mkdir()
+        for name, channels in (("grey.npy", 1), ("rgb.npy", 3)):  # sparse files: pages are taken where written
+            del_me = np.lib.format.open_memmap(
+                tmp / name, mode="w+", dtype=np.uint8, shape=(total, channels, size, size)
+            )
+            del del_me
+        indexed = [(i, e.path) for i, e in enumerate(listing.entries)]
+        where = str(tmp)
+        jobs = [(where, indexed[s : s + CHUNK], str(listing.root), size, resize) for s in range(0, total, CHUNK)]
         if workers > 1 and len(jobs) > 1:
             context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-            with context.Pool(min(workers, len(jobs))) as pool:
-                results = pool.imap_unordered(_decode_chunk, jobs)
-                for (chunk_sizes, grey, chunk_damaged), _ in zip(results, jobs, strict=True):
-                    sizes += chunk_sizes
-                    damaged += chunk_damaged
-                    colour = colour or not all(grey)
-                    done += len(chunk_sizes) + len(chunk_damaged)
-                    if progress:
-                        progress(done, total)
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+                for future in as_completed([pool.submit(_decode_chunk, job) for job in jobs]):
+                    take(*future.result())
         else:
             for job in jobs:
-                chunk_sizes, grey, chunk_damaged = _decode_chunk(job)
-                sizes += chunk_sizes
-                damaged += chunk_damaged
-                colour = colour or not all(grey)
-                done += len(chunk_sizes) + len(chunk_damaged)
-                if progress:
-                    progress(done, total)
+                take(*_decode_chunk(job))
+    except BrokenProcessPool:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(
+            "a decoding process ended before its images did (killed, or out of memory): try again, or with --threads 1"
+        ) from None
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write the store in {printable(str(stores_dir()))}: {e.strerror or e}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
