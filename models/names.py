@@ -6,6 +6,8 @@ Torch-free, so that `vae-tui --help` and `vae-tui runs` use them without importi
 MODEL_KINDS = ("vae", "cvae")
 ARCHS = ("mlp", "conv")  # mlp: the demo's 784-400-20; conv: models/conv.py
 DATASET_NAMES = ("fashion-mnist", "mnist")
+FOLDER_PREFIX = "folder:"  # a dataset read from an image folder (train --data DIR) is named "folder:DIR's name"
+MAX_FOLDER_NAME = 64  # characters of that name kept
 LR_SCHEDULES = ("constant", "cosine")
 METADATA_KEY = "vae_tui"  # the safetensors metadata entry holding a checkpoint's JSON
 MAX_HEADER_BYTES = 1 << 20  # our headers are a few KB; anything near this is not ours

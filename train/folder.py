@@ -28,6 +28,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -36,6 +37,9 @@ from models.errors import UserError
 from models.text import printable
 from train.cache import user_cache_dir
 from train.image_file import ImageRefused, open_image, quiet_images
+
+if TYPE_CHECKING:
+    from train.data import Dataset
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
@@ -684,3 +688,33 @@ def _decode_all(
 
 def store_bytes(store: Store) -> int:
     return int(math.prod(store.images.shape))
+
+
+def folder_dataset(store: Store, folder: Path, source: str) -> "Dataset":
+    """The store as a dataset the training loop reads, named "folder:" and the folder's name; a UserError in one
+    line for images this vae-tui does not train on yet (other than 28x28 grey)."""
+    import torch
+
+    from models.limits import IMAGE_SIDE
+    from models.names import FOLDER_PREFIX, MAX_FOLDER_NAME
+    from train.data import Dataset, Split
+
+    if (store.channels, store.size) != (1, IMAGE_SIDE):
+        colour = "RGB" if store.channels == 3 else "grey"
+        raise UserError(
+            f"--data {printable(str(folder))} reads as {store.size}x{store.size} {colour}: this vae-tui trains "
+            f"{IMAGE_SIDE}x{IMAGE_SIDE} grey images so far; add --image-size {IMAGE_SIDE} --channels 1 to read it so"
+        )
+    name = printable(folder.resolve().name or "folder").replace("/", "_")[:MAX_FOLDER_NAME]
+    labelled = bool(store.info["class_names"])
+    labels = torch.from_numpy(np.where(store.labels < 0, 0, store.labels))
+    images = torch.from_numpy(np.array(store.images[:, 0]))  # (N, 28, 28) uint8, copied into memory
+    test = torch.from_numpy(store.is_test)
+    class_names = [printable(n) for n in store.info["class_names"]] if labelled else ["all images"]
+    return Dataset(
+        name=FOLDER_PREFIX + name,
+        class_names=class_names,
+        train=Split(images[~test], labels[~test].long()),
+        test=Split(images[test], labels[test].long()),
+        source=source,
+    )

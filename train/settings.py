@@ -16,7 +16,8 @@ from models.limits import (
     seed_problem,
     shown,
 )
-from models.names import LR_SCHEDULES
+from models.names import FOLDER_PREFIX, LR_SCHEDULES, MAX_FOLDER_NAME
+from models.text import printable
 from models.vae import ARCHS
 from train.data import CLASS_NAMES, DATASET_NAMES, check_model_fits_data
 from train.evaluate import EVAL_BATCH
@@ -123,8 +124,19 @@ def _first_problem(values: dict) -> tuple[str, str] | None:
     return None
 
 
+def folder_dataset_name(value: object) -> bool:
+    """Whether value names a dataset read from an image folder: "folder:" and the folder's name, printable, at most
+    MAX_FOLDER_NAME characters, no slash."""
+    if type(value) is not str or not value.startswith(FOLDER_PREFIX):
+        return False
+    name = value.removeprefix(FOLDER_PREFIX)
+    return 0 < len(name) <= MAX_FOLDER_NAME and printable(name) == name and "/" not in name
+
+
 def _problem(name: str, value: object) -> str | None:
     """Why value is not one the field name takes, or None (also for names that are no field)."""
+    if name == "dataset" and folder_dataset_name(value):
+        return None
     if name in CHOICES:
         ok = type(value) is str and value in CHOICES[name]
         return None if ok else f"must be one of {', '.join(CHOICES[name])}, got {shown(value)}"
@@ -149,10 +161,10 @@ def _problem(name: str, value: object) -> str | None:
     return f"must be at most {high}, got {shown(value)}" if value > high else None
 
 
-def training_bytes(settings: TrainSettings) -> int:
+def training_bytes(settings: TrainSettings, num_classes: int | None = None) -> int:
     """About how much memory training with settings needs: parameters with Adam's state, the largest batch's
-    activations (a training step, or an evaluation batch), and the dataset."""
-    config = settings.model_config(len(CLASS_NAMES[settings.dataset]))
+    activations (a training step, or an evaluation batch), and the dataset (num_classes: an image folder's)."""
+    config = settings.model_config(num_classes or len(CLASS_NAMES.get(settings.dataset, range(10))))
     state = TRAINING_COPIES * parameter_count(config) * FLOAT_BYTES
     per_image = 2 * IMAGE_PIXELS + 2 * config.hidden_dim + 3 * config.latent_dim
     if config.arch == "conv":  # the feature maps of both convolutions, in the encoder and the decoder
@@ -170,9 +182,9 @@ def device_memory(device: torch.device) -> int:
     return available_memory()
 
 
-def check_memory(settings: TrainSettings, device: torch.device) -> None:
+def check_memory(settings: TrainSettings, device: torch.device, num_classes: int | None = None) -> None:
     """Refuse, naming the size flags, settings whose training would not fit in device's free memory."""
-    need, free = training_bytes(settings), device_memory(device)
+    need, free = training_bytes(settings, num_classes), device_memory(device)
     if need > free:
         raise UserError(
             f"--hidden-dim {settings.hidden_dim} with --latent-dim {settings.latent_dim} and --batch-size"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
-from models.limits import MAX_SEED  # what torch's generators take; train's settings check the same bound
+from models.limits import MAX_IMAGE_SIZE, MAX_SEED, MIN_IMAGE_SIZE  # MAX_SEED: what torch's generators take
 from models.text import printable
 
 if TYPE_CHECKING:
@@ -150,4 +150,51 @@ def threads_for_load(args: argparse.Namespace) -> str:
     return (
         f"other processes keep {chosen.others:.1f} of {chosen.usable} CPUs busy: computing on {count} "
         f"thread{'s' if count > 1 else ''} (--threads N fixes the count)"
+    )
+
+
+def test_fraction(text: str) -> float:
+    """An argparse type: a share of each class held out, 0.01 to 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid fraction: {text!r}") from None
+    if not 0.01 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use 0.01 to 0.5")
+    return value
+
+
+def add_folder_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how an image folder is read: shared by `data` (and `train --data`)."""
+    parser.add_argument(
+        "--image-size",
+        type=bounded_int(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+        metavar="N",
+        help=f"images made NxN ({MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}; default: their own size where they all share "
+        f"one of at most {MAX_IMAGE_SIZE}, else 64)",
+    )
+    parser.add_argument(
+        "--resize",
+        choices=("crop", "fit"),
+        default="crop",
+        help="a non-square image: its centred square (crop, default: torchvision's Resize+CenterCrop framing) or "
+        "the whole image padded with black (fit)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        help="1 (grey) or 3 (RGB); default: 3 where any image has colour, else 1",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=test_fraction,
+        default=0.1,
+        metavar="F",
+        help="share of each class held out for testing where the folder has no test/ or val/ (default: 0.1)",
+    )
+    parser.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="leave out damaged images even when they are more than 1%% of the folder",
     )

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
+from models.names import FOLDER_PREFIX
 from models.text import printable
 from vae_tui.commands import (
     Commands,
@@ -85,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
     path = required_checkpoint_path(args)
     checkpoint = load_checkpoint(path)
+    if checkpoint.dataset.startswith(FOLDER_PREFIX):
+        folder = checkpoint.dataset.removeprefix(FOLDER_PREFIX)
+        raise UserError(f"{path} was trained on the image folder {folder}: eval on image folders is not there yet")
     if checkpoint.dataset not in CLASS_NAMES:
         raise UserError(f"{path} was trained on {checkpoint.dataset!r}, which vae-tui cannot load")
     check_model_fits_data(checkpoint)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from models.errors import UserError
-from models.names import ARCHS, DATASET_NAMES, LR_SCHEDULES, MODEL_KINDS
+from models.names import ARCHS, DATASET_NAMES, FOLDER_PREFIX, LR_SCHEDULES, MODEL_KINDS
 from models.text import printable
 from train.commands import explore_command, resume_command
-from vae_tui.commands import Commands, add_device_and_data_flags, follower
+from vae_tui.commands import Commands, add_device_and_data_flags, add_folder_flags, follower
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -94,6 +94,13 @@ def add_parser(commands: Commands) -> None:
         help="ramp the KL weight linearly from 0 to --beta over the first N epochs, per step (default: 0)",
     )
     add_device_and_data_flags(parser)
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="train on an image folder instead (DIR/train and DIR/test or val, DIR/<class>, or images with no "
+        "classes; decoded once into the user cache: see `vae-tui data`); 28x28 grey images so far",
+    )
+    add_folder_flags(parser)
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>-<dataset>-<timestamp>)")
     parser.add_argument("--resume", metavar="CKPT", help="continue from a last.safetensors written by an earlier run")
     parser.add_argument(
@@ -135,6 +142,18 @@ def unstored_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
         flags.append(("--device", args.device))
     if args.data_dir:
         flags.append(("--data-dir", args.data_dir))
+    if args.data:
+        flags.append(("--data", args.data))
+        for flag, value, default in (
+            ("--image-size", args.image_size, None),
+            ("--resize", args.resize, "crop"),
+            ("--channels", args.channels, None),
+            ("--test-fraction", args.test_fraction, 0.1),
+        ):
+            if value != default:
+                flags.append((flag, str(value)))
+        if args.skip_damaged:
+            flags.append(("--skip-damaged", None))
     if args.threads is not None:
         flags.append(("--threads", str(args.threads)))
     if not args.cuda_graphs:
@@ -158,7 +177,7 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
     device = resolve_device(args.device)
     resume, settings, data, out_dir, lock = _start_resumed(args) if args.resume else _start_new(args, stop)
     try:
-        check_memory(settings, device)  # sizes that would not fit stop here, on one line naming the flags
+        check_memory(settings, device, len(data.class_names))  # sizes that would not fit: one line naming the flags
         progress = make_progress(Console(), preview=not args.no_preview)
         reach("start", "model")
         trainer = Trainer(
@@ -199,10 +218,21 @@ def _start_new(args: argparse.Namespace, stop: "StopFlag") -> Start:
 
     settings = TrainSettings(**_given_settings(args))
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{settings.dataset}-{stamp}"
+    if args.data:
+        _refuse_dataset_flags_with_data(args)
+        folder_name = printable(Path(args.data).resolve().name).replace("/", "_") or "folder"
+        out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{folder_name}-{stamp}"
+    else:
+        out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{settings.dataset}-{stamp}"
     _refuse_a_training_in(out_dir)  # before the data loads, so that the answer comes at once
     reach("start", "data")
-    data = load_dataset(settings.dataset, args.data_dir, args.download)
+    if args.data:
+        data = _folder_data(args, settings.seed)
+        if settings.model == "cvae" and data.class_names == ["all images"]:
+            raise UserError(f"--data {printable(args.data)} has no class folders: --model cvae needs classes")
+        settings = replace(settings, dataset=data.name)
+    else:
+        data = load_dataset(settings.dataset, args.data_dir, args.download)
     if stop.signal_name:
         raise TrainingInterrupted(stop.signal_name, None)
     lock = OutputLock(out_dir)  # removes temp files a killed writer left, before the refusal below too
@@ -212,6 +242,44 @@ def _start_new(args: argparse.Namespace, stop: "StopFlag") -> Start:
         lock.release()
         raise
     return Start(None, settings, data, out_dir, lock)
+
+
+def _refuse_dataset_flags_with_data(args: argparse.Namespace) -> None:
+    given = [flag for flag, value in (("--dataset", args.dataset), ("--data-dir", args.data_dir)) if value]
+    if args.download:
+        given.append("--download")
+    if given:
+        raise UserError(f"--data reads an image folder: leave out {', '.join(given)}")
+
+
+def _folder_data(args: argparse.Namespace, seed: int) -> "Dataset":
+    """The image folder --data names, listed and decoded into its store (a bar while it decodes), as a dataset."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from train.folder import build_store, damaged_summary, folder_dataset, list_folder
+    from train.threads import usable_cpus
+
+    folder = Path(args.data)
+    listing = list_folder(folder, args.test_fraction, seed)
+    console = Console(stderr=True)
+    columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("decode", total=len(listing.entries))
+        store = build_store(
+            listing,
+            args.image_size,
+            args.channels,
+            args.resize,
+            args.skip_damaged,
+            workers=args.threads or usable_cpus(),
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    train_count, test_count = int((~store.is_test).sum()), int(store.is_test.sum())
+    source = f"{printable(str(folder))}: {train_count} training and {test_count} test images ({listing.test_source})"
+    if damaged := damaged_summary(store):
+        source += f"; left out: {damaged}"
+    return folder_dataset(store, folder, source)
 
 
 def _refuse_a_training_in(out_dir: Path) -> None:
@@ -243,7 +311,21 @@ def _start_resumed(args: argparse.Namespace) -> Start:
         checkpoint = load_checkpoint(path, with_resume=True)  # again: a training that held the lock may have moved on
         settings = _resume_settings(args, checkpoint)
         reach("start", "data")
-        return Start(checkpoint, settings, load_dataset(settings.dataset, args.data_dir, args.download), out_dir, lock)
+        if not settings.dataset.startswith(FOLDER_PREFIX):
+            if args.data:
+                raise UserError(f"--resume: the checkpoint was trained on {settings.dataset}: leave out --data")
+            return Start(
+                checkpoint, settings, load_dataset(settings.dataset, args.data_dir, args.download), out_dir, lock
+            )
+        if not args.data:
+            name = settings.dataset.removeprefix(FOLDER_PREFIX)
+            raise UserError(f"--resume: the checkpoint was trained on the image folder {name}: give it with --data DIR")
+        _refuse_dataset_flags_with_data(args)
+        data = _folder_data(args, settings.seed)
+        if data.name != settings.dataset:
+            trained, given = (name.removeprefix(FOLDER_PREFIX) for name in (settings.dataset, data.name))
+            raise UserError(f"--resume: the checkpoint was trained on the image folder {trained}, --data names {given}")
+        return Start(checkpoint, settings, data, out_dir, lock)
     except BaseException:
         lock.release()
         raise

@@ -1,0 +1,112 @@
+"""`vae-tui train --data DIR`: training on an image folder of 28x28 grey images, resuming it (the folder given
+again), and the one-line refusals (colour or other sizes so far, a CVAE without classes, --data with --dataset)."""
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models import load_checkpoint
+from models.points import listen
+
+FLAGS = ["--batch-size", "32", "--hidden-dim", "32", "--latent-dim", "4", "--no-preview"]
+
+
+def clothes(root: Path, per_class: int = 40, mode: str = "L", size: int = 28) -> Path:
+    """Class folders of seeded images: a bright square of a size per class on black (in RGB, tinted by class)."""
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(("bag", "coat", "shoe")):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.zeros((size, size), np.uint8)
+            side = 6 + 6 * c
+            pixels[4 : 4 + side, 4 : 4 + side] = rng.integers(120, 256)
+            if mode == "RGB":  # tinted by class: colour
+                image = Image.fromarray(np.stack([pixels, pixels // (c + 2), pixels // 3], axis=-1), "RGB")
+            else:
+                image = Image.fromarray(pixels)
+            image.save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.slow
+def test_train_on_a_folder_then_resume_it_with_the_folder_given_again(
+    tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    clothes(tmp_path / "wardrobe")
+    result = run_cli("train", "--data", "wardrobe", *FLAGS, "--epochs", "1", "--out", "runs/w")
+    assert result.code == 0, result.stderr
+    assert "on folder:wardrobe" in result.stdout
+    assert "data: wardrobe: 108 training and 12 test images (10% of each class held out (seed 0))" in result.stdout
+    best = load_checkpoint(tmp_path / "runs" / "w" / "best.safetensors")
+    assert best.dataset == "folder:wardrobe" and best.class_names == ["bag", "coat", "shoe"]
+    assert best.config.num_classes == 3 and best.atlas is not None and len(best.atlas.mu) == 12  # the test split
+    last = tmp_path / "runs" / "w" / "last.safetensors"
+    run_cli("train", "--resume", str(last), "--epochs", "2").assert_one_line_error(
+        "--resume: the checkpoint was trained on the image folder wardrobe: give it with --data DIR"
+    )
+    clothes(tmp_path / "other")
+    run_cli("train", "--resume", str(last), "--epochs", "2", "--data", "other").assert_one_line_error(
+        "--resume: the checkpoint was trained on the image folder wardrobe, --data names other"
+    )
+
+    def stop(label: str) -> None:
+        if label == "batch 2 1":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    unlisten = listen(stop)
+    try:
+        stopped = run_cli("train", "--resume", str(last), "--epochs", "2", "--data", "wardrobe", "--no-preview")
+    finally:
+        unlisten()
+    assert stopped.code == 130 and "--data wardrobe" in stopped.stderr  # the resume command names the folder
+    resumed = run_cli("train", "--resume", str(last), "--epochs", "2", "--data", "wardrobe", "--no-preview")
+    assert resumed.code == 0, resumed.stderr
+    assert load_checkpoint(last).epoch == 2
+
+
+@pytest.mark.parametrize(
+    ("make", "flags", "message"),
+    [
+        (
+            lambda root: clothes(root, per_class=4, mode="RGB", size=32),
+            [],
+            "--data {root} reads as 32x32 RGB: this vae-tui trains 28x28 grey images so far; add --image-size 28 "
+            "--channels 1 to read it so",
+        ),
+        (
+            lambda root: [Image.new("L", (28, 28), i).save(root / f"{i}.png") for i in range(10)],
+            ["--model", "cvae"],
+            "--data {root} has no class folders: --model cvae needs classes",
+        ),
+        (
+            lambda root: clothes(root, per_class=3),
+            ["--dataset", "mnist"],
+            "--data reads an image folder: leave out --dataset",
+        ),
+    ],
+    ids=["colour and 32x32", "a cvae without classes", "with --dataset"],
+)
+def test_what_train_data_does_not_take_is_one_line(
+    tmp_path: Path, run_cli: Callable, make: Callable, flags: list, message: str
+) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    make(root)
+    result = run_cli("train", "--data", str(root), *FLAGS, "--epochs", "1", "--out", str(tmp_path / "run"), *flags)
+    result.assert_one_line_error(message.format(root=root))
+
+
+@pytest.mark.slow
+def test_a_colour_folder_read_as_28x28_grey_trains(tmp_path: Path, run_cli: Callable) -> None:
+    root = clothes(tmp_path / "data", per_class=10, mode="RGB", size=32)
+    out = tmp_path / "run"
+    flags = ["--image-size", "28", "--channels", "1"]
+    result = run_cli("train", "--data", str(root), *FLAGS, *flags, "--epochs", "1", "--out", str(out))
+    assert result.code == 0, result.stderr
+    assert load_checkpoint(out / "best.safetensors").dataset == "folder:data"
