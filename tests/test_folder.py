@@ -253,7 +253,7 @@ def test_the_data_command_says_what_train_would_read(tmp_path: Path, run_cli: Ca
     )
     assert "images: 12x12 grey (crop), from 12x12" in lines
     assert "left out: 1 damaged image (ant/broken.png)" in lines
-    assert lines[-1].startswith(f"store: {stores_dir()}") and "decoded in" in lines[-1]
+    assert lines[-2].startswith("store (") and "decoded in" in lines[-2] and lines[-1].startswith(f"  {stores_dir()}/")
     assert "found in the cache" in run_cli("data", str(root)).stdout
     cleared = run_cli("data", "--clear")
     assert cleared.code == 0 and cleared.stdout.startswith(f"deleted {stores_dir()}") and not stores_dir().exists()

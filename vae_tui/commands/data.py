@@ -72,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
     info = store.info
     layouts = {"splits": "train/ and test/ folders", "classes": "class folders", "flat": "images with no classes"}
     classes = f", {len(listing.class_names)} classes" if listing.labelled else ""
-    print(f"{printable(str(args.folder))}: {layouts[listing.layout]}{classes}; test split: {listing.test_source}")
+
+    def say(text: str) -> None:  # on a terminal, wrapped at words; piped, one line each
+        console.print(text, markup=False, highlight=False, soft_wrap=not console.is_terminal)
+
+    say(f"{printable(str(args.folder))}: {layouts[listing.layout]}{classes}; test split: {listing.test_source}")
     table = Table(box=None, padding=(0, 2, 0, 0))
     for column in ("class", "train", "test"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     colour = "RGB" if store.channels == 3 else "grey"
     own = ", ".join(info["own_sizes"][:3]) + (" ..." if len(info["own_sizes"]) > 3 else "")
-    print(f"images: {store.size}x{store.size} {colour} ({args.resize}), from {own}")
+    say(f"images: {store.size}x{store.size} {colour} ({args.resize}), from {own}")
     left_out = [damaged_summary(store)] if info["damaged_count"] else []
     for count, what in (
         (info["ignored"], "files that are not images"),
@@ -95,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         if count:
             left_out.append(f"{count} {what}")
     if left_out:
-        print("left out: " + "; ".join(left_out))
+        say("left out: " + "; ".join(left_out))
     size_mb = os.path.getsize(store.path / "images.npy") / 1e6
     reused = f"decoded in {seconds:.1f} s" if store.built_now else "found in the cache"
-    print(f"store: {printable(str(store.path))} ({size_mb:.1f} MB, {reused}; `vae-tui data --clear` deletes stores)")
+    say(f"store ({size_mb:.1f} MB, {reused}; `vae-tui data --clear` deletes stores):")
+    print(f"  {printable(str(store.path))}")  # the path on its own line: never broken
     return 0
