@@ -1,6 +1,7 @@
 """`vae-tui train --data DIR`: training on an image folder of 28x28 grey images, resuming it (the folder given
 again), and the one-line refusals (colour or other sizes so far, a CVAE without classes, --data with --dataset)."""
 
+import json
 import os
 import signal
 from collections.abc import Callable
@@ -46,6 +47,16 @@ def test_train_on_a_folder_then_resume_it_with_the_folder_given_again(
     best = load_checkpoint(tmp_path / "runs" / "w" / "best.safetensors")
     assert best.dataset == "folder:wardrobe" and best.class_names == ["bag", "coat", "shoe"]
     assert best.config.num_classes == 3 and best.atlas is not None and len(best.atlas.mu) == 12  # the test split
+    best_path = tmp_path / "runs" / "w" / "best.safetensors"
+    run_cli("eval", str(best_path), "--samples", "2").assert_one_line_error(
+        f"{best_path} was trained on the image folder wardrobe: give it (or one like it) with --data DIR"
+    )
+    evaluated = run_cli("eval", str(best_path), "--data", "wardrobe", "--samples", "2", "--json")
+    assert evaluated.code == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert report["dataset"] == "folder:wardrobe" and report["images"] == 12  # the held-out split training drew
+    assert [row["name"] for row in report["per_class"]] == ["bag", "coat", "shoe"]
+    assert abs(report["elbo_sampled"]["total"] - best.metrics["test_loss"]) < 0.05 * best.metrics["test_loss"]
     last = tmp_path / "runs" / "w" / "last.safetensors"
     run_cli("train", "--resume", str(last), "--epochs", "2").assert_one_line_error(
         "--resume: the checkpoint was trained on the image folder wardrobe: give it with --data DIR"
@@ -110,3 +121,21 @@ def test_a_colour_folder_read_as_28x28_grey_trains(tmp_path: Path, run_cli: Call
     result = run_cli("train", "--data", str(root), *FLAGS, *flags, "--epochs", "1", "--out", str(out))
     assert result.code == 0, result.stderr
     assert load_checkpoint(out / "best.safetensors").dataset == "folder:data"
+
+
+def test_eval_data_takes_another_folder_of_the_same_shape_and_refuses_other_classes(
+    tmp_path: Path, run_cli: Callable
+) -> None:
+    from vae_tui.commands.explore import pretrained_path
+
+    root = clothes(tmp_path / "data", per_class=10)
+    result = run_cli("eval", "--pretrained", "vae", "--data", str(root), "--samples", "2", "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["dataset"] == "folder:data" and json.loads(result.stdout)["images"] == 3
+    cvae = pretrained_path("cvae")
+    run_cli("eval", str(cvae), "--data", str(root), "--samples", "2").assert_one_line_error(
+        f"--data {root} has 3 classes; the CVAE in {cvae} was trained on 10"
+    )
+    run_cli("eval", "--pretrained", "vae", "--data", str(root), "--download").assert_one_line_error(
+        "--data reads an image folder: leave out --download"
+    )

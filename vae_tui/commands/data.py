@@ -3,10 +3,14 @@
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.errors import UserError
 from models.text import printable
 from vae_tui.commands import Commands, add_folder_flags, add_seed_flag
+
+if TYPE_CHECKING:
+    from train.data import Dataset
 
 
 def add_parser(commands: Commands) -> None:
@@ -105,3 +109,34 @@ def run(args: argparse.Namespace) -> int:
     say(f"store ({size_mb:.1f} MB, {reused}; `vae-tui data --clear` deletes stores):")
     print(f"  {printable(str(store.path))}")  # the path on its own line: never broken
     return 0
+
+
+def folder_data(args: argparse.Namespace, seed: int) -> "Dataset":
+    """The image folder --data names (with the folder flags), listed with seed's held-out split and decoded into its
+    store (a bar on stderr while it decodes), as a dataset: what `train --data` and `eval --data` read."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from train.folder import build_store, damaged_summary, folder_dataset, list_folder
+    from train.threads import usable_cpus
+
+    folder = Path(args.data)
+    listing = list_folder(folder, args.test_fraction, seed)
+    console = Console(stderr=True)
+    columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("decode", total=len(listing.entries))
+        store = build_store(
+            listing,
+            args.image_size,
+            args.channels,
+            args.resize,
+            args.skip_damaged,
+            workers=args.threads or usable_cpus(),
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    train_count, test_count = int((~store.is_test).sum()), int(store.is_test.sum())
+    source = f"{printable(str(folder))}: {train_count} training and {test_count} test images ({listing.test_source})"
+    if damaged := damaged_summary(store):
+        source += f"; left out: {damaged}"
+    return folder_dataset(store, folder, source)

@@ -12,11 +12,13 @@ from vae_tui.commands import (
     Commands,
     add_checkpoint_argument,
     add_device_and_data_flags,
+    add_folder_flags,
     add_seed_flag,
     bounded_int,
     required_checkpoint_path,
     threads_for_load,
 )
+from vae_tui.commands.data import folder_data
 
 MAX_SAMPLES = 10_000  # K = 1000 takes about 45 s for the 10,000 test images on 2 CPU cores; time grows with K
 
@@ -71,6 +73,13 @@ def add_parser(commands: Commands) -> None:
     add_seed_flag(parser, "the sampled z")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     add_device_and_data_flags(parser)
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="evaluate on an image folder's test split (the one the checkpoint was trained on, or another of the "
+        "same shape and classes): DIR/test or val, else the held-out share with the training's seed",
+    )
+    add_folder_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -86,17 +95,30 @@ def run(args: argparse.Namespace) -> int:
 
     path = required_checkpoint_path(args)
     checkpoint = load_checkpoint(path)
-    if checkpoint.dataset.startswith(FOLDER_PREFIX):
+    if args.data:
+        given = [flag for flag, value in (("--data-dir", args.data_dir), ("--download", args.download)) if value]
+        if given:
+            raise UserError(f"--data reads an image folder: leave out {', '.join(given)}")
+    elif checkpoint.dataset.startswith(FOLDER_PREFIX):
         folder = checkpoint.dataset.removeprefix(FOLDER_PREFIX)
-        raise UserError(f"{path} was trained on the image folder {folder}: eval on image folders is not there yet")
-    if checkpoint.dataset not in CLASS_NAMES:
+        raise UserError(f"{path} was trained on the image folder {folder}: give it (or one like it) with --data DIR")
+    elif checkpoint.dataset not in CLASS_NAMES:
         raise UserError(f"{path} was trained on {checkpoint.dataset!r}, which vae-tui cannot load")
     check_model_fits_data(checkpoint)
     device = resolve_device(args.device)
     console = Console()
+    if args.data:
+        seed = checkpoint.training.get("seed", 0) if isinstance(checkpoint.training.get("seed"), int) else 0
+        data = folder_data(args, seed)  # the held-out split as training drew it
+        if checkpoint.model.conditional and len(data.class_names) != checkpoint.config.num_classes:
+            raise UserError(
+                f"--data {printable(args.data)} has {len(data.class_names)} classes; the CVAE in {path} was trained on "
+                f"{checkpoint.config.num_classes}"
+            )
     with make_eval_progress(console, quiet=args.json) as progress:  # on stdout: piped or --json, it stays silent
         progress.stage(f"loading {checkpoint.dataset}")
-        data = load_dataset(checkpoint.dataset, args.data_dir, args.download)
+        if not args.data:
+            data = load_dataset(checkpoint.dataset, args.data_dir, args.download)
         x = unit_pixels(data.test.images).to(device)
         y = data.test.labels.to(device)
         note = threads_for_load(args)
@@ -108,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint.model.to(device),
             x,
             y,
-            checkpoint.class_names,
+            data.class_names if args.data else checkpoint.class_names,
             args.samples,
             args.seed,
             on_progress=progress.images_done,
@@ -119,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "checkpoint": str(path),
-                    "dataset": checkpoint.dataset,
+                    "dataset": data.name,
                     "seconds": seconds,
                     **evaluation.to_dict(),
                 },
@@ -128,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     kind = checkpoint.config.kind.upper() + (f" ({checkpoint.config.arch})" if checkpoint.config.arch != "mlp" else "")
-    title = f"{kind} · {checkpoint.dataset} test set ({evaluation.images} images) · {path}"
+    title = f"{kind} · {data.name} test set ({evaluation.images} images) · {path}"
     for part in table(evaluation, title):
         console.print(part)
     console.print(f"{seconds:.1f} s on {device}, seed {args.seed}", highlight=False)

@@ -12,6 +12,7 @@ from models.names import ARCHS, DATASET_NAMES, FOLDER_PREFIX, LR_SCHEDULES, MODE
 from models.text import printable
 from train.commands import explore_command, resume_command
 from vae_tui.commands import Commands, add_device_and_data_flags, add_folder_flags, follower
+from vae_tui.commands.data import folder_data
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -227,7 +228,7 @@ def _start_new(args: argparse.Namespace, stop: "StopFlag") -> Start:
     _refuse_a_training_in(out_dir)  # before the data loads, so that the answer comes at once
     reach("start", "data")
     if args.data:
-        data = _folder_data(args, settings.seed)
+        data = folder_data(args, settings.seed)
         if settings.model == "cvae" and data.class_names == ["all images"]:
             raise UserError(f"--data {printable(args.data)} has no class folders: --model cvae needs classes")
         settings = replace(settings, dataset=data.name)
@@ -250,36 +251,6 @@ def _refuse_dataset_flags_with_data(args: argparse.Namespace) -> None:
         given.append("--download")
     if given:
         raise UserError(f"--data reads an image folder: leave out {', '.join(given)}")
-
-
-def _folder_data(args: argparse.Namespace, seed: int) -> "Dataset":
-    """The image folder --data names, listed and decoded into its store (a bar while it decodes), as a dataset."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from train.folder import build_store, damaged_summary, folder_dataset, list_folder
-    from train.threads import usable_cpus
-
-    folder = Path(args.data)
-    listing = list_folder(folder, args.test_fraction, seed)
-    console = Console(stderr=True)
-    columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("decode", total=len(listing.entries))
-        store = build_store(
-            listing,
-            args.image_size,
-            args.channels,
-            args.resize,
-            args.skip_damaged,
-            workers=args.threads or usable_cpus(),
-            progress=lambda done, total: bar.update(task, completed=done),
-        )
-    train_count, test_count = int((~store.is_test).sum()), int(store.is_test.sum())
-    source = f"{printable(str(folder))}: {train_count} training and {test_count} test images ({listing.test_source})"
-    if damaged := damaged_summary(store):
-        source += f"; left out: {damaged}"
-    return folder_dataset(store, folder, source)
 
 
 def _refuse_a_training_in(out_dir: Path) -> None:
@@ -321,7 +292,7 @@ def _start_resumed(args: argparse.Namespace) -> Start:
             name = settings.dataset.removeprefix(FOLDER_PREFIX)
             raise UserError(f"--resume: the checkpoint was trained on the image folder {name}: give it with --data DIR")
         _refuse_dataset_flags_with_data(args)
-        data = _folder_data(args, settings.seed)
+        data = folder_data(args, settings.seed)
         if data.name != settings.dataset:
             trained, given = (name.removeprefix(FOLDER_PREFIX) for name in (settings.dataset, data.name))
             raise UserError(f"--resume: the checkpoint was trained on the image folder {trained}, --data names {given}")
