@@ -300,3 +300,19 @@ def test_a_damaged_store_is_built_again_and_a_dead_worker_or_nothing_left_is_one
         path.write_bytes(b"junk")
     with pytest.raises(UserError, match="the class folder ant holds no images once damaged ones are out"):
         build_store(list_folder(root), skip_damaged=True)
+
+
+def test_a_decompression_bomb_or_an_eps_in_a_folder_is_a_damaged_image_never_decoded(tmp_path: Path) -> None:
+    """A PNG header claiming 30000x30000 pixels and a PostScript file named .png (Pillow would hand it to
+    Ghostscript) are refused by the one image opener before any decoding: left out as damaged, the rest kept."""
+    from tests.helpers import EPS, png_header
+
+    root = class_tree(tmp_path / "data", per_class=150)
+    (root / "ant" / "bomb.png").write_bytes(png_header(30000, 30000))
+    (root / "bee" / "script.png").write_bytes(EPS)
+    store = build_store(list_folder(root), skip_damaged=True)
+    assert len(store.images) == 300 and store.info["damaged_count"] == 2
+    reasons = dict(store.info["damaged"])
+    assert (
+        "over 50 megapixels" in reasons["ant/bomb.png"] and "not an image vae-tui can read" in reasons["bee/script.png"]
+    )
