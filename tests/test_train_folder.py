@@ -40,13 +40,26 @@ def test_train_on_a_folder_then_resume_it_with_the_folder_given_again(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     clothes(tmp_path / "wardrobe")
-    result = run_cli("train", "--data", "wardrobe", *FLAGS, "--epochs", "1", "--out", "runs/w")
+    flags = [*FLAGS, "--test-fraction", "0.2"]
+    result = run_cli("train", "--data", "wardrobe", *flags, "--epochs", "1", "--out", "runs/w")
     assert result.code == 0, result.stderr
     assert "on folder:wardrobe" in result.stdout
-    assert "data: wardrobe: 108 training and 12 test images (10% of each class held out (seed 0))" in result.stdout
+    assert "data: wardrobe: 96 training and 24 test images (20% of each class held out (seed 0))" in result.stdout
     best = load_checkpoint(tmp_path / "runs" / "w" / "best.safetensors")
     assert best.dataset == "folder:wardrobe" and best.class_names == ["bag", "coat", "shoe"]
-    assert best.config.num_classes == 3 and best.atlas is not None and len(best.atlas.mu) == 12  # the test split
+    assert best.config.num_classes == 3 and best.atlas is not None and len(best.atlas.mu) == 24  # the test split
+    record = best.training["data"]  # what the checkpoint keeps of the folder: its name, not its path
+    assert {k: v for k, v in record.items() if k != "digest"} == {
+        "folder": "wardrobe",
+        "layout": "classes",
+        "size": 28,
+        "channels": 1,
+        "resize": "crop",
+        "test_fraction": 0.2,
+        "train": 96,
+        "test": 24,
+    }
+    assert len(record["digest"]) == 64 and str(tmp_path) not in json.dumps(best.training)
     best_path = tmp_path / "runs" / "w" / "best.safetensors"
     run_cli("eval", str(best_path), "--samples", "2").assert_one_line_error(
         f"{best_path} was trained on the image folder wardrobe: give it (or one like it) with --data DIR"
@@ -54,7 +67,7 @@ def test_train_on_a_folder_then_resume_it_with_the_folder_given_again(
     evaluated = run_cli("eval", str(best_path), "--data", "wardrobe", "--samples", "2", "--json")
     assert evaluated.code == 0, evaluated.stderr
     report = json.loads(evaluated.stdout)
-    assert report["dataset"] == "folder:wardrobe" and report["images"] == 12  # the held-out split training drew
+    assert report["dataset"] == "folder:wardrobe" and report["images"] == 24  # the held-out split training drew
     assert [row["name"] for row in report["per_class"]] == ["bag", "coat", "shoe"]
     assert abs(report["elbo_sampled"]["total"] - best.metrics["test_loss"]) < 0.05 * best.metrics["test_loss"]
     last = tmp_path / "runs" / "w" / "last.safetensors"
@@ -76,8 +89,10 @@ def test_train_on_a_folder_then_resume_it_with_the_folder_given_again(
     finally:
         unlisten()
     assert stopped.code == 130 and "--data wardrobe" in stopped.stderr  # the resume command names the folder
+    Image.new("L", (28, 28), 99).save(tmp_path / "wardrobe" / "bag" / "new.png")  # the folder changes meanwhile
     resumed = run_cli("train", "--resume", str(last), "--epochs", "2", "--data", "wardrobe", "--no-preview")
     assert resumed.code == 0, resumed.stderr
+    assert "the folder changed since this run started (train 96 -> 97 images): training goes on" in resumed.stdout
     assert load_checkpoint(last).epoch == 2
 
 

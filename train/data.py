@@ -92,6 +92,7 @@ class Dataset:
     train: Split
     test: Split
     source: str  # folder the files were read from, which option pointed there, and whether it is the real dataset
+    record: dict | None = None  # an image folder's: what the checkpoint records of it (train/folder.py's folder_record)
 
 
 def candidate_roots(dataset: str) -> list[tuple[Path, str]]:

@@ -690,7 +690,7 @@ def store_bytes(store: Store) -> int:
     return int(math.prod(store.images.shape))
 
 
-def folder_dataset(store: Store, folder: Path, source: str) -> "Dataset":
+def folder_dataset(store: Store, folder: Path, source: str, test_fraction: float = TEST_FRACTION) -> "Dataset":
     """The store as a dataset the training loop reads, named "folder:" and the folder's name; a UserError in one
     line for images this vae-tui does not train on yet (other than 28x28 grey)."""
     import torch
@@ -717,4 +717,43 @@ def folder_dataset(store: Store, folder: Path, source: str) -> "Dataset":
         train=Split(images[~test], labels[~test].long()),
         test=Split(images[test], labels[test].long()),
         source=source,
+        record=folder_record(store, test_fraction),
     )
+
+
+def folder_record(store: Store, test_fraction: float) -> dict:
+    """What a checkpoint records of the image folder it was trained on (under its training settings, "data"): its
+    name (not its path), layout, image size and channels, the resize, the held-out share, the images per split and
+    the listing's digest, so that a resume or an eval can say what changed."""
+    info = store.info
+    return {
+        "folder": printable(info["folder"]),
+        "layout": info["layout"],
+        "size": info["size"],
+        "channels": info["channels"],
+        "resize": info["resize"],
+        "test_fraction": test_fraction,
+        "train": int((~store.is_test).sum()),
+        "test": int(store.is_test.sum()),
+        "digest": info["digest"],
+    }
+
+
+def recorded_fraction(recorded: object) -> float | None:
+    """The held-out share a checkpoint's folder record names, if it is one --test-fraction takes (None if not)."""
+    value = recorded.get("test_fraction") if isinstance(recorded, dict) else None
+    return value if type(value) is float and 0.01 <= value <= 0.5 else None
+
+
+def listing_change(recorded: object, now: dict) -> str:
+    """One line saying how an image folder changed since a checkpoint recorded it ("" when its listing is the
+    same, or the checkpoint recorded nothing to compare)."""
+    if not isinstance(recorded, dict) or recorded.get("digest") == now["digest"]:
+        return ""
+    counts = []
+    for split in ("train", "test"):
+        before = recorded.get(split)
+        if type(before) is int and before != now[split]:
+            counts.append(f"{split} {before} -> {now[split]} images")
+    what = ", ".join(counts) if counts else "the same counts, other files (renamed, replaced or touched)"
+    return f"the folder changed since this run started ({what}): training goes on with it as it is now"

@@ -360,7 +360,7 @@ class Trainer:
             epoch=epoch,
             class_centroids=centroids,
             metrics=metrics,
-            training=asdict(self.settings),
+            training=asdict(self.settings) | ({"data": self.data.record} if self.data.record else {}),
             resume=resume,
             atlas=atlas,
         )

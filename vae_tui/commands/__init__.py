@@ -189,9 +189,9 @@ def add_folder_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--test-fraction",
         type=test_fraction,
-        default=0.1,
         metavar="F",
-        help="share of each class held out for testing where the folder has no test/ or val/ (default: 0.1)",
+        help="share of each class held out for testing where the folder has no test/ or val/ (default: 0.1; "
+        "a resume or an eval takes the run's own)",
     )
     parser.add_argument(
         "--skip-damaged",

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from train.folder import build_store, damaged_summary, list_folder, stores_dir
+    from train.folder import TEST_FRACTION, build_store, damaged_summary, list_folder, stores_dir
     from train.threads import usable_cpus
 
     console = Console()
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.folder is None:
         raise UserError("give an image folder (DIR), or --clear")
-    listing = list_folder(args.folder, args.test_fraction, args.seed)
+    listing = list_folder(args.folder, args.test_fraction or TEST_FRACTION, args.seed)
     started = time.perf_counter()
     with Progress(
         TextColumn("decoding"),
@@ -117,11 +117,12 @@ def folder_data(args: argparse.Namespace, seed: int) -> "Dataset":
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from train.folder import build_store, damaged_summary, folder_dataset, list_folder
+    from train.folder import TEST_FRACTION, build_store, damaged_summary, folder_dataset, list_folder
     from train.threads import usable_cpus
 
     folder = Path(args.data)
-    listing = list_folder(folder, args.test_fraction, seed)
+    fraction = args.test_fraction or TEST_FRACTION
+    listing = list_folder(folder, fraction, seed)
     console = Console(stderr=True)
     columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
@@ -139,4 +140,4 @@ def folder_data(args: argparse.Namespace, seed: int) -> "Dataset":
     source = f"{printable(str(folder))}: {train_count} training and {test_count} test images ({listing.test_source})"
     if damaged := damaged_summary(store):
         source += f"; left out: {damaged}"
-    return folder_dataset(store, folder, source)
+    return folder_dataset(store, folder, source, fraction)

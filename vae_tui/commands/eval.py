@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from train.data import CLASS_NAMES, check_model_fits_data, load_dataset
     from train.device import resolve_device, unit_pixels
     from train.evaluate import evaluate_model
+    from train.folder import recorded_fraction
     from train.progress import make_eval_progress
 
     path = required_checkpoint_path(args)
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.data:
         seed = checkpoint.training.get("seed", 0) if isinstance(checkpoint.training.get("seed"), int) else 0
+        if args.test_fraction is None:  # the held-out share the run was trained with
+            args.test_fraction = recorded_fraction(checkpoint.training.get("data"))
         data = folder_data(args, seed)  # the held-out split as training drew it
         if checkpoint.model.conditional and len(data.class_names) != checkpoint.config.num_classes:
             raise UserError(

@@ -149,7 +149,7 @@ def unstored_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
             ("--image-size", args.image_size, None),
             ("--resize", args.resize, "crop"),
             ("--channels", args.channels, None),
-            ("--test-fraction", args.test_fraction, 0.1),
+            ("--test-fraction", args.test_fraction, None),
         ):
             if value != default:
                 flags.append((flag, str(value)))
@@ -267,6 +267,7 @@ def _start_resumed(args: argparse.Namespace) -> Start:
     from models import load_checkpoint
     from models.points import reach
     from train.data import load_dataset
+    from train.folder import listing_change, recorded_fraction
     from train.output import OutputLock
 
     path = Path(args.resume)
@@ -292,7 +293,12 @@ def _start_resumed(args: argparse.Namespace) -> Start:
             name = settings.dataset.removeprefix(FOLDER_PREFIX)
             raise UserError(f"--resume: the checkpoint was trained on the image folder {name}: give it with --data DIR")
         _refuse_dataset_flags_with_data(args)
+        recorded = checkpoint.training.get("data")
+        if args.test_fraction is None:  # the held-out share the run started with
+            args.test_fraction = recorded_fraction(recorded)
         data = folder_data(args, settings.seed)
+        if change := listing_change(recorded, data.record):
+            data.source += f"; {change}"
         if data.name != settings.dataset:
             trained, given = (name.removeprefix(FOLDER_PREFIX) for name in (settings.dataset, data.name))
             raise UserError(f"--resume: the checkpoint was trained on the image folder {trained}, --data names {given}")
