@@ -352,3 +352,47 @@ async def test_a_screen_updated_line_by_line_shows_what_a_full_redraw_shows(make
                 fresh = _Terminal(*size)
                 fresh.write(app.screen._compositor.render_update(full=True), app.console)
                 assert shown == fresh.cells, (size, key)
+
+
+# --- colour (image folders in RGB) ---------------------------------------------------------------------------
+
+
+def test_colour_cells_carry_both_pixels_in_24_bit_and_runs_are_one_segment() -> None:
+    from train.render import colour_lines
+
+    red, blue = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
+    rgb = torch.zeros(3, 3, 4)  # 3 rows: the last, odd, over black
+    for x in range(4):
+        rgb[:, 0, x] = torch.tensor(red)
+        rgb[:, 1, x] = torch.tensor(blue if x < 3 else red)
+        rgb[:, 2, x] = torch.tensor(blue)
+    first, second = colour_lines(rgb, column_scale=2)
+    assert [(seg.text, seg.style.color.triplet, seg.style.bgcolor.triplet) for seg in first] == [
+        ("\u2580" * 6, (255, 0, 0), (0, 0, 255)),  # three columns of red over blue, two cells each
+        ("\u2580" * 2, (255, 0, 0), (255, 0, 0)),
+    ]
+    assert [(seg.text, seg.style.color.triplet, seg.style.bgcolor.triplet) for seg in second] == [
+        ("\u2580" * 8, (0, 0, 255), (0, 0, 0))
+    ]
+
+
+def test_on_256_colours_a_colour_becomes_the_xterm_cube_s_and_a_grey_the_grey_ramp_s() -> None:
+    from rich.color import ColorSystem
+
+    from train.render import colour_cell_style
+
+    style = colour_cell_style(0xC83228, 0x808080)  # a saturated red over mid grey
+    red, grey = (c.downgrade(ColorSystem.EIGHT_BIT).number for c in (style.color, style.bgcolor))
+    # the cube's levels are 0, 95, 135, 175, 215, 255: 200, 50, 40 are nearest 215, 95, 0, the cube's (4, 1, 0)
+    assert 16 <= red <= 231 and red == 16 + 36 * 4 + 6 * 1 + 0
+    assert 232 <= grey <= 255
+
+
+def test_a_colour_image_is_shrunk_by_area_averaging_never_by_dropping_pixels() -> None:
+    from train.render import colour_thumbnail
+
+    rgb = torch.zeros(3, 4, 4)
+    rgb[1, 3, 3] = 1.0  # one green pixel in the bottom-right quadrant
+    small = colour_thumbnail(rgb, 2)
+    assert small.shape == (3, 2, 2) and float(small[1, 1, 1]) == 0.25 and float(small.sum()) == 0.25
+    assert colour_thumbnail(rgb, 4) is rgb

@@ -96,6 +96,46 @@ def grey_lines(grey: torch.Tensor, column_scale: int = 1) -> list[Line]:
     return [runs[first:end] for first, end in zip([0, *ends], ends, strict=False)]
 
 
+@lru_cache(maxsize=65536)
+def colour_cell_style(upper: int, lower: int) -> Style:
+    """The style of a cell whose upper and lower pixels are the 24-bit colours upper and lower (0xRRGGBB). On a
+    terminal of 256 colours, Rich turns each into the nearest of xterm's 6x6x6 colour cube, or of its grey ramp for
+    a colour with little saturation (rich.color.Color.downgrade)."""
+    colours = [Color.from_rgb(v >> 16, (v >> 8) & 255, v & 255) for v in (upper, lower)]
+    return Style(color=colours[0], bgcolor=colours[1])
+
+
+def colour_lines(rgb: torch.Tensor, column_scale: int = 1) -> list[Line]:
+    """An RGB image (3, H, W) in [0, 1] as half-block lines in 24-bit colour, an odd last row over black, each
+    column column_scale cells wide; a segment for each run of one pair of colours, the runs found with array
+    operations (as grey_lines does)."""
+    levels = level_tensor(rgb).cpu().numpy().astype(np.int64)  # (3, H, W)
+    packed = (levels[0] << 16) | (levels[1] << 8) | levels[2]  # (H, W) 0xRRGGBB
+    if len(packed) % 2:
+        packed = np.concatenate([packed, np.zeros_like(packed[:1])])
+    pairs = (packed[0::2] << 24) | packed[1::2]  # (H/2, W): 48 bits
+    lines, width = pairs.shape
+    starts = np.ones(pairs.shape, dtype=bool)
+    np.not_equal(pairs[:, 1:], pairs[:, :-1], out=starts[:, 1:])
+    positions = np.flatnonzero(starts)
+    lengths = (np.diff(positions, append=lines * width) * column_scale).tolist()
+    runs = [
+        Segment(UPPER_HALF * length, colour_cell_style(pair >> 24, pair & 0xFFFFFF))
+        for pair, length in zip(pairs.ravel()[positions].tolist(), lengths, strict=True)
+    ]
+    ends = np.cumsum(starts.sum(1)).tolist()
+    return [runs[first:end] for first, end in zip([0, *ends], ends, strict=False)]
+
+
+def colour_thumbnail(rgb: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Shrink an image (C, H, W) to (size, size), or to size (height, width), by area averaging: every pixel counts,
+    none is dropped; unchanged if already that size."""
+    shape = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(rgb.shape[1:]) == shape:
+        return rgb
+    return F.interpolate(rgb[None].float(), size=shape, mode="area")[0]
+
+
 def half_block_lines(rows: list[list[int]], style_of: Callable[[int, int], Style]) -> list[Line]:
     """Two rows of values to a line of upper-half-block cells, each styled style_of(upper, lower), runs of one
     style in one segment; rows has an even length."""
