@@ -154,3 +154,52 @@ def test_eval_data_takes_another_folder_of_the_same_shape_and_refuses_other_clas
     run_cli("eval", "--pretrained", "vae", "--data", str(root), "--download").assert_one_line_error(
         "--data reads an image folder: leave out --download"
     )
+
+
+@pytest.mark.slow
+def test_a_folder_run_resumes_only_as_it_read_its_folder(
+    tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held-out share, the size, the colour and the framing the run started with, and its classes: a resume
+    that would read the folder otherwise is one line, not a traceback or a silently other test split."""
+    monkeypatch.chdir(tmp_path)
+    clothes(tmp_path / "lab", per_class=8)
+    result = run_cli("train", "--data", "lab", "--model", "cvae", *FLAGS, "--epochs", "1", "--out", "run")
+    assert result.code == 0, result.stderr
+    last = str(tmp_path / "run" / "last.safetensors")
+    for flags, message in [
+        (["--test-fraction", "0.5"], "--test-fraction 0.5 (the run's: 0.1)"),
+        (["--resize", "fit"], "--resize fit (the run's: crop)"),
+        (["--image-size", "16"], "--image-size 16 (the run's: 28)"),
+    ]:
+        run_cli("train", "--resume", last, "--epochs", "2", "--data", "lab", *flags).assert_one_line_error(
+            f"--resume: flags contradict how the run read its folder: {message}"
+        )
+    clothes(tmp_path / "lab" / "hat", per_class=2)  # a fourth class folder, of images (nested: it is a class)
+    run_cli("train", "--resume", last, "--epochs", "2", "--data", "lab").assert_one_line_error(
+        "--data lab has 4 classes now; the run was trained on 3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["train", "--image-size", "40", "--test-fraction", "0.3"],
+            "--image-size, --test-fraction read an image folder",
+        ),
+        (["train", "--resize", "fit"], "--resize reads an image folder: give it with --data DIR"),
+        (["eval", "--pretrained", "vae", "--skip-damaged"], "--skip-damaged reads an image folder"),
+        (["train", "--data", ""], "--data needs an image folder (DIR)"),
+        (["train", "--data", ".", *FLAGS], "--out runs/vae-data-"),
+    ],
+    ids=["train flags", "resize", "eval flag", "empty --data", "out inside the folder"],
+)
+def test_folder_flags_go_with_data_and_a_run_never_lands_in_its_folder(
+    tmp_path: Path, run_cli: Callable, monkeypatch: pytest.MonkeyPatch, args: list, message: str
+) -> None:
+    clothes(tmp_path / "data", per_class=3)
+    monkeypatch.chdir(tmp_path / "data")  # `--data .`: the default run folder would be inside the folder
+    result = run_cli(*args)
+    result.assert_one_line_error(message)
+    assert not (tmp_path / "data" / "runs").exists()

@@ -176,7 +176,6 @@ def add_folder_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resize",
         choices=("crop", "fit"),
-        default="crop",
         help="a non-square image: its centred square (crop, default: torchvision's Resize+CenterCrop framing) or "
         "the whole image padded with black (fit)",
     )
@@ -198,3 +197,19 @@ def add_folder_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave out damaged images even when they are more than 1%% of the folder",
     )
+
+
+def check_folder_flags(args: argparse.Namespace) -> None:
+    """The flags that read an image folder go with --data, and --data names one: one line otherwise."""
+    if args.data is not None and not args.data.strip():
+        raise UserError("--data needs an image folder (DIR)")
+    if args.data is None:
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("image_size", "resize", "channels", "test_fraction", "skip_damaged")
+            if getattr(args, name) not in (None, False)
+        ]
+        if given:
+            raise UserError(
+                f"{', '.join(given)} read{'s' if len(given) == 1 else ''} an image folder: give it with --data DIR"
+            )

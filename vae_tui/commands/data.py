@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             listing,
             args.image_size,
             args.channels,
-            args.resize,
+            args.resize or "crop",
             args.skip_damaged,
             workers=usable_cpus(),
             progress=lambda done, total: bar.update(task, completed=done),
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     colour = "RGB" if store.channels == 3 else "grey"
     own = ", ".join(info["own_sizes"][:3]) + (" ..." if len(info["own_sizes"]) > 3 else "")
-    say(f"images: {store.size}x{store.size} {colour} ({args.resize}), from {own}")
+    say(f"images: {store.size}x{store.size} {colour} ({store.info['resize']}), from {own}")
     left_out = [damaged_summary(store)] if info["damaged_count"] else []
     for count, what in (
         (info["ignored"], "files that are not images"),
@@ -131,7 +131,7 @@ def folder_data(args: argparse.Namespace, seed: int) -> "Dataset":
             listing,
             args.image_size,
             args.channels,
-            args.resize,
+            args.resize or "crop",
             args.skip_damaged,
             workers=args.threads or usable_cpus(),
             progress=lambda done, total: bar.update(task, completed=done),

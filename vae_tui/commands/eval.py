@@ -15,6 +15,7 @@ from vae_tui.commands import (
     add_folder_flags,
     add_seed_flag,
     bounded_int,
+    check_folder_flags,
     required_checkpoint_path,
     threads_for_load,
 )
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from train.folder import recorded_fraction
     from train.progress import make_eval_progress
 
+    check_folder_flags(args)
     path = required_checkpoint_path(args)
     checkpoint = load_checkpoint(path)
     if args.data:

@@ -11,7 +11,7 @@ from models.errors import UserError
 from models.names import ARCHS, DATASET_NAMES, FOLDER_PREFIX, LR_SCHEDULES, MODEL_KINDS
 from models.text import printable
 from train.commands import explore_command, resume_command
-from vae_tui.commands import Commands, add_device_and_data_flags, add_folder_flags, follower
+from vae_tui.commands import Commands, add_device_and_data_flags, add_folder_flags, check_folder_flags, follower
 from vae_tui.commands.data import folder_data
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def unstored_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
         flags.append(("--data", args.data))
         for flag, value, default in (
             ("--image-size", args.image_size, None),
-            ("--resize", args.resize, "crop"),
+            ("--resize", args.resize, None),
             ("--channels", args.channels, None),
             ("--test-fraction", args.test_fraction, None),
         ):
@@ -219,10 +219,16 @@ def _start_new(args: argparse.Namespace, stop: "StopFlag") -> Start:
 
     settings = TrainSettings(**_given_settings(args))
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    check_folder_flags(args)
     if args.data:
         _refuse_dataset_flags_with_data(args)
         folder_name = printable(Path(args.data).resolve().name).replace("/", "_") or "folder"
         out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{folder_name}-{stamp}"
+        if out_dir.resolve().is_relative_to(Path(args.data).resolve()):
+            raise UserError(
+                f"--out {printable(str(out_dir))} is inside the image folder {printable(args.data)}: its grids would "
+                "become training images: choose another --out (or start from outside the folder)"
+            )
     else:
         out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{settings.dataset}-{stamp}"
     _refuse_a_training_in(out_dir)  # before the data loads, so that the answer comes at once
@@ -253,6 +259,26 @@ def _refuse_dataset_flags_with_data(args: argparse.Namespace) -> None:
         raise UserError(f"--data reads an image folder: leave out {', '.join(given)}")
 
 
+def _refuse_another_reading(args: argparse.Namespace, recorded: object) -> None:
+    """A resumed folder run reads the folder as it started: flags that would read it otherwise are one line."""
+    if not isinstance(recorded, dict):
+        return
+    asked = {
+        "--test-fraction": args.test_fraction,
+        "--image-size": args.image_size,
+        "--channels": args.channels,
+        "--resize": args.resize,
+    }
+    keys = {"--test-fraction": "test_fraction", "--image-size": "size", "--channels": "channels", "--resize": "resize"}
+    contradicting = [
+        f"{flag} {value} (the run's: {recorded.get(keys[flag])})"
+        for flag, value in asked.items()
+        if value is not None and recorded.get(keys[flag]) is not None and value != recorded.get(keys[flag])
+    ]
+    if contradicting:
+        raise UserError(f"--resume: flags contradict how the run read its folder: {', '.join(contradicting)}")
+
+
 def _refuse_a_training_in(out_dir: Path) -> None:
     """A new training never writes over another one's files."""
     if (out_dir / "last.safetensors").exists():
@@ -270,6 +296,7 @@ def _start_resumed(args: argparse.Namespace) -> Start:
     from train.folder import listing_change, recorded_fraction
     from train.output import OutputLock
 
+    check_folder_flags(args)
     path = Path(args.resume)
     out_dir = path.parent
     if args.out and Path(args.out).resolve() != out_dir.resolve():
@@ -294,9 +321,15 @@ def _start_resumed(args: argparse.Namespace) -> Start:
             raise UserError(f"--resume: the checkpoint was trained on the image folder {name}: give it with --data DIR")
         _refuse_dataset_flags_with_data(args)
         recorded = checkpoint.training.get("data")
+        _refuse_another_reading(args, recorded)
         if args.test_fraction is None:  # the held-out share the run started with
             args.test_fraction = recorded_fraction(recorded)
         data = folder_data(args, settings.seed)
+        if len(data.class_names) != checkpoint.config.num_classes:
+            raise UserError(
+                f"--data {printable(args.data)} has {len(data.class_names)} classes now; the run was trained on "
+                f"{checkpoint.config.num_classes}"
+            )
         if change := listing_change(recorded, data.record):
             data.source += f"; {change}"
         if data.name != settings.dataset:
