@@ -10,7 +10,10 @@ from models.text import printable
 from vae_tui.commands import Commands, add_folder_flags, add_seed_flag
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from train.data import Dataset
+    from train.folder import Listing, Store
 
 
 def add_parser(commands: Commands) -> None:
@@ -34,11 +37,9 @@ def run(args: argparse.Namespace) -> int:
     import shutil
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from train.folder import TEST_FRACTION, build_store, damaged_summary, list_folder, stores_dir
-    from train.threads import usable_cpus
+    from train.folder import TEST_FRACTION, damaged_summary, list_folder, stores_dir
 
     console = Console()
     if args.clear:
@@ -53,25 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give an image folder (DIR), or --clear")
     listing = list_folder(args.folder, args.test_fraction or TEST_FRACTION, args.seed)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("decoding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as bar:
-        task = bar.add_task("decode", total=len(listing.entries))
-        store = build_store(
-            listing,
-            args.image_size,
-            args.channels,
-            args.resize or "crop",
-            args.skip_damaged,
-            workers=usable_cpus(),
-            progress=lambda done, total: bar.update(task, completed=done),
-        )
+    store = store_with_bar(listing, args, console)
     seconds = time.perf_counter() - started
     info = store.info
     layouts = {"splits": "train/ and test/ folders", "classes": "class folders", "flat": "images with no classes"}
@@ -115,19 +98,32 @@ def folder_data(args: argparse.Namespace, seed: int) -> "Dataset":
     """The image folder --data names (with the folder flags), listed with seed's held-out split and decoded into its
     store (a bar on stderr while it decodes), as a dataset: what `train --data` and `eval --data` read."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from train.folder import TEST_FRACTION, build_store, damaged_summary, folder_dataset, list_folder
-    from train.threads import usable_cpus
+    from train.folder import TEST_FRACTION, damaged_summary, folder_dataset, list_folder
 
     folder = Path(args.data)
     fraction = args.test_fraction or TEST_FRACTION
     listing = list_folder(folder, fraction, seed)
-    console = Console(stderr=True)
+    store = store_with_bar(listing, args, Console(stderr=True))
+    train_count, test_count = int((~store.is_test).sum()), int(store.is_test.sum())
+    source = f"{printable(str(folder))}: {train_count} training and {test_count} test images ({listing.test_source})"
+    if damaged := damaged_summary(store):
+        source += f"; left out: {damaged}"
+    return folder_dataset(store, folder, source, fraction)
+
+
+def store_with_bar(listing: "Listing", args: argparse.Namespace, console: "Console") -> "Store":
+    """The listing's store as the folder flags ask, built on --threads or every usable core (a bar on console, on a
+    terminal, while it decodes), or found in the cache."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from train.folder import build_store
+    from train.threads import usable_cpus
+
     columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("decode", total=len(listing.entries))
-        store = build_store(
+        return build_store(
             listing,
             args.image_size,
             args.channels,
@@ -136,8 +132,3 @@ def folder_data(args: argparse.Namespace, seed: int) -> "Dataset":
             workers=args.threads or usable_cpus(),
             progress=lambda done, total: bar.update(task, completed=done),
         )
-    train_count, test_count = int((~store.is_test).sum()), int(store.is_test.sum())
-    source = f"{printable(str(folder))}: {train_count} training and {test_count} test images ({listing.test_source})"
-    if damaged := damaged_summary(store):
-        source += f"; left out: {damaged}"
-    return folder_dataset(store, folder, source, fraction)
