@@ -31,7 +31,7 @@ class Atlas:
     mu: torch.Tensor  # (N, latent_dim) float32: encodings of N test images
     labels: torch.Tensor  # (N,) int64: their classes
     indices: torch.Tensor  # (N,) int64: their positions in the test set
-    images: torch.Tensor  # (M, 28, 28) uint8: test images for the picker
+    images: torch.Tensor  # (M, H, W) grey or (M, 3, H, W) RGB, uint8: test images for the picker
     image_labels: torch.Tensor  # (M,) int64
     image_indices: torch.Tensor  # (M,) int64
     pca_mean: torch.Tensor  # (latent_dim,) float32: the mean encoding
@@ -43,12 +43,16 @@ class Atlas:
     recon: torch.Tensor | None = None  # (N,) float32, nats
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """The fields as the checkpoint stores them: atlas.<field>, contiguous on the CPU."""
-        return {
+        """The fields as the checkpoint stores them: atlas.<field>, contiguous on the CPU; the images as (M, C, H, W)
+        (format 4)."""
+        stored = {
             f"atlas.{f.name}": value.detach().cpu().contiguous()
             for f in fields(self)
             if (value := getattr(self, f.name)) is not None
         }
+        if self.images.dim() == 3:  # grey: the channel's axis
+            stored["atlas.images"] = stored["atlas.images"][:, None]
+        return stored
 
     @property
     def has_losses(self) -> bool:
@@ -75,20 +79,25 @@ FLOAT_FIELDS = {
 INDEX_FIELDS = ("labels", "indices", "image_labels", "image_indices")
 
 
-def expected_shapes(shapes: dict[str, tuple[int, ...]], latent_dim: int, path: object) -> dict[str, tuple[int, ...]]:
+def expected_shapes(
+    shapes: dict[str, tuple[int, ...]], latent_dim: int, image_shape: tuple[int, int, int], path: object
+) -> dict[str, tuple[int, ...]]:
     """The shape each atlas tensor must have, given the header's shapes of mu and images; a CheckpointError if those
-    two are not (N, latent_dim) and (M, 28, 28) with N and M from 1 to MAX_POINTS."""
+    two are not (N, latent_dim) and (M, C, H, W) with the model's image_shape (C, H, W), N and M from 1 to
+    MAX_POINTS. Formats 1 to 3 stored (M, 28, 28): all their models are 28x28 grey."""
     mu, images = shapes.get("mu", ()), shapes.get("images", ())
     if len(mu) != 2 or mu[1] != latent_dim or not 0 < mu[0] <= MAX_POINTS:
         raise CheckpointError(f"{path} has a malformed atlas: mu has shape {mu}, expected (N, {latent_dim})")
-    if len(images) != 3 or images[1:] != (IMAGE_SIDE, IMAGE_SIDE) or not 0 < images[0] <= MAX_POINTS:
-        raise CheckpointError(f"{path} has a malformed atlas: images have shape {images}, expected (M, 28, 28)")
+    older = image_shape == (1, IMAGE_SIDE, IMAGE_SIDE) and tuple(images[1:]) == (IMAGE_SIDE, IMAGE_SIDE)
+    if not (older or tuple(images[1:]) == image_shape) or not 0 < (images or (0,))[0] <= MAX_POINTS:
+        expected = ", ".join(map(str, image_shape))
+        raise CheckpointError(f"{path} has a malformed atlas: images have shape {images}, expected (M, {expected})")
     n, m, d = mu[0], images[0], latent_dim
     return {
         "mu": (n, d),
         "labels": (n,),
         "indices": (n,),
-        "images": (m, IMAGE_SIDE, IMAGE_SIDE),
+        "images": tuple(images),
         "image_labels": (m,),
         "image_indices": (m,),
         "pca_mean": (d,),
@@ -100,7 +109,7 @@ def expected_shapes(shapes: dict[str, tuple[int, ...]], latent_dim: int, path: o
     }
 
 
-def check_atlas_layout(entries: dict, latent_dim: int, path: object) -> None:
+def check_atlas_layout(entries: dict, latent_dim: int, image_shape: tuple[int, int, int], path: object) -> None:
     """The header's atlas.* entries: all fields or none, each of its shape; before any data is read."""
     names = {name.removeprefix("atlas."): entry for name, entry in entries.items() if name.startswith("atlas.")}
     if not names:
@@ -112,7 +121,7 @@ def check_atlas_layout(entries: dict, latent_dim: int, path: object) -> None:
         raise CheckpointError(f"{path} has an incomplete atlas: {missing} missing")
     if extra := sorted(set(names) - set(FIELDS) - set(OPTIONAL_FIELDS)):
         raise CheckpointError(f"{path} has a tensor vae-tui does not write: atlas.{extra[0][:40]}")
-    shapes = expected_shapes({k: v.shape for k, v in names.items()}, latent_dim, path)
+    shapes = expected_shapes({k: v.shape for k, v in names.items()}, latent_dim, image_shape, path)
     for name, shape in shapes.items():
         if name in names and names[name].shape != shape:
             raise CheckpointError(
@@ -135,7 +144,7 @@ def atlas_from(tensors: dict[str, torch.Tensor], num_classes: int, path: object)
         elif name == "images":
             if t.dtype != torch.uint8:
                 raise CheckpointError(f"{path} has a malformed atlas: images must be uint8, not {t.dtype}")
-            values[name] = t.clone()
+            values[name] = (t[:, 0] if t.dim() == 4 and t.shape[1] == 1 else t).clone()  # grey as (M, H, W)
         else:
             if t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
                 raise CheckpointError(f"{path} has a malformed atlas: {name} must be integers, not {t.dtype}")

@@ -27,7 +27,7 @@ from models.atomic import write_atomic
 from models.bounds import MAX_ENCODING, MAX_WEIGHT, float32_problem
 from models.checkpoint_file import MAX_HEADER_BYTES, METADATA_KEY, Layout, read_layout, read_tensors
 from models.errors import CheckpointError, UserError
-from models.limits import IMAGE_CHANNELS, IMAGE_PIXELS, IMAGE_SIDE, MAX_IMAGE_SIZE, MAX_SIZE, MIN_IMAGE_SIZE, shown
+from models.limits import IMAGE_CHANNELS, MAX_IMAGE_SIZE, MAX_SIZE, MIN_IMAGE_SIZE, shown
 from models.registry import build_model
 from models.resume import ResumeState, parameter_index, resume_state
 from models.text import mostly_control, printable
@@ -40,7 +40,9 @@ __all__ = ["MAX_HEADER_BYTES", "METADATA_KEY", "Checkpoint", "ResumeState", "loa
 # vae-tui that reads only version 1 refuses a version 2 file with "upgrade vae-tui".
 # 3: the atlas stores each point's loss and reconstruction term, and every point's image (models/atlas.py);
 # version 2 files load without them.
-FORMAT_VERSION = 3
+# 4: models of any image size (8 to 128) and 1 or 3 channels; the atlas's images are (M, C, H, W), not (M, 28, 28).
+# Version 3 files (and the bundled weights) load unchanged.
+FORMAT_VERSION = 4
 SUFFIX = ".safetensors"
 
 
@@ -244,7 +246,7 @@ def _check_layout(layout: Layout, expected: dict[str, torch.Tensor], config: Mod
             raise CheckpointError(
                 f"{path}: {name.removeprefix('model.')} has shape {layout.entries[name].shape}, expected {shape}"
             )
-    check_atlas_layout(layout.entries, config.latent_dim, path)
+    check_atlas_layout(layout.entries, config.latent_dim, config.image_shape, path)
     parameters = [tuple(t.shape) for t in expected.values()]  # in the order Adam numbers them
     max_resume = max(config.num_classes * config.latent_dim, 1 << 16)
     for name, entry in layout.entries.items():
@@ -263,15 +265,11 @@ def _check_layout(layout: Layout, expected: dict[str, torch.Tensor], config: Mod
                 raise CheckpointError(f"{path} has a resume tensor larger than any vae-tui writes: {shown(name)}")
         else:
             raise CheckpointError(f"{path} has a tensor vae-tui does not write: {shown(name)}")
-    if (config.channels, config.image_size) != (1, IMAGE_SIDE):
+    channels, height, width = config.image_shape
+    if config.input_dim != channels * height * width:
         raise CheckpointError(
-            f"the model's images are {config.channels}x{config.image_size}x{config.image_size}: this vae-tui trains "
-            f"and draws {IMAGE_SIDE}x{IMAGE_SIDE} grey images only ({path})"
-        )
-    if config.input_dim != IMAGE_PIXELS:
-        raise CheckpointError(
-            f"the model's images have {config.input_dim} pixels, not vae-tui's {IMAGE_SIDE}x{IMAGE_SIDE} ="
-            f" {IMAGE_PIXELS} ({path})"
+            f"the model's images have {config.input_dim} pixels, not the {channels}x{height}x{width} ="
+            f" {channels * height * width} its config names ({path})"
         )
 
 

@@ -54,6 +54,12 @@ class ModelConfig:
         """(channels, height, width) of the model's images."""
         return self.channels, self.image_size, self.image_size
 
+    @property
+    def pixel_shape(self) -> tuple[int, ...]:
+        """The shape of one image as vae-tui passes it around (the renderer, the atlas in memory, the explorer):
+        (height, width) for grey, (3, height, width) for RGB."""
+        return self.image_shape[1:] if self.channels == 1 else self.image_shape
+
     def to_dict(self) -> dict:
         """The config as plain JSON-able values; the image's channels and size only where they are not the 28x28
         grey of every checkpoint before them (those files stay as they were)."""

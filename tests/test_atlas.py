@@ -214,7 +214,7 @@ def kl_negative(tensors: dict) -> None:
         (nan_mu, "malformed atlas: mu contains NaN or infinite values"),
         (short_axes, "malformed atlas: pca_axes has shape (1, 4), expected (2, 4)"),
         (wide_mu, "malformed atlas: mu has shape (128, 5), expected (N, 4)"),
-        (big_images, "malformed atlas: images have shape (128, 32, 32), expected (M, 28, 28)"),
+        (big_images, "malformed atlas: images have shape (128, 32, 32), expected (M, 1, 28, 28)"),
         (float_images, "malformed atlas: images must be uint8"),
         (label_11, "malformed atlas: labels must lie in 0..9"),
         (negative_index, "malformed atlas: image_indices must lie in 0.."),

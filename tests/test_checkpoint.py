@@ -63,6 +63,7 @@ from tests.helpers import (
     tiny_cvae,
     untrained_checkpoint,
 )
+from train.atlas import build_atlas
 from train.output import OutputLock
 from train.settings import TrainSettings
 from vae_tui.decoding import Decoder, image_shape
@@ -514,7 +515,7 @@ def test_images_of_another_size_are_refused(
     tmp_path: Path, one_epoch: tuple[Path, Path], run_cli: Callable, input_dim: int, command: str
 ) -> None:
     path = tiny_cvae(tmp_path / "c.safetensors", input_dim=input_dim)
-    message = f"the model's images have {input_dim} pixels, not vae-tui's 28x28 = 784 ({path})"
+    message = f"the model's images have {input_dim} pixels, not the 1x28x28 = 784 its config names ({path})"
     if command == "load":
         with pytest.raises(CheckpointError, match=re.escape(message)):
             load_checkpoint(path)
@@ -786,13 +787,20 @@ def test_checkpoint_resume_tensors(
     load_only_our_errors(tmp_path / "tensors.safetensors", signed_in_one_save(tensors, info))
 
 
-def test_a_model_of_other_images_is_refused_in_one_line_until_vae_tui_draws_them(tmp_path: Path) -> None:
-    """A 3x16x16 model's checkpoint records its image shape; this vae-tui trains and draws 28x28 grey only, so it
-    says so; a shape that is not one (2 channels, a 7-pixel side, a string) is malformed metadata."""
+def test_a_model_of_other_images_loads_with_its_shape(tmp_path: Path) -> None:
+    """A 3x16x16 model's checkpoint (format 4) records its image shape and loads as it was saved, its atlas's images
+    (M, 3, 16, 16); a shape that is not one (2 channels, a 7-pixel side, a string) is malformed metadata."""
     config = ModelConfig.for_images(3, 16, hidden_dim=8, latent_dim=2)
-    path = save_checkpoint(tmp_path / "rgb.safetensors", untrained_checkpoint(config))
-    with pytest.raises(CheckpointError, match=r"the model's images are 3x16x16: this vae-tui trains and draws 28x28"):
-        load_checkpoint(path)
+    checkpoint = untrained_checkpoint(config)
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    checkpoint.atlas = build_atlas(torch.randn(5, 2), torch.rand(2), images, torch.zeros(5, dtype=torch.long))
+    path = save_checkpoint(tmp_path / "rgb.safetensors", checkpoint)
+    loaded = load_checkpoint(path)
+    assert loaded.config == config and loaded.config.pixel_shape == (3, 16, 16)
+    assert torch.equal(loaded.atlas.images, images[loaded.atlas.image_indices])
+    grey = untrained_checkpoint(ModelConfig.for_images(1, 16, hidden_dim=8, latent_dim=2))
+    grey.atlas = build_atlas(torch.randn(5, 2), torch.rand(2), images[:, 0], torch.zeros(5, dtype=torch.long))
+    assert load_checkpoint(save_checkpoint(tmp_path / "grey.safetensors", grey)).atlas.images.shape[1:] == (16, 16)
     for shape, message in [
         ({"channels": 2, "image_size": 16, "input_dim": 512}, "bad image shape"),
         ({"channels": 3, "image_size": 7, "input_dim": 147}, "bad image shape"),

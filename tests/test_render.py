@@ -389,10 +389,10 @@ def test_on_256_colours_a_colour_becomes_the_xterm_cube_s_and_a_grey_the_grey_ra
 
 
 def test_a_colour_image_is_shrunk_by_area_averaging_never_by_dropping_pixels() -> None:
-    from train.render import colour_thumbnail
+    from train.render import thumbnail
 
     rgb = torch.zeros(3, 4, 4)
     rgb[1, 3, 3] = 1.0  # one green pixel in the bottom-right quadrant
-    small = colour_thumbnail(rgb, 2)
+    small = thumbnail(rgb, 2)
     assert small.shape == (3, 2, 2) and float(small[1, 1, 1]) == 0.25 and float(small.sum()) == 0.25
-    assert colour_thumbnail(rgb, 4) is rgb
+    assert thumbnail(rgb, 4) is rgb

@@ -77,7 +77,7 @@ MAX_IDX_BYTES = 256 << 20  # the largest real file, 60000 images of 28x28, is 47
 
 @dataclass
 class Split:
-    """One split in memory: images (N, 28, 28) uint8 and labels (N,) int64."""
+    """One split in memory: images (N, H, W) grey or (N, 3, H, W) RGB, uint8, and labels (N,) int64."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -93,6 +93,12 @@ class Dataset:
     test: Split
     source: str  # folder the files were read from, which option pointed there, and whether it is the real dataset
     record: dict | None = None  # an image folder's: what the checkpoint records of it (train/folder.py's folder_record)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of its images: (1, 28, 28) for the IDX datasets."""
+        shape = tuple(self.train.images.shape[1:])
+        return (1, *shape) if len(shape) == 2 else shape
 
 
 def candidate_roots(dataset: str) -> list[tuple[Path, str]]:

@@ -56,10 +56,10 @@ def describe_device(device: torch.device, graphed: bool) -> str:
 
 
 def unit_pixels(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, H, W) -> float32 (N, H * W) in [0, 1], on the images' device."""
+    """uint8 images (N, H, W) or (N, C, H, W) -> float32 (N, C * H * W) in [0, 1], on the images' device."""
     return images.reshape(len(images), -1).float().div_(255)
 
 
 def to_device_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 784) in [0, 1] on device."""
+    """uint8 images (N, H, W) or (N, C, H, W) -> float32 (N, C * H * W) in [0, 1] on device."""
     return unit_pixels(images.to(device))

@@ -691,24 +691,17 @@ def store_bytes(store: Store) -> int:
 
 
 def folder_dataset(store: Store, folder: Path, source: str, test_fraction: float = TEST_FRACTION) -> "Dataset":
-    """The store as a dataset the training loop reads, named "folder:" and the folder's name; a UserError in one
-    line for images this vae-tui does not train on yet (other than 28x28 grey)."""
+    """The store as a dataset the training loop reads, named "folder:" and the folder's name: images (N, H, W) grey
+    or (N, 3, H, W) RGB, copied into memory."""
     import torch
 
-    from models.limits import IMAGE_SIDE
     from models.names import FOLDER_PREFIX, MAX_FOLDER_NAME
     from train.data import Dataset, Split
 
-    if (store.channels, store.size) != (1, IMAGE_SIDE):
-        colour = "RGB" if store.channels == 3 else "grey"
-        raise UserError(
-            f"--data {printable(str(folder))} reads as {store.size}x{store.size} {colour}: this vae-tui trains "
-            f"{IMAGE_SIDE}x{IMAGE_SIDE} grey images so far; add --image-size {IMAGE_SIDE} --channels 1 to read it so"
-        )
     name = printable(folder.resolve().name or "folder").replace("/", "_")[:MAX_FOLDER_NAME]
     labelled = bool(store.info["class_names"])
     labels = torch.from_numpy(np.where(store.labels < 0, 0, store.labels))
-    images = torch.from_numpy(np.array(store.images[:, 0]))  # (N, 28, 28) uint8, copied into memory
+    images = torch.from_numpy(np.array(store.images[:, 0] if store.channels == 1 else store.images))
     test = torch.from_numpy(store.is_test)
     class_names = [printable(n) for n in store.info["class_names"]] if labelled else ["all images"]
     return Dataset(

@@ -87,7 +87,8 @@ class Trainer:
         self.last_reading: tuple[int, float] | None = None  # (step, time) of the previous speed reading
         self.num_classes = len(data.class_names)
         torch.manual_seed(settings.seed)
-        self.model = build_model(settings.model_config(self.num_classes)).to(device)
+        channels, size, _ = data.image_shape
+        self.model = build_model(settings.model_config(self.num_classes, channels, size)).to(device)
         fused = device.type in ("cpu", "cuda")
         self.graphed = cuda_graphs and graphs_possible(device)
         # capturable keeps Adam's step count on the GPU, as a CUDA graph needs

@@ -9,13 +9,13 @@ from rich.text import Text
 from train.render import image_row
 
 RESERVED_ROWS = 6  # the preview takes at most the terminal's height minus these (the bars, the prompt)
-SIDES = (28, 14)  # pixels per image side: the images' own size, else 2:1
+MAX_SIDE = 28  # pixels per image side: the images' own size up to this (larger ones shrunk), else half that
 GAP = 1
 
 
 class Preview:
-    """One epoch's pictures: originals and reconstructions (N, 28, 28), samples (M, 28, 28) (for the CVAE, one
-    per class), pixel values in [0, 1]; a rich renderable that fits the console it is drawn on."""
+    """One epoch's pictures: originals and reconstructions (N, H, W) grey or (N, 3, H, W) RGB, samples (M, ...)
+    (for the CVAE, one per class), pixel values in [0, 1]; a rich renderable that fits the console it is drawn on."""
 
     def __init__(
         self, epoch: int, originals: torch.Tensor, reconstructions: torch.Tensor, samples: torch.Tensor, per_class: bool
@@ -27,7 +27,8 @@ class Preview:
     def side(self, width: int, height: int) -> int | None:
         """The largest image side whose two rows (each under a caption) fit in width x height cells, at least one
         pair wide; None when not even 2:1 fits."""
-        for side in SIDES:
+        own = min(MAX_SIDE, self.originals.shape[-1])
+        for side in (own, own // 2):
             if 2 * (1 + (side + 1) // 2) <= height and 2 * side <= width:
                 return side
         return None
@@ -44,7 +45,7 @@ class Preview:
         if side is None:
             return
         pairs = min(len(self.originals), (width + GAP) // (2 * side + GAP))
-        images = torch.cat([self.originals[:pairs], self.reconstructions[:pairs]], dim=2)  # (pairs, 28, 56)
+        images = torch.cat([self.originals[:pairs], self.reconstructions[:pairs]], dim=-1)  # (pairs, ..., H, 2W)
         samples = min(len(self.samples), (width + GAP) // (side + GAP))
         what = f"one per class, 0 to {len(self.samples) - 1} left to right" if self.per_class else "prior draws"
         yield Text(f"epoch {self.epoch}: test images beside their reconstructions", style="bold", no_wrap=True)

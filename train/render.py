@@ -1,5 +1,10 @@
 """Images as terminal block graphics: half-block cells, upper pixel in front, lower behind, as lines of Rich
-segments. No Textual and no training code: training's preview and the app's widgets both draw with it."""
+segments. No Textual and no training code: training's preview and the app's widgets both draw with it.
+
+An image is (H, W) grey or (3, H, W) RGB, in [0, 1] (ModelConfig.pixel_shape); a batch has N in front. Grey cells
+use the 256 grey levels; RGB cells 24-bit colour, which Rich turns into xterm's 6x6x6 cube on a 256-colour terminal.
+Images larger than their place are shrunk by area averaging, never by dropping pixels.
+"""
 
 from collections.abc import Callable
 from functools import lru_cache
@@ -105,35 +110,69 @@ def colour_cell_style(upper: int, lower: int) -> Style:
     return Style(color=colours[0], bgcolor=colours[1])
 
 
-def colour_lines(rgb: torch.Tensor, column_scale: int = 1) -> list[Line]:
-    """An RGB image (3, H, W) in [0, 1] as half-block lines in 24-bit colour, an odd last row over black, each
-    column column_scale cells wide; a segment for each run of one pair of colours, the runs found with array
-    operations (as grey_lines does)."""
-    levels = level_tensor(rgb).cpu().numpy().astype(np.int64)  # (3, H, W)
-    packed = (levels[0] << 16) | (levels[1] << 8) | levels[2]  # (H, W) 0xRRGGBB
+COLOUR_GAP = 1 << 24  # a value in colour_runs' input that marks a blank column, as GAP does for grey_lines
+
+
+def packed_colours(rgb: torch.Tensor) -> np.ndarray:
+    """RGB pixels (..., 3, H, W) in [0, 1] as (..., H, W) int64 values 0xRRGGBB."""
+    levels = level_tensor(rgb).cpu().numpy().astype(np.int64)
+    return (levels[..., 0, :, :] << 16) | (levels[..., 1, :, :] << 8) | levels[..., 2, :, :]
+
+
+class _ColourRuns(dict):
+    """Each run's segment by (pair of colours, length), made on first use, as _Runs does for grey; a pair whose upper
+    value is COLOUR_GAP is a run of blank columns."""
+
+    MAX_RUNS = 65_536
+
+    def __missing__(self, key: tuple[int, int]) -> Segment:
+        if len(self) >= self.MAX_RUNS:
+            self.clear()
+        pair, length = key
+        upper, lower = pair >> 25, pair & ((1 << 25) - 1)
+        if upper & COLOUR_GAP:
+            segment = Segment(" " * length)
+        else:
+            segment = Segment(UPPER_HALF * length, colour_cell_style(upper, lower))
+        self[key] = segment
+        return segment
+
+
+_COLOUR_RUNS = _ColourRuns()
+
+
+def colour_runs(packed: np.ndarray | torch.Tensor, column_scale: int = 1) -> list[Line]:
+    """Packed colours (H, W) int64 0xRRGGBB (or COLOUR_GAP in whole columns) as half-block lines in 24-bit colour,
+    an odd last row over black, each column column_scale cells wide: a segment for each run of one pair of colours,
+    the runs found with array operations (as grey_lines does)."""
+    packed = np.asarray(packed, dtype=np.int64)
     if len(packed) % 2:
         packed = np.concatenate([packed, np.zeros_like(packed[:1])])
-    pairs = (packed[0::2] << 24) | packed[1::2]  # (H/2, W): 48 bits
+    pairs = (packed[0::2] << 25) | packed[1::2]  # (H/2, W): 50 bits
     lines, width = pairs.shape
     starts = np.ones(pairs.shape, dtype=bool)
     np.not_equal(pairs[:, 1:], pairs[:, :-1], out=starts[:, 1:])
     positions = np.flatnonzero(starts)
     lengths = (np.diff(positions, append=lines * width) * column_scale).tolist()
-    runs = [
-        Segment(UPPER_HALF * length, colour_cell_style(pair >> 24, pair & 0xFFFFFF))
-        for pair, length in zip(pairs.ravel()[positions].tolist(), lengths, strict=True)
-    ]
+    runs = list(map(_COLOUR_RUNS.__getitem__, zip(pairs.ravel()[positions].tolist(), lengths, strict=True)))
     ends = np.cumsum(starts.sum(1)).tolist()
     return [runs[first:end] for first, end in zip([0, *ends], ends, strict=False)]
 
 
-def colour_thumbnail(rgb: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Shrink an image (C, H, W) to (size, size), or to size (height, width), by area averaging: every pixel counts,
-    none is dropped; unchanged if already that size."""
-    shape = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(rgb.shape[1:]) == shape:
-        return rgb
-    return F.interpolate(rgb[None].float(), size=shape, mode="area")[0]
+def colour_lines(rgb: torch.Tensor, column_scale: int = 1) -> list[Line]:
+    """An RGB image (3, H, W) in [0, 1] as half-block lines in 24-bit colour, an odd last row over black, each
+    column column_scale cells wide (colour_runs)."""
+    return colour_runs(packed_colours(rgb), column_scale)
+
+
+def image_lines(pixels: torch.Tensor, scale: int = 1) -> list[Line]:
+    """An image, (H, W) grey or (3, H, W) RGB in [0, 1], at an integer scale: each pixel scale x scale."""
+    if pixels.dim() == 2:
+        return half_block_segments(level_tensor(pixels), scale)
+    packed = packed_colours(pixels)
+    if scale > 1:
+        packed = packed.repeat(scale, axis=0)
+    return colour_runs(packed, scale)
 
 
 def half_block_lines(rows: list[list[int]], style_of: Callable[[int, int], Style]) -> list[Line]:
@@ -156,43 +195,48 @@ def half_block_lines(rows: list[list[int]], style_of: Callable[[int, int], Style
 
 
 def thumbnail(pixels: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Shrink a (H, W) image to (size, size), or to size (height, width), by area averaging; unchanged if already
-    that size."""
+    """Shrink an image (H, W) or (C, H, W), or a batch of them, to size x size, or to size (height, width), by area
+    averaging: every pixel counts, none is dropped; unchanged if already that size."""
     shape = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(pixels.shape) == shape:
+    if tuple(pixels.shape[-2:]) == shape:
         return pixels
-    return F.interpolate(pixels[None, None].float(), size=shape, mode="area")[0, 0]
+    batch = pixels.float().reshape(-1, 1, *pixels.shape[-2:])
+    return F.interpolate(batch, size=shape, mode="area").reshape(*pixels.shape[:-2], *shape)
 
 
 def image_row(images: torch.Tensor, size: int | tuple[int, int], gap: int = 1) -> list[Line]:
-    """Images (N, H, W) shrunk to size (a side, or (height, width)) pixels, side by side with `gap` blank columns
-    between."""
+    """Images (N, H, W) or (N, 3, H, W) shrunk to size (a side, or (height, width)) pixels, side by side with `gap`
+    blank columns between."""
     return image_rows(images, size, len(images), gap)[0]
 
 
 def image_rows(images: torch.Tensor, size: int | tuple[int, int], columns: int, gap: int = 1) -> list[list[Line]]:
-    """Images (N, H, W) in rows of `columns` (the last may hold fewer), each row's lines as image_row draws them:
-    shrunk and drawn in one pass over all of them."""
-    shape = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(images.shape[1:]) != shape:  # all at once: each image's area average is the same as alone
-        images = F.interpolate(images[:, None].float(), size=shape, mode="area")[:, 0]
-    grey = level_tensor(images).cpu().to(torch.int32)  # (N, H, W)
-    full = len(grey) // columns * columns
-    rows = _grid_lines(grey[:full], columns, gap) if full else []
-    return rows + (_grid_lines(grey[full:], len(grey) - full, gap) if full < len(grey) else [])
+    """Images (N, H, W) grey or (N, 3, H, W) RGB in rows of `columns` (the last may hold fewer), each row's lines as
+    image_row draws them: shrunk and drawn in one pass over all of them."""
+    images = thumbnail(images, size)  # all at once: each image's area average is the same as alone
+    if images.dim() == 4:
+        values, gap_value, draw = torch.from_numpy(packed_colours(images)), COLOUR_GAP, colour_runs
+    else:
+        values, gap_value, draw = level_tensor(images).cpu().to(torch.int32), GAP, grey_lines
+    full = len(values) // columns * columns
+    rows = _grid_lines(values[:full], columns, gap, gap_value, draw) if full else []
+    rest = _grid_lines(values[full:], len(values) - full, gap, gap_value, draw) if full < len(values) else []
+    return rows + rest
 
 
-def _grid_lines(grey: torch.Tensor, columns: int, gap: int) -> list[list[Line]]:
-    """Grey levels (rows * columns, H, W) as each row's lines: its images side by side, gap blank columns between,
-    an odd H padded with black under every image."""
-    count, height, width = grey.shape
+def _grid_lines(
+    values: torch.Tensor, columns: int, gap: int, gap_value: int, draw: Callable[..., list[Line]]
+) -> list[list[Line]]:
+    """Cell values (rows * columns, H, W), grey levels or packed colours, as each row's lines: its images side by
+    side, gap blank columns (gap_value) between, an odd H padded with black under every image; draw makes lines."""
+    count, height, width = values.shape
     if height % 2:
-        grey = torch.cat([grey, torch.zeros(count, 1, width, dtype=grey.dtype)], 1)
+        values = torch.cat([values, torch.zeros(count, 1, width, dtype=values.dtype)], 1)
         height += 1
-    if gap:  # GAP columns after every image, the last one's dropped
-        grey = torch.cat([grey, torch.full((count, height, gap), GAP, dtype=grey.dtype)], 2)
+    if gap:  # gap columns after every image, the last one's dropped
+        values = torch.cat([values, torch.full((count, height, gap), gap_value, dtype=values.dtype)], 2)
     rows, line_width = count // columns, columns * (width + gap)
-    lines = grey_lines(grey.view(rows, columns, height, width + gap).permute(0, 2, 1, 3).reshape(-1, line_width))
+    lines = draw(values.view(rows, columns, height, width + gap).permute(0, 2, 1, 3).reshape(-1, line_width))
     if gap:
         lines = [line[:-1] for line in lines]  # the last image's gap
     per_row = height // 2

@@ -7,7 +7,6 @@ import torch
 
 from models import MODEL_KINDS, CheckpointError, ModelConfig, UserError, parameter_count
 from models.limits import (
-    IMAGE_PIXELS,
     MAX_EPOCHS,
     MAX_SIZE,
     available_memory,
@@ -31,7 +30,6 @@ TRAINING_COPIES = 4
 # Per image in a batch, the floats a step keeps for the backward pass: input and logits, two hidden
 # layers, mu, logvar and z; tripled for the gradients and the temporaries of the loss.
 ACTIVATION_COPIES = 3
-DATASET_BYTES = 70_000 * IMAGE_PIXELS * (1 + FLOAT_BYTES)  # the real data, as bytes on the host and floats on device
 MAX_BETA = 1000.0
 # Per arch, the defaults of the flags left out: the MLP keeps the demo's recipe; the conv recipe's
 # schedule is the one measured best, its hidden width 384 a step 9% cheaper than 512 for 0.3 nats
@@ -101,9 +99,11 @@ class TrainSettings:
         check_model_fits_data(checkpoint)
         return settings
 
-    def model_config(self, num_classes: int) -> ModelConfig:
-        """The model these settings describe."""
-        return ModelConfig(
+    def model_config(self, num_classes: int, channels: int = 1, image_size: int = 28) -> ModelConfig:
+        """The model these settings describe, for images of channels x image_size x image_size."""
+        return ModelConfig.for_images(
+            channels,
+            image_size,
             kind=self.model,
             arch=self.arch,
             hidden_dim=self.hidden_dim,
@@ -161,18 +161,29 @@ def _problem(name: str, value: object) -> str | None:
     return f"must be at most {high}, got {shown(value)}" if value > high else None
 
 
-def training_bytes(settings: TrainSettings, num_classes: int | None = None) -> int:
+def training_bytes(
+    settings: TrainSettings,
+    num_classes: int | None = None,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    images: int = 70_000,
+) -> int:
     """About how much memory training with settings needs: parameters with Adam's state, the largest batch's
-    activations (a training step, or an evaluation batch), and the dataset (num_classes: an image folder's)."""
-    config = settings.model_config(num_classes or len(CLASS_NAMES.get(settings.dataset, range(10))))
+    activations (a training step, or an evaluation batch), and the dataset of images of image_shape (C, H, W), as
+    bytes on the host and floats on the device (num_classes, image_shape, images: an image folder's)."""
+    channels, size, _ = image_shape
+    config = settings.model_config(num_classes or len(CLASS_NAMES.get(settings.dataset, range(10))), channels, size)
     state = TRAINING_COPIES * parameter_count(config) * FLOAT_BYTES
-    per_image = 2 * IMAGE_PIXELS + 2 * config.hidden_dim + 3 * config.latent_dim
-    if config.arch == "conv":  # the feature maps of both convolutions, in the encoder and the decoder
-        from models.conv import CHANNELS, features
+    pixels = config.input_dim
+    per_image = 2 * pixels + 2 * config.hidden_dim + 3 * config.latent_dim
+    if config.arch == "conv":  # every stage's feature maps, in the encoder and the decoder
+        from models.conv import CHANNELS, stages
 
-        per_image += 2 * (CHANNELS[0] * (IMAGE_PIXELS // 4) + features(config))
+        side = size
+        for stage in range(stages(size)):
+            side = (side + 1) // 2
+            per_image += 2 * CHANNELS[stage] * side * side
     batch = max(settings.batch_size, EVAL_BATCH)
-    return state + ACTIVATION_COPIES * batch * per_image * FLOAT_BYTES + DATASET_BYTES
+    return state + ACTIVATION_COPIES * batch * per_image * FLOAT_BYTES + images * pixels * (1 + FLOAT_BYTES)
 
 
 def device_memory(device: torch.device) -> int:
@@ -182,9 +193,15 @@ def device_memory(device: torch.device) -> int:
     return available_memory()
 
 
-def check_memory(settings: TrainSettings, device: torch.device, num_classes: int | None = None) -> None:
+def check_memory(
+    settings: TrainSettings,
+    device: torch.device,
+    num_classes: int | None = None,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    images: int = 70_000,
+) -> None:
     """Refuse, naming the size flags, settings whose training would not fit in device's free memory."""
-    need, free = training_bytes(settings, num_classes), device_memory(device)
+    need, free = training_bytes(settings, num_classes, image_shape, images), device_memory(device)
     if need > free:
         raise UserError(
             f"--hidden-dim {settings.hidden_dim} with --latent-dim {settings.latent_dim} and --batch-size"

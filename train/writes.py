@@ -47,21 +47,21 @@ def write_grids(
     model: VAE, test_x: torch.Tensor, test_y: torch.Tensor, sample_z: torch.Tensor, out_dir: Path, epoch: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """reconst-<epoch>.png (test originals beside reconstructions) and sample-<epoch>.png; returns what they show,
-    originals, reconstructions and samples (N, 28, 28), for the terminal's preview."""
-    device = test_x.device
+    originals, reconstructions and samples (N, H, W) grey or (N, 3, H, W) RGB, for the terminal's preview."""
+    device, shape = test_x.device, model.config.pixel_shape
     model.eval()
     x, y = test_x[:64], test_y[:64]
     mu, _ = model.encode(x, y)
     reconstructions = torch.sigmoid(model.decode(mu, y))
-    pairs = side_by_side(x.view(-1, 28, 28), reconstructions.view(-1, 28, 28))
+    pairs = side_by_side(x.view(-1, *shape), reconstructions.view(-1, *shape))
     save_png(out_dir / f"reconst-{epoch}.png", grid(pairs, GRID_COLUMNS, GRID_PAD), scale=GRID_SCALE)
     z, labels = sample_z.to(device), None
     if model.conditional:
         z, labels = rows_per_class(z, torch.arange(model.config.num_classes, device=device))
-    samples = torch.sigmoid(model.decode(z, labels)).view(-1, 28, 28)
+    samples = torch.sigmoid(model.decode(z, labels)).view(-1, *shape)
     save_png(out_dir / f"sample-{epoch}.png", grid(samples, GRID_COLUMNS, GRID_PAD), scale=GRID_SCALE)
     model.train()
-    return x.view(-1, 28, 28), reconstructions.view(-1, 28, 28), samples
+    return x.view(-1, *shape), reconstructions.view(-1, *shape), samples
 
 
 def write_metrics(out_dir: Path, rows: list[dict]) -> None:

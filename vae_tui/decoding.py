@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models import VAE, UserError, rows_per_class
+from models import VAE, ModelConfig, UserError, rows_per_class
 
 TRAVERSAL_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # in units of the prior's sigma
 
@@ -16,17 +16,26 @@ class Frame:
     """What one state of the explorer shows; pixel probabilities in [0, 1]."""
 
     version: int
-    image: torch.Tensor  # (H, W)
-    traversal: torch.Tensor | None  # (7, H, W): the selected dimension at TRAVERSAL_VALUES; None: not decoded
-    classes: torch.Tensor | None  # (num_classes, H, W): the current z under every class; None: not decoded (or a VAE)
+    image: torch.Tensor  # (H, W) grey or (3, H, W) RGB
+    traversal: torch.Tensor | None  # (7, ...): the selected dimension at TRAVERSAL_VALUES; None: not decoded
+    classes: torch.Tensor | None  # (num_classes, ...): the current z under every class; None: not decoded (or a VAE)
 
 
 def image_shape(input_dim: int) -> tuple[int, int]:
-    """The (H, W) of a model's images: square, H * W = input_dim; a UserError if they cannot be."""
+    """The (H, W) of a grey model's images: square, H * W = input_dim; a UserError if they cannot be."""
     side = math.isqrt(input_dim)
     if side * side != input_dim:
         raise UserError(f"the model's images have {input_dim} pixels, not a square number: vae-tui cannot draw them")
     return side, side
+
+
+def pixel_shape(config: ModelConfig) -> tuple[int, ...]:
+    """The shape of one of a model's images as vae-tui draws it: (H, W) grey or (3, H, W) RGB. A config that names
+    no image shape (28x28 grey, the field's default, with another input_dim: models built in code) has square
+    images of input_dim pixels; a UserError if they are not."""
+    if config.input_dim == config.channels * config.image_size**2:
+        return config.pixel_shape
+    return image_shape(config.input_dim)
 
 
 class Decoder:
@@ -35,7 +44,7 @@ class Decoder:
 
     def __init__(self, model: VAE) -> None:
         self.model = model.eval()
-        self.image_shape = image_shape(model.config.input_dim)
+        self.image_shape = pixel_shape(model.config)
         self._kept: dict[str, tuple[tuple, torch.Tensor]] = {}  # each part's newest images, by their inputs
         self._lock = threading.Lock()  # frames are decoded in worker threads
 
@@ -67,7 +76,7 @@ class Decoder:
         return Frame(version, parts["image"][0], parts.get("traversal"), parts.get("classes"))
 
     def _decode_parts(self, names: list[str], z0: torch.Tensor, label: int, dim: int) -> dict[str, torch.Tensor]:
-        """The images (N, H, W) of each named part of a frame for z0 (latent_dim,), in one decoder call."""
+        """The images (N, ...) of each named part of a frame for z0 (latent_dim,), in one decoder call."""
         rows, labels = [], []
         for name in names:
             if name == "image":
@@ -88,20 +97,20 @@ class Decoder:
 
     @torch.inference_mode()
     def images(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Decode a batch z (N, latent_dim) with classes labels (N,) into images (N, H, W)."""
+        """Decode a batch z (N, latent_dim) with classes labels (N,) into images (N, H, W) or (N, 3, H, W)."""
         condition = labels.long() if self.model.conditional else None
         return torch.sigmoid(self.model.decode(z.float(), condition)).view(-1, *self.image_shape)
 
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor, label: int) -> list[float]:
-        """mu of one image (H, W) in [0, 1] under class label (the VAE ignores it)."""
+        """mu of one image (H, W) or (3, H, W) in [0, 1] under class label (the VAE ignores it)."""
         condition = torch.tensor([label]) if self.model.conditional else None
         mu, _ = self.model.encode(pixels.reshape(1, -1).float(), condition)
         return mu[0].tolist()
 
     @torch.inference_mode()
     def path(self, a: "End", b: "End", count: int) -> torch.Tensor:
-        """count images (count, H, W) from a to b: z linear, and for the CVAE the one-hot class too."""
+        """count images (count, ...) from a to b: z linear, and for the CVAE the one-hot class too."""
         t = torch.linspace(0, 1, count)[:, None]
         z = (1 - t) * torch.tensor(a.z) + t * torch.tensor(b.z)
         condition = None

@@ -105,11 +105,12 @@ def class_name(checkpoint: Checkpoint, label: int) -> str:
 
 
 def draw(export: Export, decoder: Decoder) -> torch.Tensor:
-    """The export's pixels (H, W) in [0, 1]: its cells decoded in one batch, blanks in the grid's padding grey."""
+    """The export's pixels, (H, W) grey or (3, H, W) RGB, in [0, 1]: its cells decoded in one batch, blanks in the
+    grid's padding grey."""
     filled = [i for i, cell in enumerate(export.z) if cell is not None]
     z = torch.tensor([export.z[i] for i in filled], dtype=torch.float32)  # (N, latent_dim)
     labels = torch.tensor([export.classes[i] or 0 for i in filled])
-    images = decoder.images(z, labels)  # (N, H, W)
+    images = decoder.images(z, labels)  # (N, H, W) or (N, 3, H, W)
     if export.columns is None:
         return images[0]
     cells = torch.full((len(export.z), *images.shape[1:]), PAD_VALUE)
@@ -131,7 +132,7 @@ def export_image(export: Export, decoder: Decoder) -> Image.Image:
     if export.columns is None or not (export.rows or export.caption):
         return image
     nrows = -(-len(export.z) // export.columns)
-    side = (pixels.shape[0] - GRID_PAD) // nrows - GRID_PAD  # a cell's height: the grid is rows of cells
+    side = (pixels.shape[-2] - GRID_PAD) // nrows - GRID_PAD  # a cell's height: the grid is rows of cells
     rows = []
     for r, label in enumerate(export.rows):
         top = GRID_PAD + r * (side + GRID_PAD)

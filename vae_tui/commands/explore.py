@@ -155,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
     checkpoint, source = resolve(args)
     from train.data import check_model_fits_data
     from vae_tui.app import create_app
-    from vae_tui.decoding import image_shape
+    from vae_tui.decoding import pixel_shape
 
-    image_shape(checkpoint.config.input_dim)  # a model the explorer cannot draw stops here, on one line
+    pixel_shape(checkpoint.config)  # a model the explorer cannot draw stops here, on one line
     check_model_fits_data(checkpoint)
     if checkpoint.atlas is None:
         if args.threads is None:

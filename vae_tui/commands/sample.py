@@ -1,7 +1,6 @@
 """`vae-tui sample`: a grid PNG from a checkpoint, for scripts; the explorer's decode and PNG code."""
 
 import argparse
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -221,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
     from models import load_checkpoint
     from train.data import check_model_fits_data
-    from vae_tui.decoding import Decoder
+    from vae_tui.decoding import Decoder, pixel_shape
     from vae_tui.exports import export_of, save_export
 
     wanted = ".gif" if args.gif else ".png"
@@ -242,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         classes = labels.tolist() if checkpoint.model.conditional else [None] * len(z)
         row_titles, caption = ([], "") if args.no_labels else titles(args, checkpoint, labels.tolist())
         export = export_of(checkpoint, z.tolist(), classes, columns, args.scale, row_titles, caption)
-    _check_size(export, math.isqrt(checkpoint.config.input_dim))
+    _check_size(export, pixel_shape(checkpoint.config)[-1])
     try:
         if args.gif:
             _save_gif(args.output, export, Decoder(checkpoint.model))
