@@ -179,7 +179,19 @@ def test_layout_gives_big_terminals_a_larger_preview_and_thumbnails() -> None:
     assert plan(80, 24, classes=10, show_classes=True).classes == Grid(10, 6, 10)
     big = plan(200, 60, classes=10)
     assert (big.scale, big.traversal.size, big.classes, big.classes_beside) == (3, 26, Grid(10, 18, 3), True)
-    assert plan(200, 60, classes=None) == Layout(3, Grid(7, 26, 7), None, False, False)
+    assert plan(200, 60, classes=None) == Layout(3, Grid(7, 26, 7), None, False, False, 84)
+
+
+def test_layout_shrinks_images_larger_than_fit_and_keeps_small_ones_thumbnails_at_their_size() -> None:
+    """A 64x64 model at 120x40 gets a preview shrunk to 60 px (scale 1 would leave its strips 6 px) and both strips
+    of a CVAE; at 200x60 it is drawn at scale 1. A 16x16 model's thumbnails are at most 16 px: larger would only
+    repeat pixels."""
+    assert plan(120, 40, classes=None, side=64) == Layout(0, Grid(7, 10, 7), None, False, False, 60)
+    shrunk = plan(120, 40, classes=10, side=64)
+    assert (shrunk.scale, shrunk.preview, shrunk.one_strip) == (0, 46, False)
+    assert plan(200, 60, classes=None, side=64).scale == 1
+    small = plan(200, 60, classes=10, side=16)
+    assert small.scale == 6 and max(small.traversal.size, small.classes.size) <= 16
     for width, height in [(60, 20), (80, 24), (100, 32), (120, 40), (160, 50), (200, 60), (300, 90)]:
         for classes in (None, 10):
             layout = plan(width, height, classes)

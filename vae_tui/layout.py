@@ -1,14 +1,16 @@
 """Where the explorer's parts go for a terminal size: the preview's scale and the size of every thumbnail."""
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
-IMAGE_SIDE = 28  # pixels; the preview's scale is how many cells wide one pixel is
+IMAGE_SIDE = 28  # pixels, FashionMNIST's; the preview's scale is how many cells wide one pixel is
+SHRUNK_MIN = 28  # an image larger than fits at scale 1 may be shrunk (area averaging) down to this side
 SIDE_COLUMNS = 48  # the class list (18) and the latent panel (30), left of the preview
 FIXED_ROWS = 2  # the title bar and the footer
 STRIP_PADDING = 2  # one blank column on each side of a strip under the preview
 GAP = 1  # blank cells between thumbnails, and between the preview and a grid beside it
-MAX_THUMBNAIL = 28  # the images' own size: larger would only repeat pixels
+MAX_THUMBNAIL = 28  # at most the images' own size (larger would only repeat pixels)
 BOTH_MIN = 10  # two strips are shown together only with thumbnails this large
 ONE_MIN = 8  # below this, a strip is drawn at whatever size fits
 TRAVERSAL_COUNT = 7
@@ -41,31 +43,33 @@ class Layout:
     classes: Grid | None
     classes_beside: bool  # the class grid sits beside the preview, not under it
     one_strip: bool  # only one of two strips fits: t switches between them
+    preview: int = 0  # the preview's side in pixels as planned: scale x the images' side, or what it is shrunk to
 
 
-def row_grid(count: int, width: int, rows: int) -> Grid | None:
-    """The largest single row of count thumbnails that fits in width x rows cells."""
-    size = min(MAX_THUMBNAIL, (width - (count - 1) * GAP) // count, 2 * (rows - 2))
+def row_grid(count: int, width: int, rows: int, largest: int = MAX_THUMBNAIL) -> Grid | None:
+    """The largest single row of count thumbnails, at most largest pixels, that fits in width x rows cells."""
+    size = min(largest, (width - (count - 1) * GAP) // count, 2 * (rows - 2))
     return Grid(count, size, count) if size >= 2 else None
 
 
-def block_grid(count: int, width: int, rows: int) -> Grid | None:
-    """The largest grid of count thumbnails (any number of columns) that fits in width x rows cells."""
+def block_grid(count: int, width: int, rows: int, largest: int = MAX_THUMBNAIL) -> Grid | None:
+    """The largest grid of count thumbnails (any number of columns), at most largest pixels, that fits in width x
+    rows cells."""
     best = None
     for columns in range(1, count + 1):
         lines = math.ceil(count / columns)
-        size = min(MAX_THUMBNAIL, (width - (columns - 1) * GAP) // columns, 2 * ((rows - 1) // lines - 1))
+        size = min(largest, (width - (columns - 1) * GAP) // columns, 2 * ((rows - 1) // lines - 1))
         if size >= 2 and (best is None or size > best.size):
             best = Grid(count, size, columns)
     return best
 
 
-def two_rows(classes: int, width: int, rows: int) -> tuple[Grid, Grid] | None:
+def two_rows(classes: int, width: int, rows: int, largest: int = MAX_THUMBNAIL) -> tuple[Grid, Grid] | None:
     """The traversal and the class row one above the other in width x rows, the smaller thumbnail largest."""
     best, best_key = None, (0, 0)
     for traversal_rows in range(3, rows - 2):
-        traversal = row_grid(TRAVERSAL_COUNT, width, traversal_rows)
-        class_row = row_grid(classes, width, rows - traversal_rows)
+        traversal = row_grid(TRAVERSAL_COUNT, width, traversal_rows, largest)
+        class_row = row_grid(classes, width, rows - traversal_rows, largest)
         if traversal and class_row:
             key = (min(traversal.size, class_row.size), traversal.size + class_row.size)
             if key > best_key:
@@ -73,48 +77,68 @@ def two_rows(classes: int, width: int, rows: int) -> tuple[Grid, Grid] | None:
     return best
 
 
-def plan(width: int, height: int, classes: int | None, show_classes: bool = False) -> Layout:
-    """The layout for a width x height terminal; classes: how many the CVAE's class strip has (None: a VAE).
+def preview_sizes(side: int, width: int, rows: int) -> list[int]:
+    """The preview's side in pixels to try, largest first, in width x rows cells (a label line above it): the
+    images' side at every integer scale that fits, then, for images larger than SHRUNK_MIN, shrunk sides down to it
+    (an image that fits at scale 1 is also tried smaller, for strips that would not fit beside it)."""
+    max_scale = max(0, min(width // side, (rows - 1) // math.ceil(side / 2)))
+    sizes = [scale * side for scale in range(max_scale, 0, -1)]
+    if side > SHRUNK_MIN:
+        largest = min(side - 1, width, 2 * (rows - 1))
+        sizes += list(range(largest - largest % 2, SHRUNK_MIN - 1, -2))
+    return sizes
 
-    The preview gets the largest scale that leaves every strip thumbnails of at least BOTH_MIN pixels; the class
-    grid goes beside the preview when it is larger there. When the two strips do not fit, one is shown.
+
+def plan(width: int, height: int, classes: int | None, show_classes: bool = False, side: int = IMAGE_SIDE) -> Layout:
+    """The layout for a width x height terminal and images of side x side pixels; classes: how many the CVAE's class
+    strip has (None: a VAE).
+
+    The preview gets the largest size (an integer scale, else shrunk) that leaves every strip thumbnails of at
+    least BOTH_MIN pixels; the class grid goes beside the preview when it is larger there. When the two strips do
+    not fit, one is shown.
     """
     rows, strip_width = height - FIXED_ROWS, width - STRIP_PADDING
     preview_width = width - SIDE_COLUMNS
-    max_scale = max(0, min(preview_width // IMAGE_SIDE, (rows - 1) // (IMAGE_SIDE // 2)))
-    for scale in range(max_scale, 0, -1):
-        main = 1 + scale * IMAGE_SIDE // 2  # the section labels, then the preview
+    largest = min(MAX_THUMBNAIL, side)
+    sizes = preview_sizes(side, preview_width, rows)
+    for preview in sizes:
+        scale = preview // side if preview % side == 0 else 0
+        main = 1 + math.ceil(preview / 2)  # the section labels, then the preview
         if classes is None:
-            traversal = row_grid(TRAVERSAL_COUNT, strip_width, rows - main)
-            if traversal and traversal.size >= BOTH_MIN:
-                return Layout(scale, traversal, None, False, False)
+            traversal = row_grid(TRAVERSAL_COUNT, strip_width, rows - main, largest)
+            if traversal and traversal.size >= min(BOTH_MIN, side):
+                return Layout(scale, traversal, None, False, False, preview)
             continue
         options = []
-        if below := two_rows(classes, strip_width, rows - main):
+        if below := two_rows(classes, strip_width, rows - main, largest):
             options.append((min(g.size for g in below), below, False))
-        beside = block_grid(classes, preview_width - scale * IMAGE_SIDE - 2 * GAP, main - 1)
-        traversal = row_grid(TRAVERSAL_COUNT, strip_width, rows - main)
+        beside = block_grid(classes, preview_width - preview - 2 * GAP, main - 1, largest)
+        traversal = row_grid(TRAVERSAL_COUNT, strip_width, rows - main, largest)
         if beside and traversal:
             options.append((min(beside.size, traversal.size), (traversal, beside), True))
         if options:
             smallest, (traversal, class_grid), is_beside = max(options, key=lambda option: option[0])
-            if smallest >= BOTH_MIN:
-                return Layout(scale, traversal, class_grid, is_beside, False)
-    return one_strip(rows, strip_width, max_scale, classes, show_classes)
+            if smallest >= min(BOTH_MIN, side):
+                return Layout(scale, traversal, class_grid, is_beside, False, preview)
+    return one_strip(rows, strip_width, sizes, side, classes, show_classes)
 
 
-def one_strip(rows: int, width: int, max_scale: int, classes: int | None, show_classes: bool) -> Layout:
-    """One strip under the preview: the largest scale that leaves it ONE_MIN pixels, else scale 1 and what fits."""
+def one_strip(rows: int, width: int, sizes: list[int], side: int, classes: int | None, show_classes: bool) -> Layout:
+    """One strip under the preview: the largest preview size that leaves it ONE_MIN pixels, else the smallest and
+    what fits."""
     shown_classes = bool(show_classes and classes)
     count = classes if shown_classes else TRAVERSAL_COUNT
+    largest = min(MAX_THUMBNAIL, side)
     choice = None
-    for scale in range(max_scale, 0, -1):
-        grid = row_grid(count, width, rows - 1 - scale * IMAGE_SIDE // 2)
-        if grid and grid.size >= ONE_MIN:
-            choice = (scale, grid)
+    for preview in sizes:
+        grid = row_grid(count, width, rows - 1 - math.ceil(preview / 2), largest)
+        if grid and grid.size >= min(ONE_MIN, side):
+            choice = (preview, grid)
             break
     if choice is None:
-        scale = min(max_scale, 1)
-        choice = (scale, row_grid(count, width, rows - 1 - scale * IMAGE_SIDE // 2))
-    scale, grid = choice
-    return Layout(scale, None if shown_classes else grid, grid if shown_classes else None, False, classes is not None)
+        preview = sizes[-1] if sizes else 0
+        choice = (preview, row_grid(count, width, rows - 1 - math.ceil(preview / 2), largest))
+    preview, grid = choice
+    scale = preview // side if preview % side == 0 else 0
+    layout = Layout(scale, None if shown_classes else grid, grid if shown_classes else None, False, classes is not None)
+    return dataclasses.replace(layout, preview=preview)

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     from vae_tui.app import create_app
     from vae_tui.decoding import pixel_shape
 
-    pixel_shape(checkpoint.config)  # a model the explorer cannot draw stops here, on one line
+    shape = pixel_shape(checkpoint.config)  # a model the explorer cannot draw stops here, on one line
     check_model_fits_data(checkpoint)
     if checkpoint.atlas is None:
         if args.threads is None:
@@ -171,7 +171,9 @@ def run(args: argparse.Namespace) -> int:
     if args.image is not None:
         from vae_tui.user_image import load_user_image
 
-        start_image = (args.image.name, load_user_image(args.image, invert=not args.no_invert))
+        channels = 3 if len(shape) == 3 else 1
+        pixels = load_user_image(args.image, invert=not args.no_invert, side=shape[-1], channels=channels)
+        start_image = (args.image.name, pixels)
     elif args.no_invert:
         raise UserError("--no-invert goes with --image FILE")
     follow = None

@@ -59,7 +59,7 @@ from vae_tui.widgets.title_bar import TitleBar, title_variants
 MIN_SIZE = (60, 20)
 WIDE_FOOTER = 100  # narrower: the footer drops its spacing, so every label reads whole at 80 columns
 NARROW_MAP_SIDE, WIDE_MAP_SIDE = 16, 30  # the map's image and legend column: a 14 px or a 28 px image
-IMAGE_PNG_SCALE = 10  # 28 px -> 280 px
+IMAGE_PNG_PX = 280  # s saves the image about this wide: 28 px at scale 10, 64 px at 4
 STRIP_PNG_SCALE = 4
 TRAVERSAL_LABELS = [f"{value:+.0f}" if value else "0" for value in TRAVERSAL_VALUES]
 
@@ -75,7 +75,7 @@ class Reference:
     label: int = 0  # the class it was encoded and reconstructed under
 
 
-StartImage = tuple[str, torch.Tensor]  # a user's picture (its file name, (28, 28) pixels) to start from
+StartImage = tuple[str, torch.Tensor]  # a user's picture (its file name, its pixels in the model's shape)
 
 
 def best_columns(shape: tuple[int, int], width: int, height: int, count: int = 3, pad: int = 2) -> int:
@@ -231,7 +231,8 @@ class ExplorerScreen(Screen):
         """Place the strips and size the thumbnails for the terminal's size, or size (see vae_tui.layout)."""
         size = size or self.size
         classes = self.state.num_classes if self.state.conditional else None
-        layout = self.layout_plan = plan(size.width, size.height, classes, self.show_classes)
+        side = self.decoder.image_shape[-1]
+        layout = self.layout_plan = plan(size.width, size.height, classes, self.show_classes, side)
         beside = layout.classes if layout.classes_beside else None
         below = None if layout.classes_beside else layout.classes
         self.query_one("#map-side").styles.width = WIDE_MAP_SIDE if size.width >= WIDE_FOOTER else NARROW_MAP_SIDE
@@ -396,7 +397,7 @@ class ExplorerScreen(Screen):
         shown = frame.image
         if reference is not None:
             images = torch.stack([reference.original, reference.decoded, frame.image])
-            shown = grid(images, best_columns(images.shape[1:], view.size.width, 2 * view.size.height))
+            shown = grid(images, best_columns(images.shape[-2:], view.size.width, 2 * view.size.height))
         view.show(shown)
 
     def _show_images_again(self) -> None:
@@ -505,7 +506,8 @@ class ExplorerScreen(Screen):
     def action_save_image(self) -> Path | None:
         """Save the current image, upscaled by nearest neighbour."""
         state = self.state
-        return self._save("z", image_export(self.checkpoint, list(state.z), state.label, IMAGE_PNG_SCALE))
+        scale = max(1, round(IMAGE_PNG_PX / self.checkpoint.config.image_size))
+        return self._save("z", image_export(self.checkpoint, list(state.z), state.label, scale))
 
     def action_save_strip(self) -> Path | None:
         """Save the strip (traversal, and for the CVAE every class) as one grid; on the map, the manifold grid."""
@@ -536,7 +538,7 @@ class ExplorerScreen(Screen):
         )
 
     def start_from_pixels(self, pixels: torch.Tensor, label: int, name: str, index: int | None) -> None:
-        """z becomes the encoding of pixels (28, 28) under class label; the preview shows them, their
+        """z becomes the encoding of pixels (the model's shape) under class label; the preview shows them, their
         reconstruction and the edit."""
         mu = self.decoder.encode(pixels, label)
         decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([label]))[0]
@@ -702,11 +704,12 @@ class ExplorerScreen(Screen):
             return
         checkpoint, old = message.checkpoint, self.checkpoint.config
         new = checkpoint.config
-        if (new.kind, new.latent_dim, new.num_classes, new.input_dim) != (
+        if (new.kind, new.latent_dim, new.num_classes, new.input_dim, new.image_shape) != (
             old.kind,
             old.latent_dim,
             old.num_classes,
             old.input_dim,
+            old.image_shape,
         ):
             self.notify(
                 printable(f"{self.follow} now holds a model of another shape: not reloaded"),

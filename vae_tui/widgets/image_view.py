@@ -5,12 +5,12 @@ from rich.segment import Segment
 from textual.geometry import Region, Size
 from textual.strip import Strip
 
-from train.render import Line, fit_scale, half_block_segments, level_tensor, thumbnail
+from train.render import Line, fit_scale, image_lines, thumbnail
 from vae_tui.widgets.kept_lines import KeptLines
 
 
 class ImageView(KeptLines, can_focus=False):
-    """Shows one greyscale image, centred."""
+    """Shows one image, (H, W) grey or (3, H, W) RGB, centred."""
 
     DEFAULT_CSS = "ImageView { width: 1fr; height: 1fr; }"
 
@@ -22,7 +22,8 @@ class ImageView(KeptLines, can_focus=False):
         # where the image's lines are (the first, how many); the blank ones around them stay as long as these do
 
     def show(self, pixels: torch.Tensor) -> None:
-        """Display pixels (H, W) in [0, 1]; an image of the shape shown before repaints only its own lines."""
+        """Display pixels (H, W) or (3, H, W) in [0, 1]; an image of the shape shown before repaints only its own
+        lines."""
         if self.pixels is not None and torch.equal(self.pixels, pixels):
             return
         self.pixels = pixels
@@ -40,7 +41,7 @@ class ImageView(KeptLines, can_focus=False):
         """The integer scale the image is drawn at for the current size (0: shrunk to fit)."""
         if self.pixels is None:
             return 0
-        return fit_scale(*self.pixels.shape, self.size.height, self.size.width)
+        return fit_scale(*self.pixels.shape[-2:], self.size.height, self.size.width)
 
     def strips(self) -> list[Strip]:
         """Every line for the current size: the image's, centred in the width, with blank lines above and below;
@@ -51,13 +52,13 @@ class ImageView(KeptLines, can_focus=False):
         if self._cache is None or self._cache[0] != outer:
             size = self.size
             if scale := self.scale:
-                lines = half_block_segments(level_tensor(self.pixels), scale)
-                line_width = self.pixels.shape[1] * scale
-            else:  # smaller than one cell per pixel: shrink to what fits, the aspect kept
-                height, width = self.pixels.shape
+                lines = image_lines(self.pixels, scale)
+                line_width = self.pixels.shape[-1] * scale
+            else:  # smaller than one cell per pixel: shrink to what fits (area averaging), the aspect kept
+                height, width = self.pixels.shape[-2:]
                 fraction = min(size.width / width, 2 * size.height / height)
                 shape = (max(2, int(height * fraction)), max(2, int(width * fraction)))
-                lines = half_block_segments(level_tensor(thumbnail(self.pixels, shape)))
+                lines = image_lines(thumbnail(self.pixels, shape))
                 line_width = shape[1]
             self._cache = (outer, self._framed(lines, line_width, size))
         return self._cache[1]
