@@ -89,6 +89,10 @@ def test_train_on_a_folder_then_resume_it_with_the_folder_given_again(
     finally:
         unlisten()
     assert stopped.code == 130 and "--data wardrobe" in stopped.stderr  # the resume command names the folder
+    (listed,) = json.loads(run_cli("runs", "runs", "--json").stdout)  # the browser knows its name, not its place
+    assert listed["resume"] == (
+        "vae-tui train --resume runs/w/last.safetensors --data DIR  # DIR: the image folder wardrobe it trained on"
+    )
     Image.new("L", (28, 28), 99).save(tmp_path / "wardrobe" / "bag" / "new.png")  # the folder changes meanwhile
     resumed = run_cli("train", "--resume", str(last), "--epochs", "2", "--data", "wardrobe", "--no-preview")
     assert resumed.code == 0, resumed.stderr

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.errors import CheckpointError, UserError
-from models.names import MAX_HEADER_BYTES, METADATA_KEY
+from models.names import FOLDER_PREFIX, MAX_HEADER_BYTES, METADATA_KEY
 from models.text import printable
 from train.commands import resume_command
 from train.output import LOCK_BYTES
@@ -58,9 +58,13 @@ class Run:
 
     @property
     def resume_command(self) -> str | None:
-        """How to go on with an interrupted run."""
+        """How to go on with an interrupted run; a run on an image folder needs the folder again, which the checkpoint
+        names but does not locate (it records no paths): --data DIR, and a shell comment naming the folder."""
         if self.state != "interrupted":
             return None
+        if self.dataset and self.dataset.startswith(FOLDER_PREFIX):
+            command = resume_command(self.path / "last.safetensors", [("--data", "DIR")])
+            return f"{command}  # DIR: the image folder {self.dataset.removeprefix(FOLDER_PREFIX)} it trained on"
         return resume_command(self.path / "last.safetensors")
 
     def as_json(self) -> dict:
