@@ -511,6 +511,46 @@ async def test_grids_are_decoded_off_the_ui_thread_and_keys_still_work(
         release.set()
 
 
+async def test_an_rgb_run_of_16_px_images_shows_its_grids_in_colour_cut_at_its_cells(
+    tmp_path: Path, wait_until: Callable
+) -> None:
+    """The image side comes from the run's header (16, not 28), and an RGB grid is drawn in colour."""
+    import torch
+
+    from models.names import GRID_PAD, GRID_SCALE
+    from train.grids import grid, save_png, side_by_side
+    from vae_tui.run_view import RunScreen
+    from vae_tui.runs_app import RunsApp
+    from vae_tui.widgets.image_view import ImageView
+
+    run = write_run(tmp_path / "runs" / "rgb", with_info(model={"channels": 3, "image_size": 16, "input_dim": 768}))
+    images = torch.rand(16, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    written = {  # as train/writes.py lays them out: 8 columns, cells padded by 2, scaled by 2
+        "reconst": grid(side_by_side(images, images.flip(0)), 8, GRID_PAD),
+        "sample": grid(images, 8, GRID_PAD),
+    }
+    for name, pixels in written.items():
+        save_png(run / f"{name}-2.png", pixels, scale=GRID_SCALE)
+    app = RunsApp(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), "the run's view", timeout=5)
+        views = {name: app.screen.query_one(f"#{name}", ImageView) for name in written}
+        await wait_until(pilot, lambda: all(v.pixels is not None for v in views.values()), "the grids", timeout=5)
+        # the first row: 16 px and 2 of padding above and below; whole cells within 2 * (120 - 2) px (6 pairs of
+        # 34 px), or every column (8 samples of 18 px)
+        for name, width in (("reconst", 6 * 34 + 2), ("sample", 8 * 18 + 2)):
+            expected = (written[name][:, :20, :width] * 255).round() / 255
+            assert torch.allclose(views[name].pixels, expected, atol=1e-6)
+            colours = [
+                segment.style.color.triplet
+                for strip in views[name].strips()
+                for segment in strip
+                if segment.style is not None and segment.style.color is not None and "\u2580" in segment.text
+            ]
+            assert any(len(set(rgb)) > 1 for rgb in colours if rgb is not None)  # not only greys
+
+
 # --- fuzzing the listing: metrics rows and run folder layouts -------------------------------------
 
 METRIC_ROW = {"epoch": 1, "train_loss": 286.3, "test_loss": 262.6, "test_kl": 15.7, "threads": 2}

@@ -20,12 +20,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 from textual_plot import HiResMode, PlotWidget
 
-from models.limits import IMAGE_SIDE
+from models.errors import CheckpointError
+from models.limits import IMAGE_SIDE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from models.names import GRID_PAD, GRID_SCALE
 from models.text import printable
 from train.commands import explore_command
 from train.image_file import ImageRefused, open_image
-from train.runs import POLL_SECONDS, SETTINGS, Run, read_metrics
+from train.runs import POLL_SECONDS, SETTINGS, Run, checkpoint_info, read_metrics
 from vae_tui.widgets.image_view import ImageView
 
 GRID_TITLES = {"reconst": "reconstructions", "sample": "samples"}
@@ -38,44 +39,71 @@ GRID_MAX_PIXELS = 16_000_000  # a grid training wrote is far smaller; larger is 
 
 
 def grid_pixels(path: Path) -> torch.Tensor | None:
-    """A PNG that training wrote, as grey levels in [0, 1] (None if it is missing or not an image)."""
+    """A PNG that training wrote, in [0, 1]: (3, H, W) for an RGB one (an RGB model's grids), else (H, W) grey
+    levels, as a grey model's "L" grids are drawn (None if it is missing or not an image)."""
     try:
         with open_image(path, max_pixels=GRID_MAX_PIXELS, formats=("PNG",)) as image:
-            grey = image.convert("L")
+            colour = image.mode == "RGB"
+            decoded = image.convert("RGB" if colour else "L")
     except ImageRefused:
         return None
-    data = torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).view(grey.height, grey.width)
+    data = torch.frombuffer(bytearray(decoded.tobytes()), dtype=torch.uint8)
+    if colour:
+        data = data.view(decoded.height, decoded.width, 3).permute(2, 0, 1).contiguous()
+    else:
+        data = data.view(decoded.height, decoded.width)
     return data.float() / 255
 
 
-def first_cells(png: torch.Tensor, cell_width: int, width_px: int) -> torch.Tensor:
-    """The first row of a grid PNG that training wrote (train.writes: scale 2, cells of 28 px high padded by 2), at
-    its own scale, cut after the last whole cell within width_px."""
-    native = png[::GRID_SCALE, ::GRID_SCALE]
+def image_side(folder: Path) -> int:
+    """The side of the images a run's grids hold, from its checkpoint's header (last, else best: the model's
+    image_size, checked); IMAGE_SIDE when neither says (a checkpoint of 28x28 grey leaves it out, as do those
+    before format 4)."""
+    for name in ("last.safetensors", "best.safetensors"):
+        try:
+            info = checkpoint_info(folder / name)
+        except CheckpointError:
+            continue
+        model = info.get("model")
+        side = model.get("image_size", IMAGE_SIDE) if isinstance(model, dict) else IMAGE_SIDE
+        return side if type(side) is int and MIN_IMAGE_SIZE <= side <= MAX_IMAGE_SIZE else IMAGE_SIDE
+    return IMAGE_SIDE
+
+
+def first_cells(png: torch.Tensor, cell_width: int, width_px: int, side: int = IMAGE_SIDE) -> torch.Tensor:
+    """The first row of a grid PNG that training wrote (train.writes: scale GRID_SCALE, cells of side px high padded
+    by GRID_PAD), (H, W) grey or (3, H, W) RGB, at its own scale, cut after the last whole cell within width_px."""
+    native = png[..., ::GRID_SCALE, ::GRID_SCALE]
     step = cell_width + GRID_PAD
     cells = max(1, (width_px - GRID_PAD) // step)
-    return native[: IMAGE_SIDE + 2 * GRID_PAD, : cells * step + GRID_PAD]
+    return native[..., : side + 2 * GRID_PAD, : cells * step + GRID_PAD]
 
 
 @dataclass(frozen=True)
 class Grid:
-    """A grid asked for (its file, the cell width of its first row, the width in pixels it may take) and, once
-    decoded, its first row (None when there is no picture)."""
+    """A grid asked for (its file in a run folder, how many images side by side make a cell of its first row: 2 for
+    an original beside its reconstruction, the width in pixels it may take) and, once decoded, its first row (None
+    when there is no picture)."""
 
     path: Path | None
-    cell_width: int
+    across: int
     width_px: int
     pixels: torch.Tensor | None = None
 
 
 def load_grids(grids: list[Grid]) -> list[Grid]:
-    """grids decoded (off the UI thread: a grid is a file anyone may have put there)."""
-    loaded = []
+    """grids decoded (off the UI thread: a grid, and the checkpoint header that gives its images' side, are files
+    anyone may have put there)."""
+    loaded, sides = [], {}
     for grid in grids:
         pixels = None if grid.path is None else grid_pixels(grid.path)
         if pixels is not None:  # the grid's first row, as many cells as fit at 2:1
-            pixels = first_cells(pixels, grid.cell_width, grid.width_px)
-        loaded.append(Grid(grid.path, grid.cell_width, grid.width_px, pixels))
+            folder = grid.path.parent
+            if folder not in sides:
+                sides[folder] = image_side(folder)
+            side = sides[folder]
+            pixels = first_cells(pixels, grid.across * side, grid.width_px, side)
+        loaded.append(Grid(grid.path, grid.across, grid.width_px, pixels))
     return loaded
 
 
@@ -336,9 +364,9 @@ class RunScreen(PlotScreen):
         """Ask for this epoch's grids; until they come, the titles say so."""
         width_px = 2 * max(1, self.size.width - 2)
         grids = []
-        for name, cell_width in (("reconst", 2 * IMAGE_SIDE), ("sample", IMAGE_SIDE)):
+        for name, across in (("reconst", 2), ("sample", 1)):
             path = None if self.epoch is None else self.run.path / f"{name}-{self.epoch}.png"
-            grids.append(Grid(path, cell_width, width_px))
+            grids.append(Grid(path, across, width_px))
             if path is not None:
                 self.query_one(f"#{name}-title", Label).update(f"{GRID_TITLES[name]}, epoch {self.epoch}: loading")
         self.ask_for_grids(grids)
@@ -414,7 +442,7 @@ class CompareScreen(PlotScreen):
             self.query_one(f"#samples-{i}", ImageView).styles.height = rows
             epoch = self._latest_epoch(run)
             path = None if epoch is None else run.path / f"sample-{epoch}.png"
-            grids.append(Grid(path, IMAGE_SIDE, 2 * max(1, event.size.width - 2)))
+            grids.append(Grid(path, 1, 2 * max(1, event.size.width - 2)))
         self.ask_for_grids(grids)
 
     @staticmethod
