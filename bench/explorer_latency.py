@@ -8,7 +8,11 @@ do the same in map mode at 120x40 (the atlas' 2,000 points), each press a cursor
 changes, the map's marker, the image beside it and the latent panel are redrawn.
 Launch is the wall time of a fresh process that opens the bundled CVAE headless and
 exits on its first decoded frame, beside that of `python -c "import torch"`, both medians.
-Usage: python bench/explorer_latency.py [--presses 300] [--kind cvae|vae|cvae-conv|vae-conv] [--size 100x32]
+The kind rgb64-conv is no bundled model: a conv CVAE of 3x64x64 images (10 classes, the conv recipe's sizes:
+hidden 384, latent 20), seeded and untrained (a decode costs the same whatever the weights), with an atlas of 2,000
+seeded random test images, made in this process; its launch row is left out.
+Usage: python bench/explorer_latency.py [--presses 300] [--kind cvae|vae|cvae-conv|vae-conv|rgb64-conv]
+       [--size 100x32]
 """
 
 import argparse
@@ -55,7 +59,8 @@ async def key_latencies(kind: str, presses: int, size: tuple[int, int], on_map: 
     from vae_tui.commands.explore import pretrained_path
 
     torch.set_num_threads(1)  # as `vae-tui explore` runs
-    app = create_app(load_checkpoint(pretrained_path(kind)), "bench", Path("exports"))
+    checkpoint = rgb64_checkpoint() if kind == "rgb64-conv" else load_checkpoint(pretrained_path(kind))
+    app = create_app(checkpoint, "bench", Path("exports"))
     latencies: list[float] = []
     async with app.run_test(size=size) as pilot:
         await app.workers.wait_for_complete()
@@ -109,6 +114,30 @@ async def key_latencies(kind: str, presses: int, size: tuple[int, int], on_map: 
     return latencies
 
 
+def rgb64_checkpoint() -> "Checkpoint":  # noqa: F821 (imported inside)
+    """A seeded, untrained conv CVAE of 3x64x64 images with an atlas of 2,000 random test images."""
+    import torch
+
+    from models import Checkpoint, ModelConfig, build_model
+    from train.atlas import atlas_of
+
+    torch.manual_seed(0)
+    config = ModelConfig.for_images(3, 64, kind="cvae", arch="conv", hidden_dim=384, latent_dim=20, num_classes=10)
+    model = build_model(config).eval()
+    images = torch.randint(0, 256, (2000, 3, 64, 64), dtype=torch.uint8)
+    labels = torch.arange(2000) % 10
+    checkpoint = Checkpoint(
+        model=model,
+        dataset="folder:rgb64",
+        class_names=[f"class {i}" for i in range(10)],
+        epoch=1,
+        class_centroids=torch.zeros(10, 20),
+    )
+    with torch.no_grad():
+        checkpoint.atlas = atlas_of(model, images.reshape(2000, -1).float() / 255, labels, images)
+    return checkpoint
+
+
 def wall(command: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
@@ -119,7 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=300)
     parser.add_argument(
-        "--kind", default="cvae", choices=["vae", "cvae", "vae-conv", "cvae-conv"], help="bundled model"
+        "--kind", default="cvae", choices=["vae", "cvae", "vae-conv", "cvae-conv", "rgb64-conv"], help="model"
     )
     parser.add_argument("--size", default="100x32")
     parser.add_argument("--launches", type=int, default=5)
@@ -137,6 +166,8 @@ def main() -> None:
         f"map: cursor move -> refreshed map and image ({args.kind}, 120x40, {len(map_ms)} presses): "
         f"median {statistics.median(map_ms):.2f} ms, p95 {percentile(map_ms, 0.95):.2f} ms, max {max(map_ms):.2f} ms"
     )
+    if args.kind == "rgb64-conv":
+        return
     root = str(Path(__file__).resolve().parents[1])
     launch_code = LAUNCH_SCRIPT.format(root=root, kind=args.kind)
     torch_times, launch_times = [], []

@@ -316,3 +316,24 @@ def test_a_decompression_bomb_or_an_eps_in_a_folder_is_a_damaged_image_never_dec
     assert (
         "over 50 megapixels" in reasons["ant/bomb.png"] and "not an image vae-tui can read" in reasons["bee/script.png"]
     )
+
+
+@pytest.mark.slow
+def test_ten_thousand_files_of_a_hundred_classes_list_and_decode(tmp_path: Path) -> None:
+    """10,000 files (8x8 binary PGMs, written without Pillow to keep the test quick) in 100 class folders: the
+    listing holds out a tenth of each class, and the store, built on two processes, holds every image once, in
+    name order; found again, it is not decoded again."""
+    root = tmp_path / "many"
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 256, (10_000, 8, 8), dtype=np.uint8)
+    for c in range(100):
+        (root / f"class{c:03d}").mkdir(parents=True)
+        for i in range(100):
+            index = 100 * c + i
+            (root / f"class{c:03d}" / f"{i:03d}.pgm").write_bytes(b"P5 8 8 255\n" + levels[index].tobytes())
+    listing = list_folder(root)
+    assert len(listing.entries) == 10_000 and len(listing.class_names) == 100
+    store = build_store(listing, workers=2)
+    assert store.images.shape == (10_000, 1, 8, 8) and int(store.is_test.sum()) == 1_000
+    assert np.array_equal(np.asarray(store.images[:, 0]), levels)  # each file's pixels, in name order
+    assert store.built_now and not build_store(list_folder(root)).built_now

@@ -2,6 +2,7 @@
 and the one-line refusals (a CVAE without classes, --data with --dataset)."""
 
 import json
+import math
 import os
 import signal
 from collections.abc import Callable
@@ -145,7 +146,11 @@ def test_a_colour_folder_trains_in_colour_and_every_command_draws_it(tmp_path: P
     assert [image.mode for image in images] == ["RGB", "RGB"]
     pixels = np.asarray(images[0], dtype=np.int64)
     assert (pixels[..., 0] != pixels[..., 2]).any()  # not grey: the originals are tinted by class
-    assert run_cli("eval", str(out / "best.safetensors"), "--data", str(root)).code == 0
+    (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert row["test_bce_bits_per_dim"] == pytest.approx(row["test_loss"] / (3 * 32 * 32 * math.log(2)))
+    evaluated = run_cli("eval", str(out / "best.safetensors"), "--data", str(root), "--samples", "4", "--json")
+    report = json.loads(evaluated.stdout)
+    assert report["bce_bits_per_dim"]["iwae"] == pytest.approx(report["iwae_nll"] / (3072 * math.log(2)))
     png, gif = tmp_path / "s.png", tmp_path / "t.gif"
     assert run_cli("sample", str(out / "best.safetensors"), "-o", str(png)).code == 0
     assert run_cli("sample", str(out / "best.safetensors"), "-o", str(gif), "--gif", "--traverse", "0").code == 0

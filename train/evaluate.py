@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,9 @@ class Evaluation:
     per_class: list[dict]  # class, name, images, loss (sampled z)
     active_units: int
     dimensions: list[dict]  # dim, variance of mu, mean KL, active
+    # the IWAE bound and the sampled -ELBO per pixel and channel, in bits: continuous-BCE figures (pixels in [0, 1]
+    # under a Bernoulli), not comparable with the discrete-likelihood bits/dim papers report
+    bce_bits_per_dim: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-able form."""
@@ -137,7 +140,16 @@ def evaluate_model(
         per_class=per_class,
         active_units=sum(d["active"] for d in dimensions),
         dimensions=dimensions,
+        bce_bits_per_dim={
+            "iwae": bits_per_dim(-torch.cat(iwae).mean().item(), x.shape[1]),
+            "elbo_sampled": bits_per_dim(sampled.sum().item(), x.shape[1]),
+        },
     )
+
+
+def bits_per_dim(nats_per_image: float, dimensions: int) -> float:
+    """A loss in nats per image as bits per pixel and channel."""
+    return nats_per_image / (dimensions * math.log(2))
 
 
 @torch.no_grad()

@@ -700,15 +700,18 @@ def folder_dataset(store: Store, folder: Path, source: str, test_fraction: float
 
     name = printable(folder.resolve().name or "folder").replace("/", "_")[:MAX_FOLDER_NAME]
     labelled = bool(store.info["class_names"])
-    labels = torch.from_numpy(np.where(store.labels < 0, 0, store.labels))
-    images = torch.from_numpy(np.array(store.images[:, 0] if store.channels == 1 else store.images))
-    test = torch.from_numpy(store.is_test)
+    labels = torch.from_numpy(np.where(store.labels < 0, 0, store.labels)).long()
+
+    def split(rows: np.ndarray) -> Split:  # read from the mapped store into memory, one split at a time
+        images = store.images[rows, 0] if store.channels == 1 else store.images[rows]
+        return Split(torch.from_numpy(images), labels[torch.from_numpy(rows)])
+
     class_names = [printable(n) for n in store.info["class_names"]] if labelled else ["all images"]
     return Dataset(
         name=FOLDER_PREFIX + name,
         class_names=class_names,
-        train=Split(images[~test], labels[~test].long()),
-        test=Split(images[test], labels[test].long()),
+        train=split(np.flatnonzero(~store.is_test)),
+        test=split(np.flatnonzero(store.is_test)),
         source=source,
         record=folder_record(store, test_fraction),
     )

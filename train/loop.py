@@ -29,7 +29,7 @@ from train.atlas import atlas_of, build_atlas
 from train.carry import carried, check_carry, resume_epoch
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images
-from train.evaluate import evaluate_with_encodings
+from train.evaluate import bits_per_dim, evaluate_with_encodings
 from train.memory import keep_freed_memory
 from train.preview import Preview, preview_images
 from train.progress import EpochResult, PlainProgress
@@ -312,6 +312,7 @@ class Trainer:
             kl_weight=kl_weight(self.settings, last_step, self.steps_per_epoch),
             lr=learning_rate(self.settings, last_step, self.steps_per_epoch),
             threads=self.epoch_threads,
+            test_bce_bits_per_dim=bits_per_dim(test_loss, self.model.config.input_dim),
         )
 
     def _record_best(self, test_loss: float) -> bool:

@@ -46,6 +46,9 @@ class EpochResult:
     kl_weight: float = 1.0  # the KL term's weight in the training loss at the epoch's last batch
     lr: float = 1e-3  # the learning rate of the epoch's last batch
     threads: int = 0  # the CPU threads the epoch trained on (0: not recorded)
+    # test_loss per pixel and channel, in bits: a continuous-BCE figure (pixels in [0, 1] under a Bernoulli), not
+    # comparable with the discrete-likelihood bits/dim papers report; None: not recorded
+    test_bce_bits_per_dim: float | None = None
 
     def summary(self, total_epochs: int, width: int = 80) -> str:
         """One line of at most width columns: epoch, losses (with the test loss's KL part), time, speed.

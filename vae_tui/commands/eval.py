@@ -40,6 +40,8 @@ def table(evaluation: "Evaluation", title: str) -> "list[Table]":
     for name, values in (("-ELBO, z sampled", evaluation.elbo_sampled), ("-ELBO, z = mu", evaluation.elbo_mean)):
         summary.add_row(name, f"{values['total']:.2f}", f"{values['reconstruction']:.2f}", f"{values['kl']:.2f}")
     summary.add_row(f"-log p(x), IWAE bound, K={evaluation.iwae_samples}", f"{evaluation.iwae_nll:.2f}", "", "")
+    if bits := evaluation.bce_bits_per_dim:  # labelled: continuous BCE, not the discrete bits/dim of papers
+        summary.add_row("  in bits/dim (continuous BCE)", f"{bits['iwae']:.4f}", "", "")
     classes = Table(title="Per class (-ELBO, z sampled)", title_justify="left")
     for column in ("class", "name", "images", "loss"):
         classes.add_column(column, justify="left" if column == "name" else "right")
