@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from models import VAE
 from models.atlas import Atlas
 from models.loss import kl_per_dimension
+from train.evaluate import eval_batch
 
 POINTS_PER_CLASS = 200  # encodings kept per class: 2,000 for ten classes, enough for a scatter that shows the shape
 IMAGES_PER_CLASS = POINTS_PER_CLASS  # every point's test image (157 KB a class as uint8): the picker and the map
-ENCODE_BATCH = 2000
 
 
 def first_of_each_class(labels: torch.Tensor, per_class: int) -> torch.Tensor:
@@ -37,10 +37,16 @@ def principal_plane(mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def image_losses(model: VAE, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each image's negative ELBO with z at its mean mu (no sampling noise: the same number every time) and its
-    reconstruction term, (N,) each in nats: x (N, 784) in [0, 1], y (N,) its classes."""
-    mu, logvar = model.encode(x, y)
-    recon = F.binary_cross_entropy_with_logits(model.decode(mu, y), x, reduction="none").sum(1)
-    return recon + kl_per_dimension(mu, logvar).sum(1), recon
+    reconstruction term, (N,) each in nats: x (N, pixels) in [0, 1], y (N,) its classes; in batches (eval_batch)."""
+    losses, recons = [], []
+    batch = eval_batch(x.shape[1])
+    for start in range(0, len(x), batch):
+        xb, yb = x[start : start + batch], y[start : start + batch]
+        mu, logvar = model.encode(xb, yb)
+        recon = F.binary_cross_entropy_with_logits(model.decode(mu, yb), xb, reduction="none").sum(1)
+        losses.append(recon + kl_per_dimension(mu, logvar).sum(1))
+        recons.append(recon)
+    return torch.cat(losses), torch.cat(recons)
 
 
 def build_atlas(
@@ -83,8 +89,9 @@ def build_atlas(
 def encode_test_set(model: VAE, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """mu (N, D) of every test image and the mean KL of each dimension (D,)."""
     mus, kl_sums = [], torch.zeros(model.config.latent_dim, device=x.device)
-    for start in range(0, len(x), ENCODE_BATCH):
-        mu, logvar = model.encode(x[start : start + ENCODE_BATCH], y[start : start + ENCODE_BATCH])
+    batch = eval_batch(x.shape[1])
+    for start in range(0, len(x), batch):
+        mu, logvar = model.encode(x[start : start + batch], y[start : start + batch])
         kl_sums += kl_per_dimension(mu, logvar).sum(0)
         mus.append(mu)
     return torch.cat(mus), kl_sums / len(x)

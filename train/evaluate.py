@@ -10,8 +10,15 @@ import torch.nn.functional as F
 from models import VAE, elbo_loss
 from models.loss import kl_per_dimension
 from models.names import ACTIVE_VARIANCE
+from train.device import pixels
 
-EVAL_BATCH = 2000  # test-set batch: large, since no gradients are kept
+EVAL_BATCH = 2000  # test-set batch of 28x28 images: large, since no gradients are kept
+
+
+def eval_batch(dimensions: int) -> int:
+    """The batch of images of that many pixels (and channels) that no-gradient passes take: EVAL_BATCH of 784, as
+    many pixels in all for larger images (510 of 32x32 RGB, 127 of 64x64 RGB), so that their memory stays the same."""
+    return max(32, EVAL_BATCH * 784 // max(dimensions, 784))
 
 
 @dataclass
@@ -169,8 +176,9 @@ def evaluate_with_encodings(
     generator = torch.Generator(device=x.device).manual_seed(seed)
     sums = torch.zeros(3, device=x.device)
     mus, kl_sums = [], torch.zeros(model.config.latent_dim, device=x.device)
-    for start in range(0, len(x), EVAL_BATCH):
-        xb, yb = x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
+    batch = eval_batch(x.shape[1])
+    for start in range(0, len(x), batch):
+        xb, yb = x[start : start + batch], y[start : start + batch]
         x_logits, mu, logvar = model(xb, yb, generator)
         total, reconstruction, kl = elbo_loss(x_logits, xb, mu, logvar)
         sums += torch.stack([total, reconstruction, kl])
@@ -182,9 +190,11 @@ def evaluate_with_encodings(
 
 @torch.no_grad()
 def class_centroids(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Mean of mu over each class's images: (num_classes, latent_dim)."""
+    """Mean of mu over each class's images x (flattened: uint8 levels or floats in [0, 1]): (num_classes,
+    latent_dim)."""
     sums = torch.zeros(num_classes, model.config.latent_dim, device=x.device)
-    for start in range(0, len(x), EVAL_BATCH):
-        mu, _ = model.encode(x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH])
-        sums.index_add_(0, y[start : start + EVAL_BATCH], mu)
+    batch = eval_batch(x.shape[1])
+    for start in range(0, len(x), batch):
+        mu, _ = model.encode(pixels(x[start : start + batch]), y[start : start + batch])
+        sums.index_add_(0, y[start : start + batch], mu)
     return sums / torch.bincount(y, minlength=num_classes).clamp(min=1).unsqueeze(1)

@@ -28,7 +28,7 @@ from models.points import reach
 from train.atlas import atlas_of, build_atlas
 from train.carry import carried, check_carry, resume_epoch
 from train.data import Dataset
-from train.device import rng_states, set_rng_states, to_device_images
+from train.device import rng_states, set_rng_states, to_device_images, to_device_levels
 from train.evaluate import bits_per_dim, evaluate_with_encodings
 from train.memory import keep_freed_memory
 from train.preview import Preview, preview_images
@@ -95,7 +95,8 @@ class Trainer:
         capturable = self.graphed and device.type == "cuda"
         self.adam_flags = {"fused": fused, "foreach": None if fused else True, "capturable": capturable}
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, **self.adam_flags)
-        self.train_x, self.train_y = to_device_images(data.train.images, device), data.train.labels.to(device)
+        # the training set stays uint8 (each batch made float as drawn), the test set float: it is read whole each epoch
+        self.train_x, self.train_y = to_device_levels(data.train.images, device), data.train.labels.to(device)
         self.test_x, self.test_y = to_device_images(data.test.images, device), data.test.labels.to(device)
         self.class_counts = torch.bincount(self.train_y, minlength=self.num_classes).clamp(min=1).unsqueeze(1)
         self.steps_per_epoch = -(-len(self.train_x) // settings.batch_size)

@@ -19,7 +19,7 @@ from models.names import FOLDER_PREFIX, LR_SCHEDULES, MAX_FOLDER_NAME
 from models.text import printable
 from models.vae import ARCHS
 from train.data import CLASS_NAMES, DATASET_NAMES, check_model_fits_data
-from train.evaluate import EVAL_BATCH
+from train.evaluate import eval_batch
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -165,11 +165,12 @@ def training_bytes(
     settings: TrainSettings,
     num_classes: int | None = None,
     image_shape: tuple[int, int, int] = (1, 28, 28),
-    images: int = 70_000,
+    images: tuple[int, int] = (60_000, 10_000),
 ) -> int:
     """About how much memory training with settings needs: parameters with Adam's state, the largest batch's
-    activations (a training step, or an evaluation batch), and the dataset of images of image_shape (C, H, W), as
-    bytes on the host and floats on the device (num_classes, image_shape, images: an image folder's)."""
+    activations (a training step, or an evaluation batch), and the dataset of images of image_shape (C, H, W):
+    bytes on the host, and on the device the training split's bytes and the test split's floats (num_classes,
+    image_shape, images (training, test): an image folder's)."""
     channels, size, _ = image_shape
     config = settings.model_config(num_classes or len(CLASS_NAMES.get(settings.dataset, range(10))), channels, size)
     state = TRAINING_COPIES * parameter_count(config) * FLOAT_BYTES
@@ -182,8 +183,10 @@ def training_bytes(
         for stage in range(stages(size)):
             side = (side + 1) // 2
             per_image += 2 * CHANNELS[stage] * side * side
-    batch = max(settings.batch_size, EVAL_BATCH)
-    return state + ACTIVATION_COPIES * batch * per_image * FLOAT_BYTES + images * pixels * (1 + FLOAT_BYTES)
+    batch = max(settings.batch_size, eval_batch(pixels))
+    train, test = images
+    data = (train + test) * pixels + train * pixels + test * pixels * FLOAT_BYTES
+    return state + ACTIVATION_COPIES * batch * per_image * FLOAT_BYTES + data
 
 
 def device_memory(device: torch.device) -> int:
@@ -198,7 +201,7 @@ def check_memory(
     device: torch.device,
     num_classes: int | None = None,
     image_shape: tuple[int, int, int] = (1, 28, 28),
-    images: int = 70_000,
+    images: tuple[int, int] = (60_000, 10_000),
 ) -> None:
     """Refuse, naming the size flags, settings whose training would not fit in device's free memory."""
     need, free = training_bytes(settings, num_classes, image_shape, images), device_memory(device)

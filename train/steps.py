@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 
 from models import VAE
-from train.device import rng_states, set_rng_states
+from train.device import pixels, rng_states, set_rng_states
 
 # A graphed step's loss may differ from the eager one's by float rounding (other kernels, other
 # summation orders), never by more than this fraction.
@@ -26,7 +26,8 @@ def objective(
 
 
 class EagerStep:
-    """Forward, backward and optimizer step on the images at `index`; sums stay on the device.
+    """Forward, backward and optimizer step on the images at `index` (train_x: flattened images, uint8 levels or
+    floats in [0, 1]); sums stay on the device.
 
     loss_sum adds up the true negative ELBO (KL weight 1) whatever kl_weight the step minimizes.
     """
@@ -47,7 +48,7 @@ class EagerStep:
         self.kl_weight = kl_weight  # () on the device, filled in place each step; None: the plain ELBO
 
     def __call__(self, index: torch.Tensor) -> None:
-        x, y = self.train_x.index_select(0, index), self.train_y.index_select(0, index)
+        x, y = pixels(self.train_x.index_select(0, index)), self.train_y.index_select(0, index)
         total, reconstruction, kl, mu = self.model.loss(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         objective(total, reconstruction, kl, self.kl_weight).backward()
@@ -68,7 +69,7 @@ class StaticShapeStep(EagerStep):
         self.padded = False
 
     def _body(self) -> None:
-        x, y = self.train_x.index_select(0, self.index), self.train_y.index_select(0, self.index)
+        x, y = pixels(self.train_x.index_select(0, self.index)), self.train_y.index_select(0, self.index)
         total, reconstruction, kl, mu = self.model.loss(x, y, weights=self.weights)
         objective(total, reconstruction, kl, self.kl_weight).backward()
         self.optimizer.step()
@@ -131,7 +132,7 @@ class GraphedStep(StaticShapeStep):
         """The loss the step on `index` computes, by an eager forward pass; the RNG is left as it was."""
         saved = rng_states(self.device)
         self._load(index)  # the very batch the replay that follows reads
-        x, y = self.train_x.index_select(0, self.index), self.train_y.index_select(0, self.index)
+        x, y = pixels(self.train_x.index_select(0, self.index)), self.train_y.index_select(0, self.index)
         total = self.model.loss(x, y, weights=self.weights)[0].item()
         set_rng_states(saved, self.device)
         return total

@@ -178,7 +178,7 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
     device = resolve_device(args.device)
     resume, settings, data, out_dir, lock = _start_resumed(args) if args.resume else _start_new(args, stop)
     try:
-        images = len(data.train.labels) + len(data.test.labels)
+        images = len(data.train.labels), len(data.test.labels)
         check_memory(settings, device, len(data.class_names), data.image_shape, images)  # one line naming the flags
         progress = make_progress(Console(), preview=not args.no_preview)
         reach("start", "model")
