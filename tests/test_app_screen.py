@@ -256,7 +256,11 @@ async def test_explorer_draws_names_and_paths_literally(
         title = drawn(app.explorer.query_one("#title"))
         assert "CVAE · [/] · epoch 1" in title and "run [/]/run [red]x/best.safetensors" in title
         classes = drawn(app.explorer.query_one(ClassList))
-        assert "0 [/]" in classes and "[link=http://x]a[/" in classes and "4 [red]x" in classes and "5 [b" in classes
+        assert "0 [/]" in classes and "1 [link=http://x]" in classes and "4 [red]x" in classes and "5 [b" in classes
+        await pilot.press("slash")  # the class finder lists them as written too
+        await wait_until(pilot, lambda: "1 [link=http://x]a[/link]" in drawn_screen(app), "the finder's list")
+        assert "4 [red]x" in drawn_screen(app) and not any(c in drawn_screen(app) for c in CONTROL_BYTES)
+        await pilot.press("escape")
         await pilot.press("3")
         await settle(app, pilot)
         assert f"Preview · 3 {PLACEHOLDER}[2J" in drawn(app.explorer.query_one("#preview-title"))

@@ -18,7 +18,8 @@ class Frame:
     version: int
     image: torch.Tensor  # (H, W) grey or (3, H, W) RGB
     traversal: torch.Tensor | None  # (7, ...): the selected dimension at TRAVERSAL_VALUES; None: not decoded
-    classes: torch.Tensor | None  # (num_classes, ...): the current z under every class; None: not decoded (or a VAE)
+    classes: torch.Tensor | None  # (len(class_window), ...): the current z under those classes; None: not decoded
+    class_window: range = range(0)  # the classes of `classes`: every class, or the window the class strip shows
 
 
 def image_shape(input_dim: int) -> tuple[int, int]:
@@ -50,33 +51,46 @@ class Decoder:
 
     @torch.inference_mode()
     def frame(
-        self, version: int, z: list[float], label: int, dim: int, traversal: bool = True, classes: bool = True
+        self,
+        version: int,
+        z: list[float],
+        label: int,
+        dim: int,
+        traversal: bool = True,
+        classes: bool = True,
+        window: range | None = None,
     ) -> Frame:
         """Decode the state's image and the strips asked for (those the screen shows; the class strip only for a
-        CVAE). A nudge leaves the traversal as it was (it sets the nudged value to each of its own), a new
-        selection the image and the class strip, and the image is the class strip's own at the current class:
-        only what changed is decoded, in one batch."""
+        CVAE, under the classes of window, or every class). A nudge leaves the traversal as it was (it sets the
+        nudged value to each of its own), a new selection the image and the class strip, and the image is the class
+        strip's own at the current class: only what changed is decoded, in one batch."""
+        window = range(self.model.config.num_classes) if window is None else window
         wanted = {"image": (tuple(z), label)}
         if traversal:
             wanted["traversal"] = (tuple(z[:dim]), tuple(z[dim + 1 :]), dim, label)
         if classes and self.model.conditional:
-            wanted["classes"] = (tuple(z),)  # the current z under every class: whatever the current one
+            wanted["classes"] = (tuple(z), window)  # the current z under those classes: whatever the current one
         with self._lock:
             parts = {part: images for part, (key, images) in self._kept.items() if wanted.get(part) == key}
         missing = [part for part in wanted if part not in parts]
-        from_classes = "image" in missing and "classes" in wanted  # the image is the class strip's, at its class
+        from_classes = "image" in missing and "classes" in wanted and label in window  # the class strip's image
         if from_classes:
             missing.remove("image")
-        new = self._decode_parts(missing, torch.tensor(z, dtype=torch.float32), label, dim) if missing else {}
+        new = self._decode_parts(missing, torch.tensor(z, dtype=torch.float32), label, dim, window) if missing else {}
         if from_classes:
-            new["image"] = {**parts, **new}["classes"][label : label + 1]
+            at = label - window.start
+            new["image"] = {**parts, **new}["classes"][at : at + 1]
         parts.update(new)
         with self._lock:
             self._kept.update({part: (wanted[part], images) for part, images in new.items()})
-        return Frame(version, parts["image"][0], parts.get("traversal"), parts.get("classes"))
+        shown = window if "classes" in parts else range(0)
+        return Frame(version, parts["image"][0], parts.get("traversal"), parts.get("classes"), shown)
 
-    def _decode_parts(self, names: list[str], z0: torch.Tensor, label: int, dim: int) -> dict[str, torch.Tensor]:
-        """The images (N, ...) of each named part of a frame for z0 (latent_dim,), in one decoder call."""
+    def _decode_parts(
+        self, names: list[str], z0: torch.Tensor, label: int, dim: int, window: range
+    ) -> dict[str, torch.Tensor]:
+        """The images (N, ...) of each named part of a frame for z0 (latent_dim,), the classes' under window, in one
+        decoder call."""
         rows, labels = [], []
         for name in names:
             if name == "image":
@@ -88,7 +102,7 @@ class Decoder:
                 rows.append(traversal)
                 labels.append(torch.full((len(TRAVERSAL_VALUES),), label))
             else:  # the classes
-                class_z, class_labels = rows_per_class(z0[None], torch.arange(self.model.config.num_classes))
+                class_z, class_labels = rows_per_class(z0[None], torch.arange(window.start, window.stop))
                 rows.append(class_z)
                 labels.append(class_labels)
         condition = torch.cat(labels) if self.model.conditional else None

@@ -30,6 +30,7 @@ EXPLORER_KEYS = [
     Key("equals_sign", "enter_value", "Type a value for the selected dimension", "="),
     Key("x", "zero", "Set the selected dimension to 0", "x"),
     *[Key(str(i), f"pick_class({i})", f"Pick class {i}", str(i)) for i in range(10)],
+    Key("slash", "find_class", "Find a class by part of its name or its number (enter picks)", "/"),
     Key("r", "randomize", "Sample z from the prior", "r", "random"),
     Key("backspace", "reset", "Reset z to the start point", "backspace"),
     Key("u", "undo", "Undo the last change", "u", "undo"),

@@ -25,15 +25,46 @@ CLASS_COLOURS = (
     "#ffd7d7",
     "#008787",
 )
+OTHER_CLASSES_COLOUR = "#808080"  # past ten classes, the classes without a colour of their own (the xterm grey ramp's)
 CURSOR_STEPS = 40  # a cursor step is 1/40 of the view
 VIEW_QUANTILE = 0.005  # the view spans the points between these quantiles on each axis ...
 VIEW_MARGIN = 0.08  # ... widened by this fraction on each side
 MANIFOLD_SIDE = 15  # images per side of the manifold grid `g` saves in map mode
 
 
-def class_colour(label: int) -> str:
-    """The map's colour of class label (the palette repeats past ten classes)."""
-    return CLASS_COLOURS[label % len(CLASS_COLOURS)]
+@dataclass(frozen=True)
+class ClassColours:
+    """Which classes the map colours: all of them, one colour each, up to ten classes; past ten, the nine with the
+    most points and the current class (the tenth colour, when it is not among them), the others grey. Ten colours
+    are as many as stay distinguishable (tests/test_map.py); repeating them would make two classes look one."""
+
+    coloured: tuple[int, ...]  # the classes with a colour, in class order
+    palette: tuple[str, ...]  # colour i is coloured[i]'s; the last one is grey when some classes are not coloured
+    num_classes: int
+
+    @property
+    def others(self) -> int:
+        """How many classes are drawn grey."""
+        return self.num_classes - len(self.coloured)
+
+    def codes(self, labels: torch.Tensor) -> torch.Tensor:
+        """Each point's index into palette (N,), from its class labels (N,)."""
+        lookup = torch.full((self.num_classes,), len(self.palette) - 1, dtype=torch.long)
+        lookup[list(self.coloured)] = torch.arange(len(self.coloured))
+        return lookup[labels.long()]
+
+
+def class_colours(labels: torch.Tensor, num_classes: int, current: int) -> ClassColours:
+    """The map's colours for points of classes labels (N,) of num_classes, current the explorer's class. Each of the
+    nine largest classes keeps its colour whatever the current class."""
+    if num_classes <= len(CLASS_COLOURS):
+        return ClassColours(tuple(range(num_classes)), CLASS_COLOURS[:num_classes], num_classes)
+    counts = torch.bincount(labels.long(), minlength=num_classes).tolist()
+    largest = sorted(range(num_classes), key=lambda label: (-counts[label], label))[: len(CLASS_COLOURS) - 1]
+    coloured = sorted({*largest, current})
+    nine = iter(CLASS_COLOURS[:-1])  # the largest classes', in class order; the tenth is the current class's
+    palette = tuple(next(nine) if label in largest else CLASS_COLOURS[-1] for label in coloured)
+    return ClassColours(tuple(coloured), (*palette, OTHER_CLASSES_COLOUR), num_classes)
 
 
 @dataclass(frozen=True)

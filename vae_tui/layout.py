@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 IMAGE_SIDE = 28  # pixels, FashionMNIST's; the preview's scale is how many cells wide one pixel is
 SHRUNK_MIN = 28  # an image larger than fits at scale 1 may be shrunk (area averaging) down to this side
-SIDE_COLUMNS = 48  # the class list (18) and the latent panel (30), left of the preview
+CLASS_COLUMNS, LATENT_COLUMNS = 18, 30  # the class list and the latent panel, left of the preview
+SIDE_COLUMNS = CLASS_COLUMNS + LATENT_COLUMNS  # a model of one class has no class list: LATENT_COLUMNS alone
 FIXED_ROWS = 2  # the title bar and the footer
 STRIP_PADDING = 2  # one blank column on each side of a strip under the preview
 GAP = 1  # blank cells between thumbnails, and between the preview and a grid beside it
@@ -14,6 +15,7 @@ MAX_THUMBNAIL = 28  # at most the images' own size (larger would only repeat pix
 BOTH_MIN = 10  # two strips are shown together only with thumbnails this large
 ONE_MIN = 8  # below this, a strip is drawn at whatever size fits
 TRAVERSAL_COUNT = 7
+CLASS_WINDOW = 10  # a class strip too small for every class shows this many, the page holding the current class
 
 
 @dataclass(frozen=True)
@@ -89,16 +91,38 @@ def preview_sizes(side: int, width: int, rows: int) -> list[int]:
     return sizes
 
 
-def plan(width: int, height: int, classes: int | None, show_classes: bool = False, side: int = IMAGE_SIDE) -> Layout:
+def class_window(current: int, total: int, count: int) -> range:
+    """The classes a strip of count thumbnails shows out of total: all of them when they fit, else the page of count
+    that holds current (0-9, 10-19 ...; the last page ends at the last class, so that every page is full)."""
+    if count >= total:
+        return range(total)
+    start = min(current // count * count, total - count)
+    return range(start, start + count)
+
+
+def class_counts(classes: int) -> list[int]:
+    """How many thumbnails a class strip may have, in order of preference: every class, then a window of them."""
+    return [classes] if classes <= CLASS_WINDOW else [classes, CLASS_WINDOW]
+
+
+def plan(
+    width: int,
+    height: int,
+    classes: int | None,
+    show_classes: bool = False,
+    side: int = IMAGE_SIDE,
+    side_columns: int = SIDE_COLUMNS,
+) -> Layout:
     """The layout for a width x height terminal and images of side x side pixels; classes: how many the CVAE's class
-    strip has (None: a VAE).
+    strip has (None: a VAE); side_columns: the columns left of the preview.
 
     The preview gets the largest size (an integer scale, else shrunk) that leaves every strip thumbnails of at
-    least BOTH_MIN pixels; the class grid goes beside the preview when it is larger there. When the two strips do
-    not fit, one is shown.
+    least BOTH_MIN pixels; the class grid goes beside the preview when it is larger there. Past CLASS_WINDOW classes,
+    a class grid too small for all of them holds CLASS_WINDOW (class_window says which), rather than the preview
+    shrinking for them. When the two strips do not fit, one is shown.
     """
     rows, strip_width = height - FIXED_ROWS, width - STRIP_PADDING
-    preview_width = width - SIDE_COLUMNS
+    preview_width = width - side_columns
     largest = min(MAX_THUMBNAIL, side)
     sizes = preview_sizes(side, preview_width, rows)
     for preview in sizes:
@@ -109,35 +133,39 @@ def plan(width: int, height: int, classes: int | None, show_classes: bool = Fals
             if traversal and traversal.size >= min(BOTH_MIN, side):
                 return Layout(scale, traversal, None, False, False, preview)
             continue
-        options = []
-        if below := two_rows(classes, strip_width, rows - main, largest):
-            options.append((min(g.size for g in below), below, False))
-        beside = block_grid(classes, preview_width - preview - 2 * GAP, main - 1, largest)
-        traversal = row_grid(TRAVERSAL_COUNT, strip_width, rows - main, largest)
-        if beside and traversal:
-            options.append((min(beside.size, traversal.size), (traversal, beside), True))
-        if options:
-            smallest, (traversal, class_grid), is_beside = max(options, key=lambda option: option[0])
-            if smallest >= min(BOTH_MIN, side):
-                return Layout(scale, traversal, class_grid, is_beside, False, preview)
+        for count in class_counts(classes):
+            options = []
+            if below := two_rows(count, strip_width, rows - main, largest):
+                options.append((min(g.size for g in below), below, False))
+            beside = block_grid(count, preview_width - preview - 2 * GAP, main - 1, largest)
+            traversal = row_grid(TRAVERSAL_COUNT, strip_width, rows - main, largest)
+            if beside and traversal:
+                options.append((min(beside.size, traversal.size), (traversal, beside), True))
+            if options:
+                smallest, (traversal, class_grid), is_beside = max(options, key=lambda option: option[0])
+                if smallest >= min(BOTH_MIN, side):
+                    return Layout(scale, traversal, class_grid, is_beside, False, preview)
     return one_strip(rows, strip_width, sizes, side, classes, show_classes)
 
 
 def one_strip(rows: int, width: int, sizes: list[int], side: int, classes: int | None, show_classes: bool) -> Layout:
-    """One strip under the preview: the largest preview size that leaves it ONE_MIN pixels, else the smallest and
-    what fits."""
+    """One strip under the preview: the largest preview size that leaves it ONE_MIN pixels (every class, else a
+    window of them), else the smallest and what fits."""
     shown_classes = bool(show_classes and classes)
-    count = classes if shown_classes else TRAVERSAL_COUNT
+    counts = class_counts(classes) if shown_classes else [TRAVERSAL_COUNT]
     largest = min(MAX_THUMBNAIL, side)
     choice = None
     for preview in sizes:
-        grid = row_grid(count, width, rows - 1 - math.ceil(preview / 2), largest)
-        if grid and grid.size >= min(ONE_MIN, side):
-            choice = (preview, grid)
+        for count in counts:
+            grid = row_grid(count, width, rows - 1 - math.ceil(preview / 2), largest)
+            if grid and grid.size >= min(ONE_MIN, side):
+                choice = (preview, grid)
+                break
+        if choice is not None:
             break
     if choice is None:
         preview = sizes[-1] if sizes else 0
-        choice = (preview, row_grid(count, width, rows - 1 - math.ceil(preview / 2), largest))
+        choice = (preview, row_grid(counts[-1], width, rows - 1 - math.ceil(preview / 2), largest))
     preview, grid = choice
     scale = preview // side if preview % side == 0 else 0
     layout = Layout(scale, None if shown_classes else grid, grid if shown_classes else None, False, classes is not None)

@@ -33,7 +33,8 @@ from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
 from vae_tui.exports import Export, class_name, export_of, image_export, save_export, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
 from vae_tui.latent_map import MANIFOLD_SIDE
-from vae_tui.layout import Layout, plan
+from vae_tui.layout import CLASS_COLUMNS, CLASS_WINDOW, SIDE_COLUMNS, Layout, class_window, plan
+from vae_tui.screens.find_class import FindClassScreen
 from vae_tui.screens.follow import CheckpointWatcher
 from vae_tui.screens.help import truecolor_hint
 from vae_tui.screens.interpolation import (
@@ -61,6 +62,8 @@ WIDE_FOOTER = 100  # narrower: the footer drops its spacing, so every label read
 NARROW_MAP_SIDE, WIDE_MAP_SIDE = 16, 30  # the map's image and legend column: a 14 px or a 28 px image
 IMAGE_PNG_PX = 280  # s saves the image about this wide: 28 px at scale 10, 64 px at 4
 STRIP_PNG_SCALE = 4
+FIND_TITLE = "Class · /: find"  # the class list's title past CLASS_WINDOW classes, where digits do not reach them all
+ONE_CLASS = "This model's images have no classes: nothing to find"
 TRAVERSAL_LABELS = [f"{value:+.0f}" if value else "0" for value in TRAVERSAL_VALUES]
 
 
@@ -157,19 +160,25 @@ class ExplorerScreen(Screen):
         self.show_classes = False  # when only one strip fits: the class strip rather than the traversal
         self.layout_plan: Layout | None = None
         self.capabilities = Capabilities.of(checkpoint)
-        self.map = MapPanel(atlas, self.state.active)
+        self.map = MapPanel(atlas, self.state.active, self.state.num_classes)
         self.path = Interpolation()
         self.playback: Playback | None = None  # while the path a -> b plays, it has the preview
         self.reference: Reference | None = None  # the test image z started from: shown beside the edit
         self.nearest_strip = False  # n: the stored test images nearest to z in the traversal's place
         self._redraw_due = False
+        self.set_class(not self.has_classes, "one-class")  # no class list: its columns go to the preview
+
+    @property
+    def has_classes(self) -> bool:
+        """Whether the model has classes to pick: not one ("all images", a folder of images without classes)."""
+        return self.state.num_classes > 1
 
     def compose(self) -> ComposeResult:
         checkpoint = self.checkpoint
         yield TitleBar(checkpoint, self.source, colour_mark=self.colour_hint is not None, id="title")
         with Horizontal(id="main"):
             with Vertical(id="classes"):
-                yield Label("Class", classes="section")
+                yield Label(FIND_TITLE if self.state.num_classes > CLASS_WINDOW else "Class", classes="section")
                 yield ClassList(checkpoint.class_names)
             with Vertical(id="latent"):
                 yield Label("", id="latent-title", classes="section", markup=False)
@@ -178,7 +187,7 @@ class ExplorerScreen(Screen):
                 yield Label("Preview", id="preview-title", classes="section", markup=False)
                 with Horizontal(id="preview-row"):
                     yield ImageView(id="image")
-                    yield Thumbnails(self._class_labels(), id="classes-beside")
+                    yield Thumbnails(self._class_labels(range(0)), id="classes-beside")
             with Horizontal(id="map-area"):
                 with Vertical(id="map-left"):
                     yield Label("", id="map-title", classes="section", markup=False)
@@ -189,7 +198,7 @@ class ExplorerScreen(Screen):
                     yield Static("", id="legend")
         with Vertical(id="strips"):
             yield Thumbnails([TRAVERSAL_LABELS], id="traversal")
-            yield Thumbnails(self._class_labels(), id="classes-below")
+            yield Thumbnails(self._class_labels(range(0)), id="classes-below")
         yield Static("", id="too-small")
         yield Footer()
         if self.follow is not None:
@@ -209,14 +218,22 @@ class ExplorerScreen(Screen):
             return
         self._show_state()
 
-    def _class_labels(self) -> list[list[str]]:
-        """The class strip's labels: digit and name where they fit, else the digit."""
+    def _class_labels(self, window: range) -> list[list[str]]:
+        """The class strip's labels for the classes of window: number and name where they fit, else the number."""
         names = self.checkpoint.class_names
-        return [[f"{i} {printable(name)}" for i, name in enumerate(names)], [str(i) for i in range(len(names))]]
+        return [[f"{i} {printable(names[i])}" for i in window], [str(i) for i in window]]
+
+    def class_window(self) -> range:
+        """The classes the class strip shows: every class, or as many as its grid holds around the current one."""
+        layout, state = self.layout_plan, self.state
+        count = state.num_classes if layout is None or layout.classes is None else layout.classes.count
+        return class_window(state.label, state.num_classes, count)
 
     def on_resize(self, event: Resize) -> None:
         self.query_one(Footer).compact = event.size.width < WIDE_FOOTER
         self._arrange()
+        if self.map.shown:  # the legend's lines for its column's new width
+            self._show_text()
         if self.reference is not None:  # its three images take the columns that fit the new size best
             self.call_after_refresh(self._show_images_again)
         too_small = event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1]
@@ -232,7 +249,8 @@ class ExplorerScreen(Screen):
         size = size or self.size
         classes = self.state.num_classes if self.state.conditional else None
         side = self.decoder.image_shape[-1]
-        layout = self.layout_plan = plan(size.width, size.height, classes, self.show_classes, side)
+        side_columns = SIDE_COLUMNS if self.has_classes else SIDE_COLUMNS - CLASS_COLUMNS
+        layout = self.layout_plan = plan(size.width, size.height, classes, self.show_classes, side, side_columns)
         beside = layout.classes if layout.classes_beside else None
         below = None if layout.classes_beside else layout.classes
         self.query_one("#map-side").styles.width = WIDE_MAP_SIDE if size.width >= WIDE_FOOTER else NARROW_MAP_SIDE
@@ -261,7 +279,8 @@ class ExplorerScreen(Screen):
         if self.frame is None:
             return False
         traversal, classes = self.shown_strips()
-        return (traversal and self.frame.traversal is None) or (classes and self.frame.classes is None)
+        class_strip_missing = self.frame.classes is None or self.frame.class_window != self.class_window()
+        return (traversal and self.frame.traversal is None) or (classes and class_strip_missing)
 
     def _show_strips(self) -> None:
         """The frame's strips, captioned and with the current value and class marked; those it lacks (hidden
@@ -282,11 +301,18 @@ class ExplorerScreen(Screen):
         elif frame.traversal is not None:
             traversal.label_variants = [TRAVERSAL_LABELS]
             traversal.show(caption, frame.traversal, nearest_index(TRAVERSAL_VALUES, state.z[state.selected]))
-        if frame.classes is not None:
+        window = frame.class_window
+        if frame.classes is not None and window == self.class_window():
+            if len(window) < state.num_classes:
+                caption = f"Classes {window.start}-{window.stop - 1} of {state.num_classes} at this z{hint}"
+            else:
+                caption = f"Every class at this z{hint}"
+            current = state.label - window.start if state.label in window else None
             for selector in ("#classes-beside", "#classes-below"):
                 strip = self.query_one(selector, Thumbnails)
                 if strip.display:  # the hidden one is drawn when a layout shows it (_arrange)
-                    strip.show(f"Every class at this z{hint}", frame.classes, state.label)
+                    strip.label_variants = self._class_labels(window)
+                    strip.show(caption, frame.classes, current)
 
     def nearest_images(self) -> list[int]:
         """The stored test images nearest to z, nearest first (indices into the atlas' images)."""
@@ -310,8 +336,8 @@ class ExplorerScreen(Screen):
             self.state.set_z([(1 - t) * za + t * zb for za, zb in zip(a.z, b.z, strict=True)])
         elif message.control.id == "traversal":
             self.state.set_value(TRAVERSAL_VALUES[message.index])
-        else:
-            self.action_pick_class(message.index)
+        elif self.frame is not None:  # a class of the strip's window
+            self.action_pick_class(self.frame.class_window.start + message.index)
 
     def on_latent_panel_clicked(self, message: LatentPanel.Clicked) -> None:
         self.state.select_dimension(message.index)
@@ -339,7 +365,8 @@ class ExplorerScreen(Screen):
     def decode_state(self) -> None:
         """Decode the current state: its image, and the strips that are on screen (none in map mode)."""
         state = self.state
-        self.decode(state.version, list(state.z), state.label, state.selected, *self.shown_strips())
+        traversal, classes = self.shown_strips()
+        self.decode(state.version, list(state.z), state.label, state.selected, traversal, classes, self.class_window())
 
     def _latent_title(self) -> str:
         state = self.state
@@ -353,7 +380,7 @@ class ExplorerScreen(Screen):
         self._set_label("#latent-title", self._latent_title())
         name = printable(self.checkpoint.class_names[state.label])
         if self.reference is None:
-            self._set_label("#preview-title", f"Preview · {state.label} {name}")
+            self._set_label("#preview-title", f"Preview · {state.label} {name}" if self.has_classes else "Preview")
         else:
             parts = "original · reconstruction · edit" if self.size.width >= WIDE_FOOTER else "orig · recon · edit"
             self._set_label("#preview-title", f"{self.reference.name}: {parts}")
@@ -369,9 +396,11 @@ class ExplorerScreen(Screen):
             label.update(text, layout=False)
 
     @work(thread=True, exclusive=True, group="decode")
-    def decode(self, version: int, z: list[float], label: int, dim: int, traversal: bool, classes: bool) -> None:
+    def decode(
+        self, version: int, z: list[float], label: int, dim: int, traversal: bool, classes: bool, window: range
+    ) -> None:
         """Decode off the UI thread; only the newest frame is shown."""
-        self.post_message(self.Decoded(self.decoder.frame(version, z, label, dim, traversal, classes)))
+        self.post_message(self.Decoded(self.decoder.frame(version, z, label, dim, traversal, classes, window)))
 
     def on_explorer_screen_decoded(self, message: Decoded) -> None:
         frame = message.frame
@@ -455,6 +484,18 @@ class ExplorerScreen(Screen):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.action_pick_class(event.option_index)
+
+    def action_find_class(self) -> None:
+        """/: a dialog lists the classes that what is typed matches; enter or a click picks one."""
+        if not self.has_classes:
+            self.notify(ONE_CLASS, markup=False)
+            return
+
+        def chosen(label: int | None) -> None:
+            if label is not None:
+                self.action_pick_class(label)
+
+        self.app.push_screen(FindClassScreen(self.checkpoint.class_names, self.state.label), chosen)
 
     def action_randomize(self) -> None:
         self.state.randomize(self.generator)

@@ -76,6 +76,8 @@ class Interpolation:
         if end is None:
             return f"{name}: not marked"
         norm = torch.tensor(end.z).norm().item()
+        if len(class_names) < 2:  # one class (a folder without classes): nothing to tell the ends apart by
+            return f"{name}: |z| {norm:.2f}"
         return f"{name}: {end.label} {printable(class_names[end.label])}, |z| {norm:.2f}"
 
     def caption(self, class_names: list[str]) -> str | None:
@@ -85,6 +87,8 @@ class Interpolation:
         if self.path_strip is None:
             missing = "b" if self.ends["b"] is None else "a"
             return f"{self.end_text('a' if missing == 'b' else 'b', class_names)} · {missing}: mark the other end"
+        if len(class_names) < 2:
+            return "Path a -> b · p: play · G: GIF · escape: clear"
         a, b = (f"{end.label} {printable(class_names[end.label])}" for end in (self.ends["a"], self.ends["b"]))
         return f"Path a ({a}) -> b ({b}) · p: play · G: GIF · escape: clear"
 

@@ -10,10 +10,10 @@ from textual.widgets import Label, Static
 
 from models import Atlas
 from models.text import printable
-from vae_tui.latent_map import MANIFOLD_SIDE, MapAxes
+from vae_tui.latent_map import MANIFOLD_SIDE, ClassColours, MapAxes, class_colours
 from vae_tui.state import ExplorerState
 from vae_tui.widgets.image_view import ImageView
-from vae_tui.widgets.map_view import MapView, legend, ramp_legend, ramp_steps
+from vae_tui.widgets.map_view import RAMP, MapView, legend, ramp_legend, ramp_steps
 
 MANIFOLD_PNG_SCALE = 2  # 15 images of 30 px a side: 904 px
 NO_ATLAS = (
@@ -27,17 +27,20 @@ NO_LOSSES = (
 )
 WIDE_TITLE = 56  # map columns from which its title also says what A and tab do
 MAP_ONLY = {"toggle_focus", "cycle_axes", "pick_nearest", "cycle_colour", "toggle_map_image"}
-COLOURINGS = ("class", "value", "error")  # what `c` cycles the points' colour through
+COLOURINGS = ("class", "value", "error")  # what `c` cycles the points' colour through (class: with two classes or more)
 
 
 class MapPanel:
     """The map's state and drawing; `axes` is None without an atlas."""
 
-    def __init__(self, atlas: Atlas | None, active: list[bool]) -> None:
+    def __init__(self, atlas: Atlas | None, active: list[bool], num_classes: int) -> None:
         self.axes: MapAxes | None = None
         self.shown = False
         self.focus = True  # the map has the arrows; tab gives them to the latent panel
-        self.colouring = "class"  # or "value" (of the selected dimension) or "error" (each point's reconstruction)
+        self.num_classes = num_classes
+        # "class", "value" (of the selected dimension) or "error" (each point's reconstruction); one class would
+        # colour every point alike, so a model of one class starts on the value
+        self.colouring = "class" if num_classes > 1 else "value"
         self.nearest_shown = False  # beside the map: the test image nearest to the cursor, not the decoded z
         self._legend: str | None = None
         self.rebuild(atlas, active)
@@ -47,15 +50,29 @@ class MapPanel:
         self.axes = None if atlas is None else MapAxes(atlas, active)
         self._drawn: tuple | None = None  # what the scatter shows: its plane, colouring and coloured dimension
         self._edges: list[float] = []  # the ramp's step edges for what the scatter shows
+        self._colours: tuple[int, ClassColours] | None = None  # the class colours, for the current class
         if self.colouring == "error" and (atlas is None or not atlas.has_losses):
-            self.colouring = "class"  # the new atlas has no losses to colour by
+            self.colouring = self.colourings()[0]  # the new atlas has no losses to colour by
+
+    def colourings(self) -> tuple[str, ...]:
+        """What `c` cycles through for this model and atlas: by class only with two classes or more, by error only
+        with per-image losses."""
+        has_losses = self.axes is not None and self.axes.atlas.has_losses
+        return tuple(c for c in COLOURINGS if (c != "class" or self.num_classes > 1) and (c != "error" or has_losses))
 
     def next_colouring(self) -> str | None:
-        """Go to the next colouring; the one skipped for want of per-image losses, if any."""
-        has_losses = self.axes.atlas.has_losses
-        order = COLOURINGS if has_losses else tuple(c for c in COLOURINGS if c != "error")
+        """Go to the next colouring; the one skipped for want of per-image losses, if any (said as the cycle starts
+        again)."""
+        order = self.colourings()
         self.colouring = order[(order.index(self.colouring) + 1) % len(order)]
-        return None if has_losses or self.colouring != "class" else "error"
+        skipped = "error" not in order and self.colouring == order[0]
+        return "error" if skipped else None
+
+    def class_colours(self, current: int) -> ClassColours:
+        """The points' class colours while current is the explorer's class (past ten classes, it is coloured)."""
+        if self._colours is None or self._colours[0] != current:
+            self._colours = (current, class_colours(self.axes.atlas.labels, self.num_classes, current))
+        return self._colours[1]
 
     @property
     def has_keys(self) -> bool:
@@ -98,15 +115,21 @@ class MapPanel:
         plane = self.axes.plane(state.selected)
         uv, view = self.axes.layout(plane)
         map_view = screen.query_one(MapView)
-        drawn = (plane.names, self.colouring, state.selected if self.colouring == "value" else None)
+        colours = self.class_colours(state.label) if self.colouring == "class" else None
+        coloured_by = colours.coloured if colours is not None else state.selected if self.colouring == "value" else None
+        drawn = (plane.names, self.colouring, coloured_by)
         if drawn != self._drawn:  # the ramp's steps and edges too: once per colouring, not per cursor move
-            if self.colouring == "class":
-                map_view.show(uv, atlas.labels, view)
+            if colours is not None:
+                codes = colours.codes(atlas.labels)
+                if colours.others:  # the grey points first, so that coloured ones sharing a cell are drawn over them
+                    order = (codes == len(colours.palette) - 1).int().argsort(descending=True, stable=True)
+                    uv, codes = uv[order], codes[order]
+                map_view.show(uv, codes, view, colours.palette)
                 self._edges = []
             else:
                 values = atlas.mu[:, state.selected] if self.colouring == "value" else atlas.recon
                 steps, self._edges = ramp_steps(values)
-                map_view.show(uv, steps, view, ramp=True)
+                map_view.show(uv, steps, view, RAMP)
             self._drawn = drawn
         edges = self._edges
         u, v = plane.coordinates(state.z)
@@ -120,8 +143,9 @@ class MapPanel:
             label.update(title, layout=False)
         label.set_class(self.focus, "focused")
         screen.query_one("#latent-title", Label).set_class(not self.focus, "focused")
-        if self.colouring == "class":
-            shown = legend(class_names, state.label)
+        if colours is not None:
+            width = screen.query_one("#map-side").styles.width
+            shown = legend(class_names, state.label, colours, 0 if width is None else int(width.value))
         elif self.colouring == "value":
             shown = ramp_legend(f"colour: z{state.selected}", edges, state.z[state.selected])
         else:

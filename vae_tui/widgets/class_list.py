@@ -1,16 +1,20 @@
-"""The class list: the dataset's class names; the highlighted one is the current class."""
+"""The class list: the dataset's class names, numbered; the highlighted one is the current class."""
 
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from models.text import printable
+from vae_tui.class_names import numbered
 
 
 class ClassList(OptionList, can_focus=False):
-    """Digits pick a class from the keyboard; a click picks one with the mouse."""
+    """Digits and `/` pick a class from the keyboard, a click with the mouse; the list scrolls to keep the current
+    class in view."""
 
-    DEFAULT_CSS = "ClassList { width: 18; height: 1fr; border: none; padding: 0; }"
+    DEFAULT_CSS = """
+    ClassList { width: 18; height: 1fr; border: none; padding: 0; scrollbar-size-vertical: 1;
+                text-wrap: nowrap; text-overflow: ellipsis; }
+    """
 
     def __init__(self, class_names: list[str], **kwargs: object) -> None:
-        options = [Option(f"{i} {printable(name)}", id=str(i)) for i, name in enumerate(class_names)]
+        options = [Option(text, id=str(label)) for label, text in enumerate(numbered(class_names))]
         super().__init__(*options, markup=False, **kwargs)  # names come from the checkpoint: shown as written

@@ -1,5 +1,5 @@
 """The map: the atlas' encodings as a scatter in half-block cells, coloured by class or by a value's step on a
-colour ramp, the current z marked."""
+colour ramp, the current z marked; and the legends of both."""
 
 from functools import lru_cache
 
@@ -15,7 +15,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from models.text import printable
-from vae_tui.latent_map import View, class_colour, pixel_of, scatter
+from vae_tui.latent_map import CLASS_COLOURS, ClassColours, View, pixel_of, scatter
 from vae_tui.render import half_block_lines
 
 BACKGROUND = "#000000"
@@ -33,26 +33,25 @@ TICKS = ("\u25bc", "\u25b2")  # on the top row, on the bottom row
 RAMP = ("#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725")
 
 
-def colour_of(code: int, ramp: bool) -> str:
-    """The colour of a pixel's code: a class, or a step of RAMP (-1: empty)."""
-    if code < 0:
-        return BACKGROUND
-    return RAMP[code] if ramp else class_colour(code)
+def colour_of(code: int, palette: tuple[str, ...]) -> str:
+    """The colour of a pixel's code: its colour in palette (-1: empty)."""
+    return BACKGROUND if code < 0 else palette[code]
 
 
 @lru_cache(maxsize=512)
-def pair_style(upper: int, lower: int, ramp: bool = False) -> Style:
+def pair_style(upper: int, lower: int, palette: tuple[str, ...] = CLASS_COLOURS) -> Style:
     """The style of a cell whose upper pixel shows code upper and lower pixel code lower (-1: empty)."""
-    return Style(color=Color.parse(colour_of(upper, ramp)), bgcolor=Color.parse(colour_of(lower, ramp)))
+    return Style(color=Color.parse(colour_of(upper, palette)), bgcolor=Color.parse(colour_of(lower, palette)))
 
 
-def scatter_strips(drawn: torch.Tensor, ramp: bool = False) -> list[Strip]:
-    """Half-block lines of a code image (2 * rows, columns), -1 where empty; codes are classes, or RAMP steps."""
-    return half_block_lines(drawn.tolist(), lambda upper, lower: pair_style(upper, lower, ramp))
+def scatter_strips(drawn: torch.Tensor, palette: tuple[str, ...] = CLASS_COLOURS) -> list[Strip]:
+    """Half-block lines of a code image (2 * rows, columns), -1 where empty; codes index palette."""
+    return half_block_lines(drawn.tolist(), lambda upper, lower: pair_style(upper, lower, palette))
 
 
 class MapView(Widget, can_focus=False):
-    """Points (N, 2) in a View, coloured by class; the marker at the current z's coordinates. A click posts where."""
+    """Points (N, 2) in a View, each in its colour of a palette; the marker at the current z's coordinates. A click
+    posts where."""
 
     DEFAULT_CSS = "MapView { width: 1fr; height: 1fr; background: #000000; }"
 
@@ -66,8 +65,8 @@ class MapView(Widget, can_focus=False):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.points: torch.Tensor | None = None
-        self.labels: torch.Tensor | None = None  # each point's class, or its step on RAMP
-        self.ramp = False
+        self.labels: torch.Tensor | None = None  # each point's colour: an index into palette
+        self.palette: tuple[str, ...] = CLASS_COLOURS  # a ClassColours' palette, or RAMP
         self.view: View | None = None
         self.marker: tuple[float, float] | None = None
         self._cache: tuple[tuple[int, int], list[Strip], torch.Tensor] | None = None  # size, lines, empty cells
@@ -75,9 +74,14 @@ class MapView(Widget, can_focus=False):
         self._marker_key: tuple | None = None
         self._marker_at: tuple[int, int, str] | None = None
 
-    def show(self, points: torch.Tensor, labels: torch.Tensor, view: View, ramp: bool = False) -> None:
-        """Draw points (N, 2) over view, coloured by labels (N,): classes, or steps of RAMP when ramp."""
-        self.points, self.labels, self.view, self.ramp = points, labels, view, ramp
+    @property
+    def ramp(self) -> bool:
+        """Whether the points are coloured by a value's step on RAMP, not by class."""
+        return self.palette == RAMP
+
+    def show(self, points: torch.Tensor, labels: torch.Tensor, view: View, palette: tuple[str, ...]) -> None:
+        """Draw points (N, 2) over view, each in colour palette[labels] (labels (N,))."""
+        self.points, self.labels, self.view, self.palette = points, labels, view, palette
         self._cache = None
         self.refresh()
 
@@ -119,7 +123,7 @@ class MapView(Widget, can_focus=False):
         if self._cache is None or self._cache[0] != size:
             drawn = scatter(self.points, self.labels, self.view, size[0], 2 * size[1])
             empty = (drawn[0::2] < 0) & (drawn[1::2] < 0)  # (rows, columns): cells where no point falls
-            self._cache = (size, scatter_strips(drawn, self.ramp), empty)
+            self._cache = (size, scatter_strips(drawn, self.palette), empty)
         return self._cache[1]
 
     def _guided(self, line: Strip, y: int, cell: tuple[int, int, str]) -> Strip:
@@ -166,14 +170,22 @@ class MapView(Widget, can_focus=False):
         self.post_message(self.Clicked(u, v))
 
 
-def legend(names: list[str], current: int) -> Text:
-    """One line per class: its colour as two blocks, digit and name; the current class in reverse video."""
+def legend(names: list[str], current: int, colours: ClassColours, width: int = 0) -> Text:
+    """One line per coloured class: its colour as two blocks, number and name, the current class in reverse video;
+    then, past ten classes, one grey line for the others ("15 other classes", or "15 others" where width, if
+    known, is too narrow for that)."""
     text = Text(no_wrap=True, overflow="ellipsis")
-    for label, name in enumerate(names):
-        if label:
+    for line, label in enumerate(colours.coloured):
+        if line:
             text.append("\n")
-        text.append("\u2588\u2588 ", style=class_colour(label))
-        text.append(f"{label} {printable(name)}", style="bold reverse" if label == current else "")
+        text.append("\u2588\u2588 ", style=colours.palette[line])
+        text.append(f"{label} {printable(names[label])}", style="bold reverse" if label == current else "")
+    if colours.others:
+        others = f"{colours.others} other classes"
+        if width and 3 + len(others) > width:
+            others = f"{colours.others} others"
+        text.append("\n\u2588\u2588 ", style=colours.palette[-1])
+        text.append(others)
     return text
 
 
