@@ -5,6 +5,7 @@ Torch-free, so that `vae-tui --help` and `vae-tui runs` use them without importi
 
 MODEL_KINDS = ("vae", "cvae")
 ARCHS = ("mlp", "conv")  # mlp: the demo's 784-400-20; conv: models/conv.py
+OUTSIDE_ARCH = "outside"  # a model written elsewhere (explore --code, models/outside.py): never in a checkpoint
 DATASET_NAMES = ("fashion-mnist", "mnist")
 FOLDER_PREFIX = "folder:"  # a dataset read from an image folder (train --data DIR) is named "folder:DIR's name"
 MAX_FOLDER_NAME = 64  # characters of that name kept

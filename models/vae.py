@@ -9,7 +9,7 @@ from torch import nn
 from models.errors import UserError
 from models.limits import IMAGE_CHANNELS, MAX_IMAGE_SIZE, MAX_SIZE, MIN_IMAGE_SIZE
 from models.loss import elbo_loss
-from models.names import ARCHS, MODEL_KINDS
+from models.names import ARCHS, MODEL_KINDS, OUTSIDE_ARCH
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise UserError(f"model kind must be one of {', '.join(MODEL_KINDS)}, not {self.kind!r}")
-        if self.arch not in ARCHS:
+        if self.arch not in (*ARCHS, OUTSIDE_ARCH):
             raise UserError(f"model arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
         for name in ("input_dim", "hidden_dim", "latent_dim", "num_classes"):
             if getattr(self, name) <= 0:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
+from models.names import DATASET_NAMES
 from models.text import printable
 from vae_tui.commands import (
     Commands,
@@ -15,6 +16,7 @@ from vae_tui.commands import (
     pretrained_path,
     threads_for_load,
 )
+from vae_tui.outside import add_code_flags
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -145,14 +147,96 @@ def add_parser(commands: Commands) -> None:
         action="store_true",
         help="given a run folder: do not reload its best checkpoint when training writes a new one",
     )
+    add_code_flags(parser)
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="with --code: an image folder (as train --data reads it) whose test images give the map and picker",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        help="with --code: fashion-mnist or mnist (installed) gives the map and picker",
+    )
     parser.set_defaults(run=run)
+
+
+def resolve_outside(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
+    """The model --code names as a checkpoint to explore, with an atlas of --data or --dataset's test images when it
+    has an encoder."""
+    from vae_tui.outside import outside_checkpoint, outside_model
+
+    if args.checkpoint or args.pretrained:
+        raise UserError("give a checkpoint or --code FILE.py:FUNC, not both")
+    if args.data and args.dataset:
+        raise UserError("give --data DIR or --dataset NAME, not both")
+    model = outside_model(args)
+    checkpoint = outside_checkpoint(model, args)
+    if args.data or args.dataset:
+        outside_atlas(checkpoint, args)
+    return checkpoint, f"--code {args.code}"
+
+
+def outside_atlas(checkpoint: "Checkpoint", args: argparse.Namespace) -> None:
+    """The atlas of an outside model on --data or --dataset's test split (the class centroids from its training
+    split's first images), or a note on stderr saying why there is none."""
+
+    from models.outside import OutsideModelError
+    from train.atlas import atlas_of
+    from train.data import load_dataset
+    from train.device import unit_pixels
+    from train.evaluate import class_centroids
+    from vae_tui.commands.data import folder_data
+
+    model, config = checkpoint.model, checkpoint.config
+    if not model.has_encoder:
+        sys.stderr.write("vae-tui explore: the model has no encode(x): no map, picker or --image (data unused)\n")
+        return
+    if args.data:
+        folder = argparse.Namespace(
+            data=args.data,
+            image_size=config.image_size,
+            channels=config.channels,
+            resize=None,
+            test_fraction=None,
+            skip_damaged=False,
+            threads=args.threads,
+        )
+        data = folder_data(folder, seed=0)
+    else:
+        data = load_dataset(args.dataset)
+    if data.image_shape != config.image_shape:
+        raise UserError(f"the data's images are {data.image_shape}, the model's {config.image_shape}")
+    if model.conditional and len(data.class_names) != config.num_classes:
+        raise UserError(f"the data has {len(data.class_names)} classes, the model {config.num_classes}")
+    if not model.conditional:  # the data's classes name the map's colours and the class keys' centroids
+        model.use_classes(len(data.class_names))
+    if not args.class_names:
+        checkpoint.class_names = list(data.class_names)
+    sys.stderr.write(f"vae-tui explore: encoding {len(data.test.labels)} test images for the map and picker\n")
+    try:
+        test_y = data.test.labels.long()
+        checkpoint.atlas = atlas_of(model, unit_pixels(data.test.images), test_y, data.test.images)
+        first = data.train.labels[:10_000].long()
+        centroids = class_centroids(model, unit_pixels(data.train.images[:10_000]), first, model.config.num_classes)
+        checkpoint.class_centroids = centroids
+    except OutsideModelError:
+        raise
+    except Exception as e:  # the user's encode raised
+        from vae_tui.outside import user_failure
+
+        raise user_failure(f"--code {printable(args.code)}: its model's encode(x) raised", e, args.debug) from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Open the explorer; return the exit status."""
     import torch
 
-    checkpoint, source = resolve(args)
+    if args.code is None:
+        for flag in ("data", "dataset"):
+            if getattr(args, flag):
+                raise UserError(f"--{flag} goes with --code (a checkpoint carries its own test images)")
+    checkpoint, source = resolve_outside(args) if args.code else resolve(args)
     from train.data import check_model_fits_data
     from vae_tui.app import create_app
     from vae_tui.decoding import pixel_shape
