@@ -8,11 +8,14 @@ do the same in map mode at 120x40 (the atlas' 2,000 points), each press a cursor
 changes, the map's marker, the image beside it and the latent panel are redrawn.
 Launch is the wall time of a fresh process that opens the bundled CVAE headless and
 exits on its first decoded frame, beside that of `python -c "import torch"`, both medians.
-The kind rgb64-conv is no bundled model: a conv CVAE of 3x64x64 images (10 classes, the conv recipe's sizes:
+The kind outside64 is docs/examples/vanilla_vae.py's model (a 64x64 RGB tanh VAE of latent 128 in the VAE
+collections' style, 2.1 M decoder weights), seeded and untrained, through models/outside.py as `explore --code`
+opens it, with an atlas of 2,000 seeded random test images. The kind rgb64-conv is no bundled model: a conv
+CVAE of 3x64x64 images (10 classes, the conv recipe's sizes:
 hidden 384, latent 20), seeded and untrained (a decode costs the same whatever the weights), with an atlas of 2,000
 seeded random test images, made in this process; its launch row is left out.
 Usage: python bench/explorer_latency.py [--presses 300] [--kind cvae|vae|cvae-conv|vae-conv|rgb64-conv]
-       [--size 100x32]
+       [--kind outside64] [--size 100x32]
 """
 
 import argparse
@@ -59,7 +62,12 @@ async def key_latencies(kind: str, presses: int, size: tuple[int, int], on_map: 
     from vae_tui.commands.explore import pretrained_path
 
     torch.set_num_threads(1)  # as `vae-tui explore` runs
-    checkpoint = rgb64_checkpoint() if kind == "rgb64-conv" else load_checkpoint(pretrained_path(kind))
+    if kind == "rgb64-conv":
+        checkpoint = rgb64_checkpoint()
+    elif kind == "outside64":
+        checkpoint = outside64_checkpoint()
+    else:
+        checkpoint = load_checkpoint(pretrained_path(kind))
     app = create_app(checkpoint, "bench", Path("exports"))
     latencies: list[float] = []
     async with app.run_test(size=size) as pilot:
@@ -138,6 +146,30 @@ def rgb64_checkpoint() -> "Checkpoint":  # noqa: F821 (imported inside)
     return checkpoint
 
 
+def outside64_checkpoint() -> "Checkpoint":  # noqa: F821 (imported inside)
+    """docs/examples/vanilla_vae.py's model, seeded and untrained, as explore --code opens it, with an atlas."""
+    import argparse
+
+    import torch
+
+    from models.outside import OutsideVAE
+    from train.atlas import atlas_of
+    from vae_tui.outside import outside_checkpoint
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "examples"))
+    from vanilla_vae import VanillaVAE
+
+    torch.manual_seed(0)
+    model = OutsideVAE(VanillaVAE(), decoder_output="tanh")
+    checkpoint = outside_checkpoint(model, argparse.Namespace(class_names=None))
+    images = torch.randint(0, 256, (2000, 3, 64, 64), dtype=torch.uint8)
+    model.use_classes(10)
+    checkpoint.class_names = [f"class {i}" for i in range(10)]
+    checkpoint.class_centroids = torch.zeros(10, 128)
+    checkpoint.atlas = atlas_of(model, images.reshape(2000, -1).float() / 255, torch.arange(2000) % 10, images)
+    return checkpoint
+
+
 def wall(command: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
@@ -148,7 +180,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=300)
     parser.add_argument(
-        "--kind", default="cvae", choices=["vae", "cvae", "vae-conv", "cvae-conv", "rgb64-conv"], help="model"
+        "--kind",
+        default="cvae",
+        choices=["vae", "cvae", "vae-conv", "cvae-conv", "rgb64-conv", "outside64"],
+        help="model",
     )
     parser.add_argument("--size", default="100x32")
     parser.add_argument("--launches", type=int, default=5)
@@ -166,7 +201,7 @@ def main() -> None:
         f"map: cursor move -> refreshed map and image ({args.kind}, 120x40, {len(map_ms)} presses): "
         f"median {statistics.median(map_ms):.2f} ms, p95 {percentile(map_ms, 0.95):.2f} ms, max {max(map_ms):.2f} ms"
     )
-    if args.kind == "rgb64-conv":
+    if args.kind in ("rgb64-conv", "outside64"):
         return
     root = str(Path(__file__).resolve().parents[1])
     launch_code = LAUNCH_SCRIPT.format(root=root, kind=args.kind)
