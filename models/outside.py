@@ -25,7 +25,7 @@ from torch import nn
 from models.errors import UserError
 from models.limits import IMAGE_CHANNELS, MAX_IMAGE_SIZE, MAX_SIZE, MIN_IMAGE_SIZE
 from models.names import OUTSIDE_ARCH
-from models.vae import ModelConfig
+from models.vae import VAE, ModelConfig
 
 DECODER_OUTPUTS = ("probs", "logits", "tanh")
 PROBABILITY_FLOOR = 1e-6  # probabilities are kept this far from 0 and 1 before their logit: finite, and the
@@ -57,6 +57,7 @@ class OutsideVAE(nn.Module):
     """An outside model in vae-tui's model interface (see the module's docstring)."""
 
     arch = OUTSIDE_ARCH
+    reparameterize = staticmethod(VAE.reparameterize)  # z drawn as for vae-tui's models (eval's sampled -ELBO)
 
     def __init__(
         self,

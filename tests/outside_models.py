@@ -1,6 +1,12 @@
 """Small models written the way users write theirs, for `--code tests/outside_models.py:FUNC` and vae_tui.explore:
 each FUNC returns a model trained here for a few steps on seeded coloured squares (not random weights)."""
 
+import logging
+import sys
+import threading
+import time
+import warnings
+
 import torch
 from torch import nn
 
@@ -113,3 +119,111 @@ class NoLatentDim(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.zeros(len(z), 1, 28, 28)
+
+
+FAR = 1.5  # where z's first value passes this, the Fragile models fail
+
+
+class Fragile(DecoderOnly):
+    """The trained decoder, failing for a z whose first value passes `far` (FAR; not at 0, where vae-tui probes
+    it) as `kind` says: "raise" a ValueError, "nan" images, "shape" images of 8x8."""
+
+    def __init__(self, vae: TanhVAE, kind: str) -> None:
+        super().__init__(vae)
+        self.kind, self.far = kind, FAR
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        images = super().decode(z)
+        far = z[:, 0] > self.far
+        if not far.any():
+            return images
+        if self.kind == "raise":
+            raise ValueError(f"z0 = {z[far, 0].max().item():.2f} is past {self.far}\n(a second line)")
+        if self.kind == "nan":
+            return images.masked_fill(far[:, None, None, None], float("nan"))
+        return images[:, :, :8, :8]
+
+
+def raises_far_out() -> Fragile:
+    return Fragile(trained(), "raise")
+
+
+def nan_far_out() -> Fragile:
+    return Fragile(trained(), "nan")
+
+
+def wrong_shape_far_out() -> Fragile:
+    return Fragile(trained(), "shape")
+
+
+class Gated(DecoderOnly):
+    """The trained decoder, whose decode waits while its gate is closed (a test holds it); after its first `fast`
+    calls, it also sleeps `seconds` each (None: forever)."""
+
+    def __init__(self, vae: TanhVAE, seconds: float | None = 0.0, fast: int = 2) -> None:
+        super().__init__(vae)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.seconds, self.fast, self.calls = seconds, fast, 0
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.gate.wait()
+        if self.calls > self.fast and self.seconds is None:
+            threading.Event().wait()
+        elif self.calls > self.fast:
+            time.sleep(self.seconds)
+        return super().decode(z)
+
+
+def gated() -> Gated:
+    return Gated(trained())
+
+
+def slow() -> Gated:
+    """Ten seconds a decode, after the two vae-tui makes to learn its images' shape."""
+    return Gated(trained(), seconds=10.0)
+
+
+def stuck() -> Gated:
+    """A decode that never returns, after the two vae-tui makes to learn its images' shape."""
+    return Gated(trained(), seconds=None)
+
+
+class Chatty(DecoderOnly):
+    """The trained decoder, which prints, writes to stderr, warns and logs on each decode, as research code does."""
+
+    def __init__(self, vae: TanhVAE) -> None:
+        super().__init__(vae)
+        self.logger = logging.getLogger("vae_tui_tests.chatty")
+        if not self.logger.handlers:  # set up as basicConfig() does, on the stream stderr is now
+            self.logger.addHandler(logging.StreamHandler(sys.stderr))
+            self.logger.propagate = False
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        print(f"decoding {len(z)} latents")
+        sys.stderr.write("a line on stderr\n")
+        warnings.warn("a deprecated argument", UserWarning, stacklevel=1)
+        self.logger.warning("a logged warning")
+        return super().decode(z)
+
+
+def chatty() -> Chatty:
+    return Chatty(trained())
+
+
+class Breakable(TanhVAE):
+    """The tanh VAE, whose encode raises once a test sets `broken`."""
+
+    broken = False
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.broken:
+            raise RuntimeError("the encoder's weights are gone")
+        return super().encode(x)
+
+
+def breakable() -> Breakable:
+    model = Breakable()
+    model.load_state_dict(trained().state_dict())
+    return model.eval()

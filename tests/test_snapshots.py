@@ -68,9 +68,10 @@ def test_vae_class_centroid(snap_compare: Callable, keys_then_frame: Callable) -
 
 def test_help_screen(snap_compare: Callable, keys_then_frame: Callable) -> None:
     """The help over the VAE at 100x32 with truecolor on, so without the colour hint: the keys from up / k (and /,
-    after 0-9) to m with what they do, the rest (the map's with c, i and n, the interpolation's, the app's) further
-    down, the scrollbar's thumb near the top of the box's right edge and "up/down, pgup/pgdn: scroll · escape:
-    close" in its bottom border; under the box, the traversal's labels with [+1] marked (z4 starts at +0.72)."""
+    after 0-9; S, sort by KL, after v) to o with what they do, the rest (m, the map's with c, i and n, the
+    interpolation's, the app's) further down, the scrollbar's thumb near the top of the box's right edge and
+    "up/down, pgup/pgdn: scroll · escape: close" in its bottom border; under the box, the traversal's labels with
+    [+1] marked (z4 starts at +0.72)."""
     assert snap_compare(app("vae"), terminal_size=(100, 32), run_before=keys_then_frame("question_mark"))
 
 

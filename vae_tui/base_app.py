@@ -93,7 +93,8 @@ class VaeApp(App):
     def action_help(self) -> None:
         explorer = self.explorer
         if explorer is not None and not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(explorer.colour_hint))
+            left_out = frozenset(key.action for key in EXPLORER_KEYS if not explorer.offers(key.action))
+            self.push_screen(HelpScreen(explorer.colour_hint, left_out))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         # Textual's keys panel (`?` lists every key in a dialog that fits 80x24) and its themes (the pictures and
@@ -104,6 +105,8 @@ class VaeApp(App):
             return
         names = explorer.checkpoint.class_names
         for key in EXPLORER_KEYS:
+            if not explorer.offers(key.action):  # the model cannot do it: left out, as from the footer and the help
+                continue
             if key.action.startswith("pick_class("):
                 label = int(key.action.removeprefix("pick_class(").rstrip(")"))
                 if label >= len(names):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from models import VAE, ModelConfig, UserError, rows_per_class
+from models.outside import OutsideModelError
+from train.grids import PAD_VALUE
 
 TRAVERSAL_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # in units of the prior's sigma
 
@@ -20,6 +22,7 @@ class Frame:
     traversal: torch.Tensor | None  # (7, ...): the selected dimension at TRAVERSAL_VALUES; None: not decoded
     classes: torch.Tensor | None  # (len(class_window), ...): the current z under those classes; None: not decoded
     class_window: range = range(0)  # the classes of `classes`: every class, or the window the class strip shows
+    failure: str | None = None  # a model written elsewhere failed on some of the strips' z (drawn blank): what
 
 
 def image_shape(input_dim: int) -> tuple[int, int]:
@@ -76,7 +79,9 @@ class Decoder:
         from_classes = "image" in missing and "classes" in wanted and label in window  # the class strip's image
         if from_classes:
             missing.remove("image")
-        new = self._decode_parts(missing, torch.tensor(z, dtype=torch.float32), label, dim, window) if missing else {}
+        failure: list[str] = []
+        z0 = torch.tensor(z, dtype=torch.float32)
+        new = self._decode_parts(missing, z0, label, dim, window, failure, from_classes) if missing else {}
         if from_classes:
             at = label - window.start
             new["image"] = {**parts, **new}["classes"][at : at + 1]
@@ -84,13 +89,23 @@ class Decoder:
         with self._lock:
             self._kept.update({part: (wanted[part], images) for part, images in new.items()})
         shown = window if "classes" in parts else range(0)
-        return Frame(version, parts["image"][0], parts.get("traversal"), parts.get("classes"), shown)
+        images = (parts["image"][0], parts.get("traversal"), parts.get("classes"))
+        return Frame(version, *images, shown, failure[0] if failure else None)
 
     def _decode_parts(
-        self, names: list[str], z0: torch.Tensor, label: int, dim: int, window: range
+        self,
+        names: list[str],
+        z0: torch.Tensor,
+        label: int,
+        dim: int,
+        window: range,
+        failure: list[str],
+        image_from_classes: bool = False,
     ) -> dict[str, torch.Tensor]:
         """The images (N, ...) of each named part of a frame for z0 (latent_dim,), the classes' under window, in one
-        decoder call."""
+        decoder call. Where a model written elsewhere fails on some z of the strips, their images are drawn blank
+        and failure gets what went wrong; the image's own failure (or, image_from_classes, that of its class in the
+        class strip) is raised."""
         rows, labels = [], []
         for name in names:
             if name == "image":
@@ -106,8 +121,37 @@ class Decoder:
                 rows.append(class_z)
                 labels.append(class_labels)
         condition = torch.cat(labels) if self.model.conditional else None
-        pixels = torch.sigmoid(self.model.decode(torch.cat(rows), condition)).view(-1, *self.image_shape)
+        z = torch.cat(rows)
+        try:
+            pixels = torch.sigmoid(self.model.decode(z, condition)).view(-1, *self.image_shape)
+        except OutsideModelError:
+            image_row = 0 if "image" in names else None  # the image comes first
+            if image_from_classes:
+                image_row = len(z) - len(window) + label - window.start  # the class strip comes last
+            if image_row is not None and len(z) == 1:
+                raise
+            pixels, errors = self._one_by_one(z, condition, image_row)
+            strip_rows = len(z) - ("image" in names)
+            failure.append(f"{errors[0]}; {len(errors)} of the strips' {strip_rows} images are drawn blank")
         return dict(zip(names, pixels.split([len(r) for r in rows]), strict=True))
+
+    def _one_by_one(
+        self, z: torch.Tensor, condition: torch.Tensor | None, image_row: int | None
+    ) -> tuple[torch.Tensor, list[OutsideModelError]]:
+        """Images (N, ...) of z decoded one at a time, blank where the model fails, and those failures; the image's
+        own (row image_row) is raised."""
+        pixels = torch.full((len(z), *self.image_shape), PAD_VALUE)
+        errors = []
+        for row in range(len(z)):
+            try:
+                one = self.model.decode(z[row : row + 1], None if condition is None else condition[row : row + 1])
+            except OutsideModelError as error:
+                if row == image_row:
+                    raise
+                errors.append(error)
+                continue
+            pixels[row] = torch.sigmoid(one).view(self.image_shape)
+        return pixels, errors
 
     @torch.inference_mode()
     def images(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

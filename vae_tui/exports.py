@@ -143,7 +143,12 @@ def export_image(export: Export, decoder: Decoder) -> Image.Image:
 
 def save_export(path: str | Path, export: Export, decoder: Decoder) -> Path:
     """Draw the export and write it as a PNG carrying its record, atomically."""
-    return write_atomic(path, encode_png(export_image(export, decoder), {TEXT_KEY: export.to_json()}))
+    return save_drawn(path, export, export_image(export, decoder))
+
+
+def save_drawn(path: str | Path, export: Export, image: Image.Image) -> Path:
+    """The export drawn (export_image's) as a PNG carrying its record, written atomically."""
+    return write_atomic(path, encode_png(image, {TEXT_KEY: export.to_json()}))
 
 
 def read_export(path: Path) -> Export:

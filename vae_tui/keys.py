@@ -36,6 +36,7 @@ EXPLORER_KEYS = [
     Key("u", "undo", "Undo the last change", "u", "undo"),
     Key("t", "toggle_strip", "Show the other strip when only one fits", "t"),
     Key("v", "toggle_inactive", "Hide or show the inactive dimensions (marked ·, dimmed)", "v"),
+    Key("S", "sort_by_kl", "Sort the latent panel by KL, largest first, or back by number", "S"),
     Key("s", "save_image", "Save the image as PNG", "s", "save"),
     Key("g", "save_strip", "Save the strip as a grid PNG (on the map: the 15x15 manifold over the view)", "g"),
     Key("o", "open_picker", "Start from a stored test image: original, reconstruction and edit side by side", "o"),

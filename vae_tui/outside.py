@@ -23,27 +23,57 @@ if TYPE_CHECKING:
 DECODER_OUTPUTS = ("probs", "logits", "tanh")  # models/outside.py's, named here without importing torch
 
 
-def add_code_flags(parser: argparse.ArgumentParser) -> None:
-    """--code and the flags that describe an outside model (explore, sample and eval take them)."""
+def add_code_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """--code and the flags that describe an outside model (explore, sample and eval take them); skip names those the
+    command has already (as "--device"), whose own meaning then holds for the outside model too."""
     group = parser.add_argument_group("a model written elsewhere (docs/outside.md)")
-    group.add_argument(
+
+    def add(flag: str, **options: object) -> None:
+        if flag not in skip:
+            group.add_argument(flag, **options)
+
+    add(
         "--code",
         metavar="FILE.py:FUNC",
         help="RUNS the named Python file (or package.module) and calls FUNC(), which returns your model with its "
         "weights loaded: only name code you trust. The model needs decode(z); encode(x) adds the map and picker",
     )
-    group.add_argument(
+    add(
         "--decoder-output",
         choices=DECODER_OUTPUTS,
         default="probs",
         help="what decode(z) returns: probs in [0, 1], tanh in [-1, 1], or logits (default: probs)",
     )
-    group.add_argument("--latent-dim", type=int, metavar="N", help="z's size, if the model has no latent_dim")
-    group.add_argument("--num-classes", type=int, metavar="N", help="a class-conditional model: its class count")
-    group.add_argument("--class-names", type=Path, metavar="FILE", help="the classes' names, one a line")
-    group.add_argument("--image-shape", metavar="C,H,W", help="for a decode(z) that returns flat (N, C*H*W) images")
-    group.add_argument("--device", default="cpu", help="where the model runs (default: cpu)")
-    group.add_argument("--debug", action="store_true", help="show your code's own traceback when it fails")
+    add("--latent-dim", type=int, metavar="N", help="z's size, if the model has no latent_dim")
+    add("--num-classes", type=int, metavar="N", help="a class-conditional model: its class count")
+    add("--class-names", type=Path, metavar="FILE", help="the classes' names, one a line")
+    add("--image-shape", metavar="C,H,W", help="for a decode(z) that returns flat (N, C*H*W) images")
+    add("--device", default="cpu", help="where the model runs (default: cpu)")
+    add("--debug", action="store_true", help="show your code's own traceback when it fails")
+
+
+CODE_FLAG_DEFAULTS = {
+    "decoder_output": "probs",
+    "latent_dim": None,
+    "num_classes": None,
+    "class_names": None,
+    "image_shape": None,
+    "debug": False,
+}
+
+
+def check_code_source(args: argparse.Namespace) -> None:
+    """--code is one source of a model, a checkpoint (CKPT or --pretrained) the other: one line when both are given,
+    and when flags that describe an outside model come without --code."""
+    if args.code is not None:
+        if args.checkpoint or args.pretrained:
+            raise UserError("give a checkpoint or --code FILE.py:FUNC, not both")
+        return
+    given = [name for name, default in CODE_FLAG_DEFAULTS.items() if getattr(args, name, default) != default]
+    if given:
+        shown = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+        verb = "describes" if len(given) == 1 else "describe"
+        raise UserError(f"{shown} {verb} a model written elsewhere: give it with --code FILE.py:FUNC")
 
 
 def image_shape_flag(value: str | None) -> tuple[int, int, int] | None:

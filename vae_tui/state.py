@@ -64,6 +64,8 @@ class ExplorerState:
         if kl is not None:
             self.kl = kl.tolist()
         self.hide_inactive = False
+        self.by_kl = False  # the panel lists the dimensions by KL, the most informative first, not z0, z1, ...
+        self._shown: list[int] | None = None  # shown, kept until the order or the hidden dimensions change
         # start on the active dimension that separates the classes most: the one most worth nudging
         spread = class_centroids.var(dim=0) if self.num_classes > 1 else torch.zeros(self.latent_dim)
         candidates = [d for d in range(self.latent_dim) if self.active[d]] or list(range(self.latent_dim))
@@ -85,6 +87,7 @@ class ExplorerState:
         """Var(mu) and the mean KL of each dimension over the test set (the checkpoint's atlas)."""
         self.active = (variance > ACTIVE_VARIANCE).tolist()
         self.kl = kl.tolist()
+        self._shown = None
 
     def redraw(self) -> None:
         """The picture must be drawn again with z unchanged (other weights)."""
@@ -102,12 +105,23 @@ class ExplorerState:
         self.version += 1
         self._announce()
 
+    def ordered(self) -> list[int]:
+        """Every dimension in the panel's order: z0, z1, ..., or by KL (active dimensions first, then the largest
+        mean KL, ties by number)."""
+        if not self.by_kl or self.kl is None:
+            return list(range(self.latent_dim))
+        kl, active = self.kl, self.active
+        return sorted(range(self.latent_dim), key=lambda d: (not active[d], -kl[d], d))
+
     @property
     def shown(self) -> list[int]:
-        """The dimensions the latent panel lists: all, or the active ones while inactive ones are hidden."""
-        every = range(self.latent_dim)
-        active = [d for d in every if self.active[d]]
-        return active if self.hide_inactive and active else list(every)
+        """The dimensions the latent panel lists, in its order: all, or the active ones while inactive ones are
+        hidden. Kept between changes (the panel asks for every row it draws): do not modify it."""
+        if self._shown is None:
+            every = self.ordered()
+            active = [d for d in every if self.active[d]]
+            self._shown = active if self.hide_inactive and active else every
+        return self._shown
 
     def select(self, delta: int) -> None:
         """Move the selection by delta rows of the shown dimensions, stopping at the ends."""
@@ -130,12 +144,25 @@ class ExplorerState:
         if all(self.active) or not any(self.active):
             return False
         self.hide_inactive = not self.hide_inactive
-        if not self.active[self.selected]:
-            nearest = min((d for d in range(self.latent_dim) if self.active[d]), key=lambda d: abs(d - self.selected))
-            self.selected = nearest
+        self._shown = None
+        if not self.active[self.selected]:  # the active dimension on the nearest row, the upper one on a tie
+            rows = self.ordered()
+            row = rows.index(self.selected)
+            nearest = min((i for i, d in enumerate(rows) if self.active[d]), key=lambda i: abs(i - row))
+            self.selected = rows[nearest]
             self._changed()
         else:
             self._announce()
+        return True
+
+    def toggle_order(self) -> bool:
+        """List the dimensions by KL, or back in their natural order; the selection stays. False without KL
+        statistics (no atlas)."""
+        if self.kl is None:
+            return False
+        self.by_kl = not self.by_kl
+        self._shown = None
+        self._announce()
         return True
 
     def set_value(self, value: float) -> None:

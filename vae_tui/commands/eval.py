@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
-from models.names import FOLDER_PREFIX
+from models.names import DATASET_NAMES, FOLDER_PREFIX
 from models.text import printable
 from vae_tui.commands import (
     Commands,
@@ -20,6 +20,7 @@ from vae_tui.commands import (
     threads_for_load,
 )
 from vae_tui.commands.data import folder_data
+from vae_tui.outside import add_code_flags
 
 MAX_SAMPLES = 10_000  # K = 1000 takes about 45 s for the 10,000 test images on 2 CPU cores; time grows with K
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from train.evaluate import Evaluation
+    from train.evaluate_outside import OutsideEvaluation
 
 
 def table(evaluation: "Evaluation", title: str) -> "list[Table]":
@@ -64,7 +66,9 @@ def add_parser(commands: Commands) -> None:
         "eval",
         help="test-set losses, an importance-weighted NLL bound and the active latent dimensions",
         description="Evaluate a checkpoint on its dataset's test set: negative ELBO with z sampled and with z = mu, "
-        "an importance-weighted bound on -log p(x) (Burda et al., 2016), per-class losses and active units.",
+        "an importance-weighted bound on -log p(x) (Burda et al., 2016), per-class losses and active units. A model "
+        "of your own (--code) on --data DIR or --dataset NAME: reconstruction error, KL per dimension and active "
+        "units, and the ELBO and bound when its decoder is Bernoulli (--decoder-output probs or logits).",
     )
     add_checkpoint_argument(parser)
     parser.add_argument(
@@ -80,9 +84,14 @@ def add_parser(commands: Commands) -> None:
         "--data",
         metavar="DIR",
         help="evaluate on an image folder's test split (the one the checkpoint was trained on, or another of the "
-        "same shape and classes): DIR/test or val, else the held-out share with the training's seed",
+        "same shape and classes): DIR/test or val, else the held-out share with the training's seed (with --code: "
+        "seed 0)",
+    )
+    parser.add_argument(
+        "--dataset", choices=DATASET_NAMES, help="with --code: evaluate on fashion-mnist's or mnist's test set"
     )
     add_folder_flags(parser)
+    add_code_flags(parser, skip=("--device",))
     parser.set_defaults(run=run)
 
 
@@ -96,8 +105,14 @@ def run(args: argparse.Namespace) -> int:
     from train.evaluate import evaluate_model
     from train.folder import recorded_fraction
     from train.progress import make_eval_progress
+    from vae_tui.outside import check_code_source
 
     check_folder_flags(args)
+    check_code_source(args)
+    if args.code:
+        return run_outside(args)
+    if args.dataset:
+        raise UserError("--dataset goes with --code: a checkpoint is evaluated on its own dataset (or --data DIR)")
     path = required_checkpoint_path(args)
     checkpoint = load_checkpoint(path)
     if args.data:
@@ -162,3 +177,105 @@ def run(args: argparse.Namespace) -> int:
         console.print(part)
     console.print(f"{seconds:.1f} s on {device}, seed {args.seed}", highlight=False)
     return 0
+
+
+def run_outside(args: argparse.Namespace) -> int:
+    """Evaluate the model --code names on --data or --dataset's test split; return the exit status."""
+    from rich.console import Console
+
+    from models.outside import OutsideModelError
+    from train.device import resolve_device, unit_pixels
+    from train.evaluate_outside import evaluate_outside
+    from train.progress import make_eval_progress
+    from vae_tui.outside import outside_checkpoint, outside_model, user_failure
+    from vae_tui.outside_atlas import dataset_source, fit_to_data, folder_source
+
+    if bool(args.data) == bool(args.dataset):
+        raise UserError("eval --code needs its data: give --data DIR or --dataset NAME (one of them)")
+    if args.data and (args.data_dir or args.download):
+        raise UserError("--data reads an image folder: leave out --data-dir and --download")
+    args.device = str(resolve_device(args.device))
+    checkpoint = outside_checkpoint(outside_model(args), args)
+    model = checkpoint.model
+    if not model.has_encoder:
+        raise UserError("eval measures how the model encodes and reconstructs: it needs the model's encode(x)")
+    if args.data:
+        data = folder_source(args, checkpoint.config.image_shape)
+    else:
+        data = dataset_source(args.dataset, args.data_dir, args.download)
+    fit_to_data(checkpoint, data, keep_names=bool(args.class_names))
+    console = Console()
+    test = data.dataset.test
+    with make_eval_progress(console, quiet=args.json) as progress:
+        if note := threads_for_load(args):
+            progress.message(note)
+        started = time.perf_counter()
+        try:
+            evaluation = evaluate_outside(
+                model,
+                unit_pixels(test.images),
+                test.labels.long(),
+                checkpoint.class_names,
+                args.samples,
+                args.seed,
+                stage=progress.stage,
+                on_progress=progress.images_done,
+            )
+        except OutsideModelError:
+            raise
+        except Exception as e:  # the user's encode or decode raised
+            raise user_failure(f"--code {printable(args.code)}: its model raised", e, args.debug) from None
+        seconds = time.perf_counter() - started
+    if args.json:
+        record = {"code": args.code, "dataset": data.dataset.name, "seconds": seconds, **evaluation.to_dict()}
+        print(json.dumps(record, indent=2))
+        return 0
+    title = f"--code {args.code} · {data.dataset.name} test set ({evaluation.images} images)"
+    for part in outside_tables(evaluation, title):
+        console.print(part)
+    console.print(f"{seconds:.1f} s on {args.device}, seed {args.seed}", highlight=False)
+    return 0
+
+
+def outside_tables(evaluation: "OutsideEvaluation", title: str) -> "list[Table | str]":
+    """The outside model's evaluation as rich tables, and a line saying which numbers apply to its decoder."""
+    from rich.table import Table
+    from rich.text import Text
+
+    summary = Table(title=Text(printable(title)), title_justify="left")
+    summary.add_column("")
+    summary.add_column("value", justify="right")
+    error = evaluation.squared_error
+    summary.add_row("squared error per image, z = mu (pixels in [0, 1])", f"{error['per_image']:.2f}")
+    summary.add_row("  per pixel (MSE)", f"{error['per_pixel']:.5f}")
+    kl_note = "" if evaluation.kl_from_logvar else " (encoder gives mu alone: unit variances)"
+    summary.add_row(f"KL per image, nats{kl_note}", f"{evaluation.kl:.2f}")
+    likelihood = evaluation.likelihood
+    if likelihood is None:
+        applies = Text(
+            f"decoder output {evaluation.decoder_output}: its likelihood is not known, so no ELBO and no bound on "
+            "-log p(x) (they need a Bernoulli decoder: --decoder-output probs or logits)"
+        )
+    else:
+        applies = Text(
+            f"decoder output {evaluation.decoder_output}: a Bernoulli decoder, so the ELBO and the bound apply "
+            "(BCE summed over pixels)"
+        )
+    parts = [summary]
+    if likelihood is not None:
+        parts += table(likelihood, "Bernoulli likelihood")[:1]
+    classes = Table(title="Per class (squared error per image, z = mu)", title_justify="left")
+    for column in ("class", "name", "images", "squared error"):
+        classes.add_column(column, justify="left" if column == "name" else "right")
+    for row in evaluation.per_class:
+        name = Text(printable(row["name"]))
+        classes.add_row(str(row["class"]), name, str(row["images"]), f"{row['squared_error']:.2f}")
+    dims = Table(
+        title=f"Latent dimensions: {evaluation.active_units} of {len(evaluation.dimensions)} active (Var(mu) > 0.01)",
+        title_justify="left",
+    )
+    for column in ("dim", "Var(mu)", "mean KL", "active"):
+        dims.add_column(column, justify="right")
+    for row in evaluation.dimensions:
+        dims.add_row(f"z{row['dim']}", f"{row['variance']:.3f}", f"{row['kl']:.3f}", "yes" if row["active"] else "")
+    return [*parts, classes, dims, applies]

@@ -178,54 +178,16 @@ def resolve_outside(args: argparse.Namespace) -> "tuple[Checkpoint, str]":
 
 
 def outside_atlas(checkpoint: "Checkpoint", args: argparse.Namespace) -> None:
-    """The atlas of an outside model on --data or --dataset's test split (the class centroids from its training
-    split's first images), or a note on stderr saying why there is none."""
+    """The atlas and class centroids of an outside model on --data or --dataset (its test split for the atlas, its
+    training split's first images for the centroids), found in the cache or computed with its stages on stderr; a
+    note on stderr when the model has no encoder."""
+    from vae_tui.outside_atlas import add_outside_atlas, can_encode, dataset_source, fit_to_data, folder_source
 
-    from models.outside import OutsideModelError
-    from train.atlas import atlas_of
-    from train.data import load_dataset
-    from train.device import unit_pixels
-    from train.evaluate import class_centroids
-    from vae_tui.commands.data import folder_data
-
-    model, config = checkpoint.model, checkpoint.config
-    if not model.has_encoder:
-        sys.stderr.write("vae-tui explore: the model has no encode(x): no map, picker or --image (data unused)\n")
+    if not can_encode(checkpoint, "vae-tui explore"):
         return
-    if args.data:
-        folder = argparse.Namespace(
-            data=args.data,
-            image_size=config.image_size,
-            channels=config.channels,
-            resize=None,
-            test_fraction=None,
-            skip_damaged=False,
-            threads=args.threads,
-        )
-        data = folder_data(folder, seed=0)
-    else:
-        data = load_dataset(args.dataset)
-    if data.image_shape != config.image_shape:
-        raise UserError(f"the data's images are {data.image_shape}, the model's {config.image_shape}")
-    if model.conditional and len(data.class_names) != config.num_classes:
-        raise UserError(f"the data has {len(data.class_names)} classes, the model {config.num_classes}")
-    if not model.conditional:  # the data's classes name the map's colours and the class keys' centroids
-        model.use_classes(len(data.class_names))
-    if not args.class_names:
-        checkpoint.class_names = list(data.class_names)
-    sys.stderr.write(f"vae-tui explore: encoding {len(data.test.labels)} test images for the map and picker\n")
-    try:
-        test_y = data.test.labels.long()
-        checkpoint.atlas = atlas_of(model, unit_pixels(data.test.images), test_y, data.test.images)
-        first = data.train.labels[:10_000].long()
-        centroids = class_centroids(model, unit_pixels(data.train.images[:10_000]), first, model.config.num_classes)
-        checkpoint.class_centroids = centroids
-    except OutsideModelError:
-        raise
-    except Exception as e:  # the user's encode raised
-        from vae_tui.outside import user_failure
-
-        raise user_failure(f"--code {printable(args.code)}: its model's encode(x) raised", e, args.debug) from None
+    data = folder_source(args, checkpoint.config.image_shape) if args.data else dataset_source(args.dataset)
+    fit_to_data(checkpoint, data, keep_names=bool(args.class_names))
+    add_outside_atlas(checkpoint, data, "vae-tui explore", f"--code {printable(args.code)}", args.debug)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -255,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
     if args.image is not None:
         from vae_tui.user_image import load_user_image
 
+        if not getattr(checkpoint.model, "has_encoder", True):  # a model written elsewhere with decode(z) alone
+            raise UserError(f"--image needs the model's encode(x): --code {printable(args.code)} has decode(z) alone")
         channels = 3 if len(shape) == 3 else 1
         pixels = load_user_image(args.image, invert=not args.no_invert, side=shape[-1], channels=channels)
         start_image = (args.image.name, pixels)
@@ -265,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         follow = Path(args.checkpoint) / "best.safetensors"  # a run still training writes a better one each epoch
     app = create_app(checkpoint, source, Path(args.exports), start_image, follow)
     app.run()
+    if app.output_log is not None and app.output_log.written:  # said in the explorer too, once
+        sys.stderr.write(f"vae-tui explore: {app.output_log.summary()}\n")
     if app.return_code:  # Textual has printed what went wrong; a crash must not look like success
         sys.stderr.write("vae-tui explore: error: the explorer stopped on an internal error (shown above)\n")
         return app.return_code

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
+from models.names import OUTSIDE_ARCH
 from models.text import printable
 from vae_tui.commands import (
     MAX_SEED,
@@ -16,6 +17,7 @@ from vae_tui.commands import (
     refuse_to_replace,
     required_checkpoint_path,
 )
+from vae_tui.outside import add_code_flags
 
 # Caps that keep a grid a picture, not a memory bomb: 4096 images of 28x28 are 13 MB of floats,
 # and 16384 px is the longest side a PNG viewer reliably opens.
@@ -64,6 +66,8 @@ def _test_encoding(value: str, checkpoint: "Checkpoint") -> "torch.Tensor":
     except ValueError:
         raise UserError(f"--interpolate: {value!r} is not test:N") from None
     atlas = checkpoint.atlas
+    if checkpoint.config.arch == OUTSIDE_ARCH:
+        raise UserError(f"--interpolate {value}: a model given with --code has no test images here: use seed:N ends")
     if atlas is not None and (stored := (atlas.indices == index).nonzero()).numel():
         return atlas.mu[stored[0, 0]]
     try:
@@ -156,9 +160,9 @@ def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "sample",
         help="write a grid PNG of decoded samples, traversals or interpolations",
-        description="Decode images from a checkpoint into one grid PNG. The same arguments and seed give the same "
-        "file, byte for byte. The PNG records the checkpoint (path and SHA-256), each image's class and z: "
-        "--from-png draws it again.",
+        description="Decode images from a checkpoint (or a model of your own, --code) into one grid PNG. The same "
+        "arguments and seed give the same file, byte for byte. The PNG records the checkpoint (path and SHA-256), "
+        "each image's class and z: --from-png draws it again.",
     )
     add_checkpoint_argument(parser)
     parser.add_argument(
@@ -211,6 +215,7 @@ def add_parser(commands: Commands) -> None:
         action="store_true",
         help="the bare grid: without the row labels at its left and the line under it (the weights and the draw)",
     )
+    add_code_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -220,27 +225,61 @@ def run(args: argparse.Namespace) -> int:
 
     from models import load_checkpoint
     from train.data import check_model_fits_data
-    from vae_tui.decoding import Decoder, pixel_shape
-    from vae_tui.exports import export_of, save_export
+    from vae_tui.outside import check_code_source, outside_checkpoint, outside_model, user_failure
 
     wanted = ".gif" if args.gif else ".png"
     if args.output.suffix.lower() != wanted:
         raise UserError(f"-o {args.output}: the output must be a {wanted} file" + (" with --gif" if args.gif else ""))
     if args.gif and (args.from_png or (args.traverse is None and not args.interpolate)):
         raise UserError("--gif animates --traverse or --interpolate: give one of them (and no --from-png)")
+    check_code_source(args)
+    if args.code and args.from_png:
+        raise UserError("--from-png draws from the checkpoint a PNG records: leave out --code")
     refuse_to_replace(args.output, args.force)
     torch.set_num_threads(1)  # the same bytes on every run and machine size
     if args.from_png:
         export, checkpoint = _from_png(args)
-    else:
+        write(args, checkpoint, export)
+        print(printable(str(args.output)))
+        return 0
+    if not args.code:
         checkpoint = load_checkpoint(required_checkpoint_path(args))
         check_model_fits_data(checkpoint)
-        if args.classes and len(args.classes) * args.n > MAX_IMAGES:
-            raise UserError(f"{len(args.classes)} --class rows of --n {args.n} are more than {MAX_IMAGES} images")
-        z, labels, columns = rows(args, checkpoint)
-        classes = labels.tolist() if checkpoint.model.conditional else [None] * len(z)
-        row_titles, caption = ([], "") if args.no_labels else titles(args, checkpoint, labels.tolist())
-        export = export_of(checkpoint, z.tolist(), classes, columns, args.scale, row_titles, caption)
+        draw_grid(args, checkpoint)
+        print(printable(str(args.output)))
+        return 0
+    checkpoint = outside_checkpoint(outside_model(args), args)
+    try:
+        target, _, name = args.code.rpartition(":")
+        draw_grid(args, checkpoint, f"--code {Path(target).name}:{name}")  # the file's name: the caption is short
+    except (UserError, OSError):
+        raise
+    except Exception as e:  # the user's decode raised
+        raise user_failure(f"--code {printable(args.code)}: its model's decode(z) raised", e, args.debug) from None
+    print(printable(str(args.output)))
+    return 0
+
+
+def draw_grid(args: argparse.Namespace, checkpoint: "Checkpoint", source: str = "") -> None:
+    """Write the grid (or GIF) args ask for, decoded by checkpoint's model; source, if given, opens the caption
+    (how a model written elsewhere is named, having no checkpoint file)."""
+    from vae_tui.exports import export_of
+
+    if args.classes and len(args.classes) * args.n > MAX_IMAGES:
+        raise UserError(f"{len(args.classes)} --class rows of --n {args.n} are more than {MAX_IMAGES} images")
+    z, labels, columns = rows(args, checkpoint)
+    classes = labels.tolist() if checkpoint.model.conditional else [None] * len(z)
+    row_titles, caption = ([], "") if args.no_labels else titles(args, checkpoint, labels.tolist())
+    if source and not args.no_labels:
+        caption = f"{source} · {caption}"
+    write(args, checkpoint, export_of(checkpoint, z.tolist(), classes, columns, args.scale, row_titles, caption))
+
+
+def write(args: argparse.Namespace, checkpoint: "Checkpoint", export: "Export") -> None:
+    """Draw export with checkpoint's model into args.output (a PNG, or a GIF with args.gif)."""
+    from vae_tui.decoding import Decoder, pixel_shape
+    from vae_tui.exports import save_export
+
     _check_size(export, pixel_shape(checkpoint.config)[-1])
     try:
         if args.gif:
@@ -249,8 +288,6 @@ def run(args: argparse.Namespace) -> int:
             save_export(args.output, export, Decoder(checkpoint.model))
     except OSError as e:
         raise UserError(f"cannot write {args.output}: {e.strerror or e}") from None
-    print(printable(str(args.output)))
-    return 0
 
 
 def _save_gif(path: Path, export: "Export", decoder: "Decoder") -> None:

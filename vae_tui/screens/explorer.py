@@ -4,16 +4,21 @@ The screen binds every key and owns the state (vae_tui.state.ExplorerState); its
 (map_mode.MapPanel), the a/b marks and their path (interpolation.Interpolation, Playback) and the checkpoint watcher
 (follow.CheckpointWatcher, a widget that posts what it loaded). Every change of the state reaches the screen through
 one listener, which asks for one redraw per round of messages; nothing else refreshes after a state change.
-What the model offers decides which keys act (Capabilities): without an atlas, the keys that need one say so.
+What the model offers decides which keys act (Capabilities): without an atlas, the keys that need one are left out
+of the footer, the help and the palette, and say so when pressed. A model written elsewhere (--code) runs on a thread
+of its own (vae_tui/model_calls.py): everything that calls it does so in a worker (model_work), its failures are
+notices, and a slow call is said while it runs.
 """
 
 import json
 import os
 import re
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from textual import work
@@ -24,16 +29,19 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
+from textual.worker import get_current_worker
 
 from models import Checkpoint
+from models.outside import OutsideModelError, OutsideVAE
 from models.text import printable
 from train.atlas import image_losses
 from train.grids import grid
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder, Frame
-from vae_tui.exports import Export, class_name, export_of, image_export, save_export, strip_export
+from vae_tui.exports import Export, class_name, export_image, export_of, image_export, save_drawn, strip_export
 from vae_tui.keys import EXPLORER_KEYS, bindings
 from vae_tui.latent_map import MANIFOLD_SIDE
 from vae_tui.layout import CLASS_COLUMNS, CLASS_WINDOW, SIDE_COLUMNS, Layout, class_window, plan
+from vae_tui.model_calls import Abandoned, OutsideCalls, on_its_thread
 from vae_tui.screens.find_class import FindClassScreen
 from vae_tui.screens.follow import CheckpointWatcher
 from vae_tui.screens.help import truecolor_hint
@@ -43,6 +51,7 @@ from vae_tui.screens.interpolation import (
     PATH_LABELS,
     Interpolation,
     Playback,
+    decode_path,
     save_path_gif,
 )
 from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE, MAP_ONLY, NO_ATLAS, NO_IMAGES, NO_LOSSES, MapPanel
@@ -52,7 +61,7 @@ from vae_tui.state import ExplorerState, nearest_index
 from vae_tui.user_image import best_class
 from vae_tui.widgets.class_list import ClassList
 from vae_tui.widgets.image_view import ImageView
-from vae_tui.widgets.latent_panel import LatentPanel
+from vae_tui.widgets.latent_panel import LatentPanel, panel_title
 from vae_tui.widgets.map_view import MapView
 from vae_tui.widgets.thumbnails import Thumbnails
 from vae_tui.widgets.title_bar import TitleBar, title_variants
@@ -65,6 +74,8 @@ STRIP_PNG_SCALE = 4
 FIND_TITLE = "Class · /: find"  # the class list's title past CLASS_WINDOW classes, where digits do not reach them all
 ONE_CLASS = "This model's images have no classes: nothing to find"
 TRAVERSAL_LABELS = [f"{value:+.0f}" if value else "0" for value in TRAVERSAL_VALUES]
+T, R = TypeVar("T"), TypeVar("R")
+SLOW_SECONDS = 1.0  # a model call running this long is said while it runs (a model written elsewhere)
 
 
 @dataclass(frozen=True)
@@ -103,19 +114,45 @@ class Capabilities:
     """What the opened model offers, which decides what its keys can do."""
 
     atlas: bool  # encodings of a test set, per-dimension statistics and stored test images: map, picker, marks
+    encoder: bool = True  # it encodes images (a model written elsewhere may have decode(z) alone): --image, atlas
+    outside: bool = False  # written elsewhere (--code): its atlas comes from --data, not from a checkpoint
 
     @classmethod
     def of(cls, checkpoint: Checkpoint) -> "Capabilities":
-        return cls(atlas=checkpoint.atlas is not None)
+        model = checkpoint.model
+        outside = isinstance(model, OutsideVAE)
+        return cls(atlas=checkpoint.atlas is not None, encoder=not outside or model.has_encoder, outside=outside)
 
     def missing(self, action: str) -> str | None:
         """Why action cannot run for this model, in one line (None: it can)."""
-        if action in NEEDS_ATLAS and not self.atlas:
+        if action not in NEEDS_ATLAS or self.atlas:
+            return None
+        if not self.outside:
             return NO_ATLAS
-        return None
+        if not self.encoder:
+            return f"{NEEDS_ATLAS[action]} needs the model's encode(x): this one has decode(z) alone"
+        return f"{NEEDS_ATLAS[action]} needs test images to encode: start with --code and --data DIR (or --dataset)"
+
+    def note(self) -> str | None:
+        """What the model lacks, said once at the start (None: nothing)."""
+        if self.atlas:
+            return None
+        if not self.outside:
+            return NO_ATLAS
+        keys = "no map (m), picker (o), nearest images (n) or inactive marks (v)"
+        if not self.encoder:
+            return f"This model has no encode(x): {keys}"
+        return f"No test images to encode (--data DIR or --dataset NAME): {keys}"
 
 
-NEEDS_ATLAS = {"toggle_map", "open_picker", "toggle_inactive", "toggle_nearest", *MAP_ONLY}
+NEEDS_ATLAS = {  # the actions that need an atlas, as a notice names them (the map's own keys act only on the map)
+    "toggle_map": "The map (m)",
+    "open_picker": "The picker (o)",
+    "toggle_inactive": "Marking inactive dimensions (v)",
+    "toggle_nearest": "The nearest images (n)",
+    "sort_by_kl": "Sorting by KL (S)",
+}
+ACTION_OF_KEY = {name: key.action for key in EXPLORER_KEYS for name in key.keys.split(",")}
 NEAREST_COUNT = 7  # images in the nearest strip, as many as the traversal's
 
 
@@ -152,7 +189,9 @@ class ExplorerScreen(Screen):
             variance=None if atlas is None else atlas.variance,
             kl=None if atlas is None else atlas.kl,
         )
-        self.decoder = Decoder(checkpoint.model)
+        self.decoder = Decoder(on_its_thread(checkpoint.model))
+        self.outside = isinstance(self.decoder.model, OutsideCalls)  # calls it in workers (model_work)
+        self._slow_said = False  # the title bar says a model call is slow
         self.generator = torch.Generator().manual_seed(0)
         self.frame: Frame | None = None
         self.frame_listeners: list[Callable[[Frame], None]] = []  # called once a frame is on screen
@@ -210,13 +249,21 @@ class ExplorerScreen(Screen):
         # so that layout is the one shown, not one with every strip that Resize then rearranges
         self.query_one(Footer).compact = self.app.size.width < WIDE_FOOTER
         self._arrange(self.app.size)
-        if self.checkpoint.atlas is None:
-            self.notify(NO_ATLAS, severity="warning", timeout=10, markup=False)
+        if (note := self.capabilities.note()) is not None:
+            self.notify(note, severity="warning", timeout=10, markup=False)
+        if self.outside:
+            self.set_interval(SLOW_SECONDS / 2, self._say_if_slow)
         if self.start_image is not None:
             name, pixels = self.start_image
-            self.start_from_pixels(pixels, best_class(self.checkpoint.model, pixels), printable(name), None)
+            self.start_from_pixels(pixels, None, printable(name), None)
+            if self.outside:
+                self._show_state()  # z's start while the picture is encoded
             return
         self._show_state()
+
+    def on_unmount(self) -> None:
+        if self.outside:
+            self.decoder.model.thread.close()  # once the call it runs, if any, returns: the process does not wait
 
     def _class_labels(self, window: range) -> list[list[str]]:
         """The class strip's labels for the classes of window: number and name where they fit, else the number."""
@@ -360,6 +407,8 @@ class ExplorerScreen(Screen):
         if self.frame is not None and self.frame.version == state.version:
             self._show_text()  # nothing to decode (the step changed)
         else:
+            if self.outside:
+                self._show_text()  # a model written elsewhere may take seconds: the keys show at once
             self.decode_state()
 
     def decode_state(self) -> None:
@@ -369,9 +418,7 @@ class ExplorerScreen(Screen):
         self.decode(state.version, list(state.z), state.label, state.selected, traversal, classes, self.class_window())
 
     def _latent_title(self) -> str:
-        state = self.state
-        shown = f"Active z ({len(state.shown)})" if state.hide_inactive else "Latent z"
-        return f"{shown} · step {state.step:g}"
+        return panel_title(self.state)
 
     def _show_text(self) -> None:
         state = self.state
@@ -400,12 +447,26 @@ class ExplorerScreen(Screen):
         self, version: int, z: list[float], label: int, dim: int, traversal: bool, classes: bool, window: range
     ) -> None:
         """Decode off the UI thread; only the newest frame is shown."""
-        self.post_message(self.Decoded(self.decoder.frame(version, z, label, dim, traversal, classes, window)))
+        try:
+            frame = self.decoder.frame(version, z, label, dim, traversal, classes, window)
+        except Abandoned:  # a newer state, or the app closing: the frame would not be shown
+            return
+        except OutsideModelError as error:  # a model written elsewhere failed at this z
+            self.call_later(self._decode_failed, version, error)
+            return
+        self.post_message(self.Decoded(frame))
+
+    def _decode_failed(self, version: int, error: OutsideModelError) -> None:
+        if version == self.state.version:
+            self.model_failed(error, "the image is not updated")
+            self._show_text()  # the z it failed at, beside the image of the last z it drew
 
     def on_explorer_screen_decoded(self, message: Decoded) -> None:
         frame = message.frame
         if frame.version != self.state.version:
             return  # a newer state is being decoded: key repeat is absorbed here
+        if frame.failure is not None:
+            self.notify(f"The model's {frame.failure}", severity="warning", markup=False)
         self.frame = frame
         self._show_text()
         if self.playback is None:  # while a path plays, the playback has the preview
@@ -442,7 +503,13 @@ class ExplorerScreen(Screen):
         else their keys fall through (escape to close Textual's keys panel, or to go back to the runs browser)."""
         if action == "back":  # a panel or dialog on top closes first (the app's escape), before marks are cleared
             return (self.map.shown or self.path.marked) and not self.query("HelpPanel")
+        if not self.offers(action):  # out of the footer; on_key says why when its key is pressed
+            return False
         return action not in MAP_ONLY or self.map.shown
+
+    def offers(self, action: str) -> bool:
+        """Whether the model can do action (the footer, the help and the palette leave out what it cannot)."""
+        return self.capabilities.missing(action) is None
 
     def lacks(self, action: str) -> bool:
         """Whether the model cannot do action; if so, a notification says why."""
@@ -450,6 +517,54 @@ class ExplorerScreen(Screen):
         if missing is not None:
             self.notify(missing, severity="warning", markup=False)
         return missing is not None
+
+    # --- calls into the model (a model written elsewhere: vae_tui/model_calls.py) ---------------------------
+
+    def model_work(self, consequence: str, work: Callable[[], T], done: Callable[[T], R]) -> R | None:
+        """done(work()), where work calls the model: here and now for vae-tui's own models (a few milliseconds;
+        done's result is returned), in a worker for a model written elsewhere (done then runs on this thread once
+        work is over; a failure is a notice that ends in consequence, "the image is not saved")."""
+        if not self.outside:
+            return done(work())
+        self._model_worker(consequence, work, done)
+        return None
+
+    @work(thread=True, group="model")
+    def _model_worker(self, consequence: str, work: Callable[[], object], done: Callable[[object], object]) -> None:
+        try:
+            result = work()
+        except Abandoned:  # the app is closing
+            return
+        except OutsideModelError as error:
+            self.call_later(self.model_failed, error, consequence)
+            return
+        if not get_current_worker().is_cancelled:
+            self.call_later(done, result)
+
+    def model_failed(self, error: OutsideModelError, consequence: str) -> None:
+        """A notice naming what the model did wrong and what did not happen; the user's traceback, if any, goes to
+        the log of what the model prints (its path said the first time)."""
+        text = f"The model's {error}; {consequence}"
+        log = getattr(self.app, "output_log", None)
+        if log is not None:
+            cause = error.__cause__ or error
+            stamp = time.strftime("%H:%M:%S")
+            if log.write(f"{stamp} {error}\n" + "".join(traceback.format_exception(cause))):
+                text += f". Its traceback: {log.path}"
+        self.notify(printable(text), severity="error", timeout=8, markup=False)
+
+    def _say_if_slow(self) -> None:
+        """While a model call has run SLOW_SECONDS or more, the title bar says so and for how long (a toast would
+        cover the latent panel all the while); the notice goes when the call ends."""
+        busy = self.decoder.model.thread.busy()
+        title = self.query_one(TitleBar)
+        if busy is not None and busy[1] >= SLOW_SECONDS:
+            what, seconds = busy
+            title.flash(f"the model is slow: {what} running {seconds:.0f} s · q quits")
+            self._slow_said = True
+        elif self._slow_said:  # the slow call ended (another may have started)
+            title.flash("")
+            self._slow_said = False
 
     def action_select(self, delta: int) -> None:
         if self.map.has_keys:
@@ -512,6 +627,10 @@ class ExplorerScreen(Screen):
         if not self.lacks("toggle_inactive") and not state.toggle_inactive():
             self.notify("Every dimension is active: none to hide" if all(state.active) else "No active dimension")
 
+    def action_sort_by_kl(self) -> None:
+        if not self.lacks("sort_by_kl"):
+            self.state.toggle_order()
+
     def action_toggle_strip(self) -> None:
         if self.layout_plan is not None and self.layout_plan.one_strip:
             self.show_classes = not self.show_classes
@@ -542,7 +661,11 @@ class ExplorerScreen(Screen):
 
     def _save(self, what: str, export: Export) -> Path | None:
         """Decode what export records and save it with the record, so `vae-tui sample --from-png` draws it again."""
-        return self.write_export(what, ".png", lambda path: save_export(path, export, self.decoder))
+
+        def write(image: object) -> Path | None:
+            return self.write_export(what, ".png", lambda path: save_drawn(path, export, image))
+
+        return self.model_work("the image is not saved", lambda: export_image(export, self.decoder), write)
 
     def action_save_image(self) -> Path | None:
         """Save the current image, upscaled by nearest neighbour."""
@@ -578,21 +701,30 @@ class ExplorerScreen(Screen):
             atlas.images[image].float() / 255, int(atlas.image_labels[image]), f"Test #{index}", index
         )
 
-    def start_from_pixels(self, pixels: torch.Tensor, label: int, name: str, index: int | None) -> None:
-        """z becomes the encoding of pixels (the model's shape) under class label; the preview shows them, their
-        reconstruction and the edit."""
-        mu = self.decoder.encode(pixels, label)
-        decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([label]))[0]
-        self.reference = Reference(name, index, pixels, decoded, label)
-        self.state.start_from(mu, label)
-        self.notify(self.fit_text(name, pixels, label), title="Fit", markup=False, timeout=8)
+    def start_from_pixels(self, pixels: torch.Tensor, label: int | None, name: str, index: int | None) -> None:
+        """z becomes the encoding of pixels (the model's shape) under class label (None: the class they fit best);
+        the preview shows them, their reconstruction and the edit."""
+        model = self.decoder.model
 
-    def fit_text(self, name: str, pixels: torch.Tensor, label: int) -> str:
-        """How well the model fits pixels: its loss (the negative ELBO at z = mu, as the atlas stores each test
+        def encode() -> tuple[int, list[float], torch.Tensor, float, float]:
+            chosen = best_class(model, pixels) if label is None else label
+            mu = self.decoder.encode(pixels, chosen)
+            decoded = self.decoder.images(torch.tensor([mu]), torch.tensor([chosen]))[0]
+            with torch.no_grad():  # how well the model fits them: the negative ELBO at mu, as the atlas has it
+                loss, recon = image_losses(model, pixels.reshape(1, -1).float(), torch.tensor([chosen]))
+            return chosen, mu, decoded, loss.item(), recon.item()
+
+        def start(encoded: tuple[int, list[float], torch.Tensor, float, float]) -> None:
+            chosen, mu, decoded, loss, recon = encoded
+            self.reference = Reference(name, index, pixels, decoded, chosen)
+            self.state.start_from(mu, chosen)
+            self.notify(self.fit_text(name, loss, recon), title="Fit", markup=False, timeout=8)
+
+        self.model_work(f"z does not start from {name}", encode, start)
+
+    def fit_text(self, name: str, loss_value: float, recon_value: float) -> str:
+        """How well the model fits an image: its loss (the negative ELBO at z = mu, as the atlas stores each test
         image's) and where that falls among the stored test images' losses."""
-        with torch.no_grad():
-            loss, recon = image_losses(self.checkpoint.model, pixels.reshape(1, -1).float(), torch.tensor([label]))
-        loss_value, recon_value = loss.item(), recon.item()
         said = f"{name}: loss {loss_value:.0f} nats (reconstruction {recon_value:.0f})"
         atlas = self.checkpoint.atlas
         if atlas is None or not atlas.has_losses:
@@ -689,11 +821,16 @@ class ExplorerScreen(Screen):
     # --- interpolation (vae_tui.screens.interpolation) ----------------------------------------------------
 
     def action_mark(self, name: str) -> None:
-        """Mark the current z and class as end name ("a" or "b")."""
-        self.path.mark(name, self.state.z, self.state.label, self.decoder)
-        text = self.path.end_text(name, self.checkpoint.class_names)
-        self.notify(f"Marked {text}", title="Interpolation", markup=False)
-        self._show_strips()
+        """Mark the current z and class as end name ("a" or "b"); with both marked, the strip shows the path."""
+        ends = self.path.ends_with(name, self.state.z, self.state.label)
+
+        def marked(strip: torch.Tensor | None) -> None:
+            self.path.set_ends(ends, strip)
+            text = self.path.end_text(name, self.checkpoint.class_names)
+            self.notify(f"Marked {text}", title="Interpolation", markup=False)
+            self._show_strips()
+
+        self.model_work(f"{name} is not marked", lambda: decode_path(ends, self.decoder), marked)
 
     def action_clear_marks(self) -> None:
         self.path.clear()
@@ -707,9 +844,16 @@ class ExplorerScreen(Screen):
     def action_play(self) -> None:
         if self.playback is not None or not self._path_or_say():
             return
-        self._set_label("#preview-title", "Playing a -> b · any key stops")
-        view = self.query_one("#map-image" if self.map.shown else "#image", ImageView)
-        self.playback = Playback(self, self.path.frames(self.decoder), view)
+        ends = self.path.ends
+
+        def play(frames: torch.Tensor) -> None:
+            if self.playback is not None or self.path.ends is not ends:  # played, or marked again, meanwhile
+                return
+            self._set_label("#preview-title", "Playing a -> b · any key stops")
+            view = self.query_one("#map-image" if self.map.shown else "#image", ImageView)
+            self.playback = Playback(self, frames, view)
+
+        self.model_work("the path is not played", lambda: decode_path(ends, self.decoder, PATH_FRAMES), play)
 
     def stop_playing(self) -> None:
         if self.playback is not None:
@@ -720,21 +864,29 @@ class ExplorerScreen(Screen):
         self._show_text()
 
     def on_key(self, event: Key) -> None:
-        """Any key stops the playback, and does nothing else."""
+        """Any key stops the playback, and does nothing else; a key whose action the model cannot do says why."""
         if self.playback is not None:
             event.stop()
             event.prevent_default()
             self.stop_playing()
+        elif event.key in ACTION_OF_KEY and self.lacks(ACTION_OF_KEY[event.key]):
+            event.stop()
+            event.prevent_default()
 
     def action_save_gif(self) -> Path | None:
         """Save the path a -> b and back as a looping GIF into the exports folder."""
         if not self._path_or_say():
             return None
-        frames = self.path.frames(self.decoder)
-        ends = [self.path.ends["a"], self.path.ends["b"]]
-        export = export_of(self.checkpoint, [list(end.z) for end in ends], [end.label for end in ends], 2, GIF_SCALE)
+        ends = self.path.ends
+        export = export_of(
+            self.checkpoint, [list(e.z) for e in ends.values()], [e.label for e in ends.values()], 2, GIF_SCALE
+        )
         record = json.dumps({"path": {"frames": PATH_FRAMES, "back_and_forth": True}, **json.loads(export.to_json())})
-        return self.write_export("path", ".gif", lambda path: save_path_gif(path, frames, record))
+
+        def write(frames: torch.Tensor) -> Path | None:
+            return self.write_export("path", ".gif", lambda path: save_path_gif(path, frames, record))
+
+        return self.model_work("the GIF is not saved", lambda: decode_path(ends, self.decoder, PATH_FRAMES), write)
 
     # --- following a run (vae_tui.screens.follow) ---------------------------------------------------------
 

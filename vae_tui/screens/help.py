@@ -24,13 +24,14 @@ def truecolor_hint(environ: dict[str, str]) -> str | None:
     )
 
 
-def keys_table() -> Table:
-    """Every key in one table, digits folded into one row."""
+def keys_table(left_out: frozenset[str] = frozenset()) -> Table:
+    """Every key in one table, digits folded into one row; those whose action is in left_out (the model cannot do
+    it) left out."""
     table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
     table.add_column(style="bold")
     table.add_column()
     for key in EXPLORER_KEYS + APP_KEYS:
-        if key.display in "123456789" and len(key.display) == 1:
+        if (key.display in "123456789" and len(key.display) == 1) or key.action in left_out:
             continue
         if key.display == "0":
             table.add_row("0-9", "Pick that class (CVAE: same z, new condition; VAE: the class's centroid)")
@@ -51,9 +52,10 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen #colour-hint { color: $text-warning; margin-bottom: 1; }
     """
 
-    def __init__(self, colour_hint: str | None = None) -> None:
+    def __init__(self, colour_hint: str | None = None, left_out: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.colour_hint = colour_hint
+        self.left_out = left_out  # the actions the model cannot do: their keys are not listed
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
@@ -61,4 +63,4 @@ class HelpScreen(ModalScreen[None]):
             scroll.border_subtitle = "up/down, pgup/pgdn: scroll · escape: close"
             if self.colour_hint:
                 yield Static(Text(self.colour_hint), id="colour-hint")
-            yield Static(keys_table())
+            yield Static(keys_table(self.left_out))

@@ -57,15 +57,17 @@ class Interpolation:
     def complete(self) -> bool:
         return self.ends["a"] is not None and self.ends["b"] is not None
 
-    def mark(self, name: str, z: list[float], label: int, decoder: Decoder) -> None:
-        """Mark z and label as end name ("a" or "b"); with both marked, decode the strip of the path."""
-        self.ends[name] = End(tuple(z), label)
-        self.path_strip = decoder.path(self.ends["a"], self.ends["b"], PATH_STRIP) if self.complete else None
+    def ends_with(self, name: str, z: list[float], label: int) -> dict[str, End | None]:
+        """The ends once z and label are marked as end name ("a" or "b")."""
+        return {**self.ends, name: End(tuple(z), label)}
+
+    def set_ends(self, ends: dict[str, End | None], path_strip: torch.Tensor | None) -> None:
+        """Mark ends (ends_with's), with the strip of their path (decode_path's: None unless both are marked)."""
+        self.ends, self.path_strip = ends, path_strip
 
     def redecode(self, decoder: Decoder) -> None:
         """The path strip decoded again, by another model's weights (a reloaded checkpoint)."""
-        if self.complete:
-            self.path_strip = decoder.path(self.ends["a"], self.ends["b"], PATH_STRIP)
+        self.path_strip = decode_path(self.ends, decoder)
 
     def clear(self) -> None:
         self.ends = {"a": None, "b": None}
@@ -92,9 +94,11 @@ class Interpolation:
         a, b = (f"{end.label} {printable(class_names[end.label])}" for end in (self.ends["a"], self.ends["b"]))
         return f"Path a ({a}) -> b ({b}) · p: play · G: GIF · escape: clear"
 
-    def frames(self, decoder: Decoder, count: int = PATH_FRAMES) -> torch.Tensor:
-        """count images along the path a -> b."""
-        return decoder.path(self.ends["a"], self.ends["b"], count)
+
+def decode_path(ends: dict[str, End | None], decoder: Decoder, count: int = PATH_STRIP) -> torch.Tensor | None:
+    """count images along the path from end a to end b (None unless both are marked)."""
+    a, b = ends["a"], ends["b"]
+    return None if a is None or b is None else decoder.path(a, b, count)
 
 
 class Playback:

@@ -8,13 +8,25 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from vae_tui.layout import LATENT_COLUMNS
 from vae_tui.state import ExplorerState
 
 BAR_HALF = 6  # cells on each side of the centre mark; the bar spans -3..+3 sigma
 BAR_START = 6  # the bar's first column in a row: marker, space, "z" and three digits
+WIDE_NAMES = 100  # past this many dimensions (z100 on), a space between the name and its bar, from the value's
 KL_LEVELS = " ▁▂▃▄▅▆▇█"  # a dimension's mean KL as a fraction of the largest one's
 INACTIVE_MARK = "·"  # in the KL column of a dimension whose Var(mu) is at most 0.01
 STRIPS_KEPT = 512  # rows drawn, kept by their text
+TITLE_WIDTH = LATENT_COLUMNS - 2  # the panel's title, padded by a cell on each side
+
+
+def panel_title(state: ExplorerState, width: int = TITLE_WIDTH) -> str:
+    """The panel's title: which dimensions it lists ("Active z (128)"), in what order ("by KL") and the step,
+    shortened to fit width ("128 active by KL · 0.015625")."""
+    count, order, step = len(state.shown), " by KL" if state.by_kl else "", f"{state.step:g}"
+    what, short = (f"Active z ({count})", f"{count} active") if state.hide_inactive else ("Latent z", "z")
+    variants = [f"{what}{order} · step {step}", f"{short}{order} · step {step}", f"{short}{order} · {step}"]
+    return next((v for v in variants if len(v) <= width), variants[-1])
 
 
 def kl_glyph(kl: float, largest: float) -> str:
@@ -24,9 +36,10 @@ def kl_glyph(kl: float, largest: float) -> str:
     return KL_LEVELS[max(1, round(min(kl / largest, 1.0) * (len(KL_LEVELS) - 1)))]
 
 
-def bar_value(column: int) -> float | None:
-    """The value a click on the bar's column means (-3..+3 sigma, centre 0); None off the bar."""
-    cell = column - BAR_START - BAR_HALF
+def bar_value(column: int, bar_start: int = BAR_START) -> float | None:
+    """The value a click on the bar's column means (-3..+3 sigma, centre 0); None off the bar, which starts at
+    bar_start."""
+    cell = column - bar_start - BAR_HALF
     return cell / BAR_HALF * 3 if -BAR_HALF <= cell <= BAR_HALF else None
 
 
@@ -63,8 +76,13 @@ class LatentPanel(ScrollView, can_focus=False):
         self.state = state
         self._largest_kl = max(state.kl) if state.kl else 0.0
         self.row_width = 28 if state.kl or not all(state.active) else 26  # with the KL column, or without
+        # past 99 dimensions, "z123" would touch its bar: the name takes a column from the space before the value
+        self.wide_names = state.latent_dim > WIDE_NAMES
+        self.bar_start = BAR_START + self.wide_names
         self.virtual_size = Size(self.row_width, state.latent_dim)
-        self._drawn: list[str] = []  # row texts as last drawn, to repaint only rows that changed
+        self._drawn: list[str] = []  # the texts of the rows in view as last drawn, to repaint only those that changed
+        self._drawn_top = 0  # the row at the top of the view then
+        self._order = state.shown  # the shown dimensions as last drawn: another list when the order changes
         self._strips: dict[tuple[str, str, int], Strip] = {}
 
     def statistics_changed(self) -> None:
@@ -78,7 +96,11 @@ class LatentPanel(ScrollView, can_focus=False):
         state = self.state
         marker = ">" if index == state.selected else " "
         value = state.z[index]
-        text = f"{marker} z{index:<3}{bar(value)} {value:+6.2f}"
+        if self.wide_names:  # the value in 6 columns, its sign's space before it: "+10.0" where "+10.00" is long
+            value_text = f"{value:+.2f}" if abs(value) < 9.995 else f"{value:+.1f}"
+            text = f"{marker} z{index:<4}{bar(value)} {value_text:>5}"
+        else:
+            text = f"{marker} z{index:<3}{bar(value)} {value:+6.2f}"
         if not state.active[index]:
             return f"{text} {INACTIVE_MARK}"
         return f"{text} {kl_glyph(state.kl[index], self._largest_kl)}" if state.kl else text
@@ -120,7 +142,7 @@ class LatentPanel(ScrollView, can_focus=False):
         shown = self.state.shown
         row = offset.y + self.scroll_offset.y
         if 0 <= row < len(shown):
-            self.post_message(self.Clicked(shown[row], bar_value(offset.x + self.scroll_offset.x)))
+            self.post_message(self.Clicked(shown[row], bar_value(offset.x + self.scroll_offset.x, self.bar_start)))
 
     def _selected_row(self) -> int:
         shown = self.state.shown
@@ -132,25 +154,28 @@ class LatentPanel(ScrollView, can_focus=False):
         self._drawn = []
 
     def update_state(self) -> None:
-        """Redraw after the state changed and keep the selection visible."""
+        """Redraw the rows in view whose text changed, after the state changed, and keep the selection visible: a
+        key press formats the rows on screen, not all 512 of a large latent."""
         shown = self.state.shown
-        if self.virtual_size.height != len(shown):  # inactive dimensions hidden or shown again
+        if shown is not self._order:  # another order, or inactive dimensions hidden or shown again
+            self._order = shown
             self.virtual_size = Size(self.row_width, len(shown))
             self._drawn = []
+            self.scroll_to_region(Region(0, self._selected_row(), 1, 1), animate=False, immediate=True, center=True)
         top, height, row = self.scroll_offset.y, self.size.height, self._selected_row()
         if height and not top <= row < top + height:  # scrolling costs a layout pass
             self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)
-            self._drawn = []
-        texts = [self.line_text(i) for i in shown]
-        if len(self._drawn) != len(texts):
+            top = self.scroll_offset.y
+        texts = [self.line_text(index) for index in shown[top : top + height]]
+        if self._drawn_top != top or len(self._drawn) != len(texts):
             self.refresh()
         else:
-            top, width = self.scroll_offset.y, self.size.width
+            width = self.size.width
             changed = [
-                Region(0, row - top, width, 1)
-                for row, (old, new) in enumerate(zip(self._drawn, texts, strict=True))
+                Region(0, y, width, 1)
+                for y, (old, new) in enumerate(zip(self._drawn, texts, strict=True))
                 if old != new
             ]
             if changed:
                 self.refresh(*changed)  # one call: each costs a dirty-marking pass
-        self._drawn = texts
+        self._drawn, self._drawn_top = texts, top

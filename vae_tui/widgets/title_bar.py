@@ -8,9 +8,11 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from models import Checkpoint
+from models.names import OUTSIDE_ARCH
 from models.text import printable
 
 BUNDLED_PREFIX = "bundled pretrained "  # how `vae-tui explore` names the weights that ship with the package
+CODE_PREFIX = "--code "  # how `vae-tui explore --code FILE.py:FUNC` names a model written elsewhere
 COLOUR_MARKS = ("256 colours · ? to fix", "256 colours")  # longest first
 
 
@@ -25,8 +27,46 @@ def source_name(source: str) -> str:
     return folder if path.stem == "best" else f"{folder}/{path.stem}"
 
 
+def code_name(source: str) -> str:
+    """A short name for an outside model's source: "--code path/to/vae.py:load" as "--code vae.py:load"; a module
+    ("--code package.vae:load") or vae_tui.explore's "vae_tui.explore(VanillaVAE)" as they are."""
+    target, sep, function = source.removeprefix(CODE_PREFIX).rpartition(":")
+    if not source.startswith(CODE_PREFIX) or not sep or "/" not in target:
+        return source
+    return f"{CODE_PREFIX}{PurePath(target).name}:{function}"
+
+
+def image_text(shape: tuple[int, int, int]) -> str:
+    """(C, H, W) as "64x64 RGB" or "28x28 grey"."""
+    channels, height, width = shape
+    return f"{width}x{height} {'RGB' if channels == 3 else 'grey'}"
+
+
+def outside_variants(checkpoint: Checkpoint, source: str) -> list[str]:
+    """A model written elsewhere has no epoch, loss or dataset of its own: the title says what it is (its kind,
+    images and latent size) and the code it came from."""
+    config = checkpoint.config
+    model, image, latent = (
+        f"{config.kind.upper()} (your code)",
+        image_text(config.image_shape),
+        f"latent {config.latent_dim}",
+    )
+    short = code_name(source)
+    variants = [
+        [f"vae-tui  {model}", image, latent, source],
+        [f"vae-tui  {model}", image, latent, short],
+        [model, image, latent, short],
+        [model, image, latent],
+        [model, latent],
+        [model],
+    ]
+    return [printable(" · ".join(parts)) for parts in variants]
+
+
 def title_variants(checkpoint: Checkpoint, source: str) -> list[str]:
     """The title from its longest to its shortest form; the bar shows the first that fits."""
+    if checkpoint.config.arch == OUTSIDE_ARCH:
+        return outside_variants(checkpoint, source)
     kind = checkpoint.config.kind.upper()
     if checkpoint.config.arch != "mlp":  # the demo's MLP goes unnamed
         kind = f"{checkpoint.config.arch} {kind}"
