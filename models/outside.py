@@ -153,7 +153,7 @@ class OutsideVAE(nn.Module):
             out = self.inner.decode(z, self._one_hot(y, len(z))) if self.conditional else self.inner.decode(z)
         if not isinstance(out, torch.Tensor):
             raise OutsideModelError(f"decode(z) returned {describe(out)}: expected a tensor of images")
-        if len(out) != len(z):
+        if out.dim() == 0 or len(out) != len(z):
             raise OutsideModelError(f"decode(z) of {len(z)} latents returned {describe(out)}")
         return out
 

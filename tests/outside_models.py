@@ -227,3 +227,18 @@ def breakable() -> Breakable:
     model = Breakable()
     model.load_state_dict(trained().state_dict())
     return model.eval()
+
+
+class OneAtATime(TanhVAE):
+    """A decoder that takes one z at a time (as some generators do): a batch of more raises."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if len(z) > 1:
+            raise RuntimeError("one z at a time")
+        return super().decode(z)
+
+
+def one_at_a_time() -> OneAtATime:
+    model = OneAtATime()
+    model.load_state_dict(trained().state_dict())
+    return model.eval()

@@ -336,3 +336,42 @@ def test_image_needs_an_encoder(tmp_path: Path, run_cli: Callable, monkeypatch: 
     code = f"{MODELS}:decoder_only"
     result = run_cli("explore", "--code", code, "--decoder-output", "tanh", "--threads", "1", "--image", "cat.png")
     result.assert_one_line_error(f"--image needs the model's encode(x): --code {code} has decode(z) alone")
+
+
+def test_a_decoder_that_fails_on_a_batch_but_not_on_one_z_is_decoded_one_at_a_time() -> None:
+    """Every image decodes alone, so the frame is whole; what went wrong with the batch is said once."""
+    from vae_tui.decoding import Decoder
+    from vae_tui.model_calls import on_its_thread
+
+    decoder = Decoder(on_its_thread(OutsideVAE(outside_models.one_at_a_time(), decoder_output="tanh")))
+    frame = decoder.frame(1, [0.0] * 8, 0, 0)
+    assert frame.traversal is not None and frame.traversal.shape == (7, 3, 16, 16)
+    assert (frame.traversal != 0.25).flatten(1).any(1).all()  # no image was drawn blank
+    assert "a batch of 8 failed, so its images were decoded one at a time" in frame.failure
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import sys\nsys.exit(2)\n", "called sys.exit(2): does it parse the command line when imported?"),
+        ("from models.mynet import Net\n", "vae-tui's own packages are named models and train and hide yours"),
+    ],
+    ids=["sys.exit on import", "a package named models"],
+)
+def test_a_module_that_exits_or_imports_a_hidden_package_is_one_line(
+    tmp_path: Path, run_cli: Callable, source: str, message: str
+) -> None:
+    (tmp_path / "user.py").write_text(source + "def load():\n    return None\n")
+    run_cli("explore", "--code", f"{tmp_path / 'user.py'}:load").assert_one_line_error(message)
+
+
+def test_a_module_with_dataclasses_and_postponed_annotations_loads(tmp_path: Path) -> None:
+    """The module is in sys.modules while it runs, as an import's is: @dataclass under `from __future__ import
+    annotations` looks it up there."""
+    from vae_tui.outside import run_user_code
+
+    (tmp_path / "dc.py").write_text(
+        "from __future__ import annotations\nfrom dataclasses import dataclass\n\n@dataclass\nclass Sizes:\n"
+        "    latent: int = 3\n\ndef load():\n    return Sizes()\n"
+    )
+    assert run_user_code(f"{tmp_path / 'dc.py'}:load").latent == 3

@@ -1,7 +1,9 @@
 """The atlas of a model that has no checkpoint (one written elsewhere), computed in stages and cached in the user cache
 under a digest of its weights and its data: the second start on the same model and data encodes nothing."""
 
+import contextlib
 import hashlib
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,12 +46,20 @@ def atlases_dir() -> Path:
 
 def weights_digest(model: object) -> str | None:
     """SHA-256 of a module's state (every tensor's name, dtype, shape and bytes, buffers included: BatchNorm's
-    running statistics change what it encodes); None for a model that is no nn.Module (nothing to digest)."""
+    running statistics change what it encodes; other state by its repr) and of its class's source, so that fixing
+    the code of encode gives another key; None for a model that is no nn.Module (nothing to digest)."""
     if not isinstance(model, nn.Module):
         return None
     hasher = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
+    kind = type(model)
+    hasher.update(f"{kind.__module__}.{kind.__qualname__}".encode())
+    with contextlib.suppress(OSError, TypeError):  # a class made at run time has no source file
+        hasher.update(inspect.getsource(kind).encode())
+    for name, value in sorted(model.state_dict().items()):
+        if not isinstance(value, torch.Tensor):  # a module's extra state (get_extra_state): anything
+            hasher.update(json.dumps([name, repr(value)]).encode())
+            continue
+        value = value.detach().cpu().contiguous()
         hasher.update(json.dumps([name, str(value.dtype), list(value.shape)]).encode())
         hasher.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return hasher.hexdigest()

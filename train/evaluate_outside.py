@@ -69,7 +69,7 @@ def evaluate_outside(
         for d in range(mus.shape[1])
     ]
     likelihood = None
-    if model.decoder_output in BERNOULLI_OUTPUTS:
+    if model.decoder_output in BERNOULLI_OUTPUTS and model.has_logvar:  # q(z|x) known: a bound of the model's own
         stage(f"-ELBO and IWAE, K={samples}", len(x))
         likelihood = evaluate_model(model, x, y, class_names, samples, seed, on_progress=on_progress)
     return OutsideEvaluation(

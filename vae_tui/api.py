@@ -49,16 +49,27 @@ def explore(
     """
     import torch
 
-    threads, was_training = torch.get_num_threads(), getattr(model, "training", False)
+    threads, modes = torch.get_num_threads(), training_modes(model)
     try:
         app = explorer_app(model, decoder_output, data, num_classes, class_names, latent_dim, image_shape, exports)
         torch.set_num_threads(1)  # decoding one small batch a key: threads cost more than they give
         app.run()
     finally:
         torch.set_num_threads(threads)
-        if was_training:
-            model.train()
+        restore_modes(modes)
     return app.return_code or 0
+
+
+def training_modes(model: object) -> "list[tuple[object, bool]]":
+    """Each submodule of model (an nn.Module) with its training flag, to put back as found (restore_modes)."""
+    modules = getattr(model, "modules", None)
+    return [(module, module.training) for module in modules()] if callable(modules) else []
+
+
+def restore_modes(modes: "list[tuple[object, bool]]") -> None:
+    """Put every submodule's training flag back as training_modes found it (a frozen part stays in eval)."""
+    for module, training in modes:
+        module.training = training
 
 
 def explorer_app(
@@ -128,7 +139,7 @@ def sample(
     classes = [str(c) for c in classes] if classes else None
     args = argparse.Namespace(**{**DEFAULTS, "n": n, "seed": seed, "traverse": traverse, "classes": classes})
     args.scale, args.output, args.gif = scale, path, False
-    threads, was_training = torch.get_num_threads(), getattr(model, "training", False)
+    threads, modes = torch.get_num_threads(), training_modes(model)
     torch.set_num_threads(1)  # the same bytes on every run and machine size, as the command
     try:
         checkpoint = outside_checkpoint(model, decoder_output, num_classes, latent_dim, image_shape)
@@ -136,8 +147,7 @@ def sample(
         draw_grid(args, checkpoint, f"vae_tui.sample({type(model).__name__})")
     finally:
         torch.set_num_threads(threads)
-        if was_training:
-            model.train()
+        restore_modes(modes)
     return path
 
 

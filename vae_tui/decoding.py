@@ -124,7 +124,7 @@ class Decoder:
         z = torch.cat(rows)
         try:
             pixels = torch.sigmoid(self.model.decode(z, condition)).view(-1, *self.image_shape)
-        except OutsideModelError:
+        except OutsideModelError as batch_error:
             image_row = 0 if "image" in names else None  # the image comes first
             if image_from_classes:
                 image_row = len(z) - len(window) + label - window.start  # the class strip comes last
@@ -132,7 +132,10 @@ class Decoder:
                 raise
             pixels, errors = self._one_by_one(z, condition, image_row)
             strip_rows = len(z) - ("image" in names)
-            failure.append(f"{errors[0]}; {len(errors)} of the strips' {strip_rows} images are drawn blank")
+            if errors:
+                failure.append(f"{errors[0]}; {len(errors)} of the strips' {strip_rows} images are drawn blank")
+            else:  # a batch fails where each image alone does not (memory, a model that takes one z at a time)
+                failure.append(f"{batch_error}: a batch of {len(z)} failed, so its images were decoded one at a time")
         return dict(zip(names, pixels.split([len(r) for r in rows]), strict=True))
 
     def _one_by_one(

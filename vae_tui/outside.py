@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import UserError
+from models.limits import MAX_SIZE
 from models.text import printable
+from vae_tui.commands import bounded_int
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -44,8 +46,8 @@ def add_code_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) 
         default="probs",
         help="what decode(z) returns: probs in [0, 1], tanh in [-1, 1], or logits (default: probs)",
     )
-    add("--latent-dim", type=int, metavar="N", help="z's size, if the model has no latent_dim")
-    add("--num-classes", type=int, metavar="N", help="a class-conditional model: its class count")
+    add("--latent-dim", type=bounded_int(1, MAX_SIZE), metavar="N", help="z's size, if the model has no latent_dim")
+    add("--num-classes", type=bounded_int(1, MAX_SIZE), metavar="N", help="a class-conditional model: its classes")
     add("--class-names", type=Path, metavar="FILE", help="the classes' names, one a line")
     add("--image-shape", metavar="C,H,W", help="for a decode(z) that returns flat (N, C*H*W) images")
     add("--device", default="cpu", help="where the model runs (default: cpu)")
@@ -81,7 +83,7 @@ def image_shape_flag(value: str | None) -> tuple[int, int, int] | None:
     if value is None:
         return None
     parts = value.replace("x", ",").split(",")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 3 or not all(p.strip().isascii() and p.strip().isdigit() and int(p) > 0 for p in parts):
         raise UserError(f"--image-shape takes C,H,W (three positive integers), not {printable(value)!r}")
     channels, height, width = (int(p) for p in parts)
     return channels, height, width
@@ -100,6 +102,8 @@ def run_user_code(spec: str, debug: bool = False) -> object:
         raise UserError(f"--code {shown}: {printable(target)} has no function {printable(name)}")
     try:
         return function()
+    except SystemExit as e:
+        raise UserError(f"--code {shown}: {printable(name)}() called sys.exit({printable(str(e.code))})") from None
     except Exception as e:  # the user's code: anything may come out of it
         raise user_failure(f"--code {shown}: {printable(name)}() raised", e, debug) from None
 
@@ -115,20 +119,45 @@ def _load_module(target: str, shown: str, debug: bool) -> object:
             raise UserError(f"--code {shown}: {printable(str(path))} cannot be loaded as Python")
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, str(path.resolve().parent))
+        sys.modules[spec.name] = module  # as an import does: dataclasses and pickle look their module up there
         try:
             spec.loader.exec_module(module)
-        except SyntaxError as e:
-            where = f"{printable(str(path))}, line {e.lineno}" if e.lineno else printable(str(path))
-            raise user_failure(f"--code {shown}: {where} has a syntax error", e, debug, detail=e.msg) from None
-        except Exception as e:
-            raise user_failure(f"--code {shown}: running {printable(str(path))} raised", e, debug) from None
+        except BaseException as e:
+            sys.modules.pop(spec.name, None)
+            raise _load_failure(e, f"--code {shown}: running {printable(str(path))}", path, debug) from None
         return module
     try:
         return importlib.import_module(target)
     except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] in OWN_PACKAGES:
+            raise _load_failure(e, f"--code {shown}: importing {printable(target)}", None, debug) from None
         raise UserError(f"--code {shown}: no module named {printable(str(e.name or target))}") from None
-    except Exception as e:
-        raise user_failure(f"--code {shown}: importing {printable(target)} raised", e, debug) from None
+    except BaseException as e:
+        raise _load_failure(e, f"--code {shown}: importing {printable(target)}", None, debug) from None
+
+
+OWN_PACKAGES = ("models", "train")  # vae-tui's top-level packages: a user's of the same name is hidden by them
+
+
+def _load_failure(error: BaseException, what: str, path: Path | None, debug: bool) -> UserError:
+    """One line for what running or importing the user's module raised: a syntax error with its line, sys.exit
+    (a module that parses the command line when imported), a package hidden by vae-tui's own, anything else."""
+    if isinstance(error, KeyboardInterrupt):
+        raise error
+    if isinstance(error, SyntaxError):
+        where = f"{printable(str(path))}, line {error.lineno}" if path and error.lineno else what
+        return user_failure(f"{what.split(': ')[0]}: {where} has a syntax error", error, debug, detail=error.msg)
+    if isinstance(error, SystemExit):
+        return UserError(
+            f"{what} called sys.exit({printable(str(error.code))}): does it parse the command line when imported? "
+            'put that under `if __name__ == "__main__":`'
+        )
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").partition(".")[0] in OWN_PACKAGES:
+        return UserError(
+            f"{what} raised ModuleNotFoundError: {printable(str(error.name))}: vae-tui's own packages are named"
+            f" {' and '.join(OWN_PACKAGES)} and hide yours of the same name; import yours under another name"
+        )
+    return user_failure(f"{what} raised", error, debug)
 
 
 def user_failure(what: str, error: BaseException, debug: bool, detail: str | None = None) -> UserError:

@@ -154,7 +154,10 @@ def add_outside_atlas(
     from vae_tui.outside import user_failure
 
     model, config = checkpoint.model, checkpoint.config
-    weights = weights_digest(model.inner)
+    try:
+        weights = weights_digest(model.inner)
+    except Exception:  # a state the digest cannot read: no cache, the atlas is still computed
+        weights = None
     key = cache_key(weights, data.identity, model.decoder_output, config) if weights else None
     cached = None
     if key is not None:

@@ -251,7 +251,12 @@ def outside_tables(evaluation: "OutsideEvaluation", title: str) -> "list[Table |
     kl_note = "" if evaluation.kl_from_logvar else " (encoder gives mu alone: unit variances)"
     summary.add_row(f"KL per image, nats{kl_note}", f"{evaluation.kl:.2f}")
     likelihood = evaluation.likelihood
-    if likelihood is None:
+    if likelihood is None and not evaluation.kl_from_logvar and evaluation.decoder_output != "tanh":
+        applies = Text(
+            f"decoder output {evaluation.decoder_output}, but the encoder gives mu alone: q(z|x) is not known, so no"
+            " ELBO and no bound on -log p(x)"
+        )
+    elif likelihood is None:
         applies = Text(
             f"decoder output {evaluation.decoder_output}: its likelihood is not known, so no ELBO and no bound on "
             "-log p(x) (they need a Bernoulli decoder: --decoder-output probs or logits)"

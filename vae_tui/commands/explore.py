@@ -16,7 +16,7 @@ from vae_tui.commands import (
     pretrained_path,
     threads_for_load,
 )
-from vae_tui.outside import add_code_flags
+from vae_tui.outside import add_code_flags, check_code_source
 
 if TYPE_CHECKING:
     from models import Checkpoint
@@ -194,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     """Open the explorer; return the exit status."""
     import torch
 
+    check_code_source(args)
     if args.code is None:
         for flag in ("data", "dataset"):
             if getattr(args, flag):

@@ -278,28 +278,38 @@ def draw_grid(args: argparse.Namespace, checkpoint: "Checkpoint", source: str = 
 def write(args: argparse.Namespace, checkpoint: "Checkpoint", export: "Export") -> None:
     """Draw export with checkpoint's model into args.output (a PNG, or a GIF with args.gif)."""
     from vae_tui.decoding import Decoder, pixel_shape
-    from vae_tui.exports import save_export
+    from vae_tui.exports import export_image, save_drawn
 
     _check_size(export, pixel_shape(checkpoint.config)[-1])
+    decoder = Decoder(checkpoint.model)
+    if args.gif:
+        frames = _gif_frames(export, decoder)  # drawn before the write: the model's errors are not the file's
+        write_file = lambda: _save_gif(args.output, export, frames)  # noqa: E731
+    else:
+        image = export_image(export, decoder)
+        write_file = lambda: save_drawn(args.output, export, image)  # noqa: E731
     try:
-        if args.gif:
-            _save_gif(args.output, export, Decoder(checkpoint.model))
-        else:
-            save_export(args.output, export, Decoder(checkpoint.model))
+        write_file()
     except OSError as e:
         raise UserError(f"cannot write {args.output}: {e.strerror or e}") from None
 
 
-def _save_gif(path: Path, export: "Export", decoder: "Decoder") -> None:
+def _gif_frames(export: "Export", decoder: "Decoder") -> "torch.Tensor":
     """The export's rows as GIF frames: an interpolation's images one by one, a traversal's values row by row."""
     import torch
 
-    from train.grids import grid, save_gif
+    from train.grids import grid
 
     images = decoder.images(torch.tensor(export.z), torch.tensor([c or 0 for c in export.classes]))
     per_frame = 1 if export.columns == len(export.z) else export.columns  # --interpolate: one row of steps
-    frames = torch.stack([grid(images[i : i + per_frame], per_frame) for i in range(0, len(images), per_frame)])
-    save_gif(path, frames, export.scale, GIF_FRAME_MS, comment=export.to_json())  # the PNG's record, as a comment
+    return torch.stack([grid(images[i : i + per_frame], per_frame) for i in range(0, len(images), per_frame)])
+
+
+def _save_gif(path: Path, export: "Export", frames: "torch.Tensor") -> None:
+    """The frames as a looping GIF carrying the export's record (the PNG's, as a comment)."""
+    from train.grids import save_gif
+
+    save_gif(path, frames, export.scale, GIF_FRAME_MS, comment=export.to_json())
 
 
 def _from_png(args: argparse.Namespace) -> "tuple[Export, Checkpoint]":
