@@ -29,6 +29,7 @@ from train.atlas import atlas_of, build_atlas
 from train.carry import carried, check_carry, resume_epoch
 from train.data import Dataset
 from train.device import rng_states, set_rng_states, to_device_images, to_device_levels
+from train.distributed import Ranks, ShardStep
 from train.evaluate import bits_per_dim, evaluate_with_encodings
 from train.memory import keep_freed_memory
 from train.preview import Preview, preview_images
@@ -76,7 +77,9 @@ class Trainer:
         resume: Checkpoint | None = None,
         cuda_graphs: bool = True,
         threads: ThreadFollower | None = None,
+        ranks: Ranks | None = None,
     ) -> None:
+        self.ranks = ranks if ranks is not None else Ranks()  # several: each trains its shard, rank 0 writes
         self.settings, self.data, self.out_dir, self.device, self.progress = settings, data, out_dir, device, progress
         # on the CPU, each epoch's thread count follows the other processes' load unless the user fixed it
         self.threads = threads if threads is not None and device.type == "cpu" else None
@@ -90,7 +93,7 @@ class Trainer:
         channels, size, _ = data.image_shape
         self.model = build_model(settings.model_config(self.num_classes, channels, size)).to(device)
         fused = device.type in ("cpu", "cuda")
-        self.graphed = cuda_graphs and graphs_possible(device)
+        self.graphed = cuda_graphs and graphs_possible(device) and not self.ranks.several
         # capturable keeps Adam's step count on the GPU, as a CUDA graph needs
         capturable = self.graphed and device.type == "cuda"
         self.adam_flags = {"fused": fused, "foreach": None if fused else True, "capturable": capturable}
@@ -125,7 +128,13 @@ class Trainer:
         if settings.kl_warmup > 0 or settings.beta != 1.0:
             self.kl_weight = torch.full((), settings.beta, device=device)
         step_args = (self.model, self.optimizer, self.train_x, self.train_y, self.loss_sum, self.centroid_sums)
-        self.train_step = make_step((*step_args, self.kl_weight), settings.batch_size, self.graphed, self._graphs_off)
+        if self.ranks.several:
+            self.train_step = ShardStep(self.ranks, *step_args, self.kl_weight)
+        else:
+            self.train_step = make_step(
+                (*step_args, self.kl_weight), settings.batch_size, self.graphed, self._graphs_off
+            )
+        self.agreed_loss = 0.0  # several ranks: the epoch's training loss summed over them, at the latest agreement
 
     def _match_state_layout(self) -> None:
         """Adam's loaded moments in their parameter's memory layout: the fused kernel walks both as flat memory,
@@ -203,8 +212,8 @@ class Trainer:
     def _run_epoch(self, stop: StopFlag) -> EpochResult:
         """One epoch: its shuffle, the training steps (from self.step when resumed), evaluation, its files."""
         reach("epoch", self.epoch)  # before the shuffle: last.safetensors (if any) holds this very moment
-        if stop.signal_name:  # a signal during start-up or the previous epoch's writes
-            self._stop(stop.signal_name, self.step)
+        if signal_name := self._agree(stop):  # a signal during start-up or the previous epoch's writes
+            self._stop(signal_name, self.step)
         started = time.perf_counter()
         first_step = self.step
         self.last_reading = None  # the evaluation and the files between epochs are not training speed
@@ -212,17 +221,25 @@ class Trainer:
         self.progress.epoch_started(self.epoch, first_step)
         self._train_steps(stop, permutation, rng_epoch_start, started)
         result = self._evaluate_epoch(started, first_step)
-        with self._writing():
-            self._write_epoch(result)
+        centroid_sums = self.ranks.summed(self.centroid_sums)
+        if self.ranks.is_main:
+            with self._writing():
+                self._write_epoch(result, centroid_sums)
+            self.progress.preview(self.preview)
+        self.saved_at = (self.epoch + 1, 0)
+        self.ranks.write_digest(self.model, self.epoch)
         self.progress.epoch_done(result)
-        self.progress.preview(self.preview)
         return result
 
     def _start_epoch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The epoch's shuffle and the RNG state it is drawn from; the running sums zeroed, or restored on resume."""
         if self.carry:  # the first epoch of a resumed run
             carry, self.carry = self.carry, {}
-            return resume_epoch(carry, self.step, len(self.train_x), self.device, self.loss_sum, self.centroid_sums)
+            resumed = resume_epoch(carry, self.step, len(self.train_x), self.device, self.loss_sum, self.centroid_sums)
+            if not self.ranks.is_main:  # the carried sums are global: rank 0 alone holds them
+                self.loss_sum.zero_()
+                self.centroid_sums.zero_()
+            return resumed
         rng_epoch_start = rng_states(self.device)
         self.loss_sum.zero_()
         self.centroid_sums.zero_()
@@ -235,19 +252,34 @@ class Trainer:
         last_report = started
         for step in range(first_step, self.steps_per_epoch):
             reach("batch", self.epoch, step)  # a signal sent here is seen before the step runs
-            if stop.signal_name:
-                self._stop(stop.signal_name, step, permutation, rng_epoch_start)
+            if signal_name := self._agree(stop):
+                self._stop(signal_name, step, permutation, rng_epoch_start)
             self._schedule(step)
             self.train_step(permutation[step * batch_size : (step + 1) * batch_size])
             if (now := time.perf_counter()) - last_report >= REPORT_SECONDS:
                 last_report = now
                 self._report(step, first_step, started)
 
+    def _agree(self, stop: StopFlag) -> str | None:
+        """The signal that stops training now, if any: on several ranks, one all of them agree on before each
+        step (a signal may reach only some), along with the epoch's loss so far, checked on every rank."""
+        if not self.ranks.several:
+            return stop.signal_name
+        names = ("SIGINT", "SIGTERM")
+        flags = [float(stop.signal_name == name) for name in names]
+        agreed = self.ranks.summed(torch.tensor([*flags, self.loss_sum.item()], dtype=torch.float64))
+        self.agreed_loss = float(agreed[2])
+        self._check_finite(self.agreed_loss)
+        return next((name for name, flag in zip(names, agreed[:2].tolist(), strict=True) if flag > 0), None)
+
     def _report(self, step: int, first_step: int, started: float) -> None:
-        """Show the running training loss and speed after `step`."""
+        """Show the running training loss and speed after `step` (several ranks: the loss before it)."""
         batch_size = self.settings.batch_size
-        loss = self.loss_sum.item() / min((step + 1) * batch_size, len(self.train_x))
-        self._check_finite(loss)
+        if self.ranks.several:
+            loss = self.agreed_loss / max(min(step * batch_size, len(self.train_x)), 1)
+        else:
+            loss = self.loss_sum.item() / min((step + 1) * batch_size, len(self.train_x))
+            self._check_finite(loss)
         now = time.perf_counter()
         rate = (step + 1 - first_step) * batch_size / max(now - started, 1e-9)
         self.progress.batch(step + 1, loss, rate)
@@ -288,16 +320,18 @@ class Trainer:
 
     def _evaluate_epoch(self, started: float, first_step: int) -> EpochResult:
         """The finished epoch's losses on the training and test sets, its timings, and whether it is the best."""
-        train_loss = self.loss_sum.item() / len(self.train_x)  # a host sync: train_seconds includes the device's work
+        # a host sync: train_seconds includes the device's work
+        train_loss = self.ranks.summed(self.loss_sum).item() / len(self.train_x)
         self._check_finite(train_loss)
         train_seconds = time.perf_counter() - started
         test_loss, test_reconstruction, test_kl, mu, kl_per_dim = evaluate_with_encodings(
             self.model, self.test_x, self.test_y, self.settings.seed + 1
         )
         self._check_finite(test_loss)
-        self.atlas = build_atlas(  # for this epoch's files
-            mu, kl_per_dim, self.data.test.images, self.data.test.labels, self.model, self.test_x
-        )
+        if self.ranks.is_main:  # every rank evaluates the same weights alike; rank 0 alone writes the atlas
+            self.atlas = build_atlas(  # for this epoch's files
+                mu, kl_per_dim, self.data.test.images, self.data.test.labels, self.model, self.test_x
+            )
         is_best = self._record_best(test_loss)
         last_step = self.epoch * self.steps_per_epoch - 1
         return EpochResult(
@@ -328,8 +362,11 @@ class Trainer:
     ) -> NoReturn:
         """Save the state before batch `step` unless last.safetensors holds it already; raise TrainingInterrupted."""
         if (self.epoch, step) not in (self.saved_at, (1, 0)):  # at (1, 0) nothing is trained: a new run is the same
-            with self._writing():
-                self._save_interrupted(step, permutation, rng_epoch_start)
+            sums = self.ranks.summed(self.loss_sum), self.ranks.summed(self.centroid_sums)
+            if self.ranks.is_main:
+                with self._writing():
+                    self._save_interrupted(step, permutation, rng_epoch_start, *sums)
+            self.ranks.wait()  # the file is whole before any rank says it was saved
             self.saved_at = (self.epoch, step)
         raise TrainingInterrupted(signal_name, self.out_dir / "last.safetensors" if self.saved_at else None)
 
@@ -383,7 +420,7 @@ class Trainer:
                 group["lr"] = group["lr"].item()
         return ResumeState(optimizer=optimizer, tensors=tensors, progress=progress)
 
-    def _write_epoch(self, result: EpochResult) -> None:
+    def _write_epoch(self, result: EpochResult, centroid_sums: torch.Tensor) -> None:
         """The finished epoch's files, last.safetensors last of all: train/writes.py says why in this order."""
         epoch = result.epoch
         grids = write_grids(self.model, self.test_x, self.test_y, self.sample_z, self.out_dir, epoch)
@@ -393,7 +430,7 @@ class Trainer:
         self.metrics_rows.append(row)
         write_metrics(self.out_dir, self.metrics_rows)
         metrics = {k: row[k] for k in METRIC_KEYS}
-        centroids = self.centroid_sums / self.class_counts  # running: averaged while the weights moved
+        centroids = centroid_sums / self.class_counts  # running: averaged while the weights moved
         if epoch == self.settings.epochs:  # exact ones cost a sixth of an epoch: once, before best and last
             centroids = exact_centroids(self.model, self.train_x, self.train_y, "last")
             if not result.is_best:
@@ -405,17 +442,24 @@ class Trainer:
         save_checkpoint(
             self.out_dir / "last.safetensors", self._checkpoint(epoch, centroids, metrics, resume, self.atlas)
         )
-        self.saved_at, self.centroids = (epoch + 1, 0), centroids
+        self.centroids = centroids
 
-    def _save_interrupted(self, step: int, permutation: torch.Tensor, rng_epoch_start: dict) -> None:
-        """Save the state mid-epoch so that --resume continues with the very next batch."""
+    def _save_interrupted(
+        self,
+        step: int,
+        permutation: torch.Tensor,
+        rng_epoch_start: dict,
+        loss_sum: torch.Tensor,
+        centroid_sums: torch.Tensor,
+    ) -> None:
+        """Save the state mid-epoch so that --resume continues with the very next batch (the sums: all ranks')."""
         metrics = {k: v for k, v in (self.metrics_rows or [{}])[-1].items() if k in METRIC_KEYS}
         # running centroids over this epoch's images so far; a class not seen yet keeps its newest ones
         seen = self.train_y[permutation[: step * self.settings.batch_size]]
         seen_counts = torch.bincount(seen, minlength=self.num_classes).unsqueeze(1)
-        centroids = torch.where(seen_counts > 0, self.centroid_sums / seen_counts.clamp(min=1), self.centroids)
+        centroids = torch.where(seen_counts > 0, centroid_sums / seen_counts.clamp(min=1), self.centroids)
         resume = self._resume_state(
-            self.epoch, step, rng_epoch_start, {"loss_sum": self.loss_sum, "centroid_sums": self.centroid_sums}
+            self.epoch, step, rng_epoch_start, {"loss_sum": loss_sum, "centroid_sums": centroid_sums}
         )
         atlas = atlas_of(self.model, self.test_x, self.test_y, self.data.test.images)  # of the weights as they are now
         checkpoint = self._checkpoint(self.epoch - 1, centroids, metrics, resume, atlas)

@@ -25,14 +25,17 @@ class TrainingInterrupted(Exception):
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[StopFlag]:
-    """Inside, SIGINT and SIGTERM set the flag and a second one raises KeyboardInterrupt; the old handlers after."""
+def stop_on_signals(escalate: bool = True) -> Iterator[StopFlag]:
+    """Inside, SIGINT and SIGTERM set the flag and a second one raises KeyboardInterrupt (unless not escalate);
+    the old handlers after."""
     stop = StopFlag()
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
     def request_stop(signum: int, frame: object) -> None:
-        if stop.signal_name:  # a second signal: stop now; every file on disk is whole (train/writes.py)
+        if stop.signal_name and escalate:  # a second signal: stop now; every file on disk is whole (train/writes.py)
             raise KeyboardInterrupt
+        if stop.signal_name:
+            return
         stop.signal_name = signal.Signals(signum).name
 
     try:

@@ -1,6 +1,7 @@
 """`vae-tui train`: settings from flags or a checkpoint, data, signals, then the training loop."""
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import fields, replace
@@ -111,6 +112,12 @@ def add_parser(commands: Commands) -> None:
         help="on CUDA, launch each step's kernels eagerly instead of replaying one captured CUDA graph",
     )
     parser.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train on N processes of this node (one GPU each on CUDA) through torchrun: docs/distributed.md",
+    )
+    parser.add_argument(
         "--no-preview",
         action="store_true",
         help="on a terminal, do not draw each epoch's reconstructions and samples under the bars",
@@ -121,12 +128,26 @@ def add_parser(commands: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train; return the exit status."""
     from train.stop import TrainingInterrupted, stop_on_signals  # torch-free: in place before torch loads
+    from vae_tui.commands.train_ranks import is_other_rank, launch, under_torchrun
 
-    with stop_on_signals() as stop:
+    if args.nproc is not None:
+        return launch(args)
+    # under torchrun a second signal is torchrun's own, passed on: it kills ranks that do not stop within 30 s
+    with stop_on_signals(escalate=not under_torchrun()) as stop:
         try:
             return _train(args, stop)
+        except UserError as e:
+            if not is_other_rank():
+                raise
+            from train.distributed import RankStopped
+
+            if not isinstance(e, RankStopped):  # rank 0 says why it stopped; this rank says its own error
+                print(f"vae-tui train: rank {os.environ.get('RANK')}: error: {printable(str(e))}", file=sys.stderr)
+            return 1
         except TrainingInterrupted as e:
-            if e.checkpoint is None:
+            if is_other_rank():
+                pass
+            elif e.checkpoint is None:
                 print(f"{e.signal_name} arrived before the first batch: nothing was trained or saved", file=sys.stderr)
             else:
                 print(f"{e.signal_name}: stopped and saved. Resume with:", file=sys.stderr)  # the path: its own line
@@ -171,31 +192,58 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
     from models import load_checkpoint
     from models.points import reach
     from train.device import describe_device, resolve_device
+    from train.distributed import SilentProgress, join
     from train.loop import Trainer
     from train.progress import make_progress
     from train.settings import check_memory
+    from vae_tui.commands.train_ranks import check_shards, describe_ranks, rank_threads, ranked_start
 
-    device = resolve_device(args.device)
-    resume, settings, data, out_dir, lock = _start_resumed(args) if args.resume else _start_new(args, stop)
+    ranks, device = join(resolve_device(args.device))
     try:
-        images = len(data.train.labels), len(data.test.labels)
-        check_memory(settings, device, len(data.class_names), data.image_shape, images)  # one line naming the flags
-        progress = make_progress(Console(), preview=not args.no_preview)
-        reach("start", "model")
-        trainer = Trainer(
-            settings, data, out_dir, device, progress, resume, cuda_graphs=args.cuda_graphs, threads=follower(args)
-        )
-        trainer.tell = lock.tell  # `vae-tui runs` shows the epoch's progress from the lock file
-        where = f", from epoch {trainer.epoch}, batch {trainer.step}" if resume else ""
-        # one line each, paths on their own: at 80 columns nothing breaks mid-name
-        model = f"{settings.model.upper()} ({settings.arch})"
-        progress.message(f"Training {model} on {data.name} on {describe_device(device, trainer.graphed)}{where}")
-        progress.message(f"data: {data.source}")
-        progress.message(f"writing to {out_dir}")
-        with progress:
-            trainer.run(stop)
+        if ranks.several:
+            rank_threads(ranks, args.threads)
+            start = ranked_start(
+                args, stop, ranks, lambda: _start_resumed(args) if args.resume else _start_new(args, stop)
+            )
+        else:
+            start = _start_resumed(args) if args.resume else _start_new(args, stop)
+        resume, settings, data, out_dir, lock = start
+        try:
+            images = len(data.train.labels), len(data.test.labels)
+            check_memory(settings, device, len(data.class_names), data.image_shape, images)  # one line naming the flags
+            if ranks.several:
+                check_shards(ranks, settings.batch_size, images[0])
+            progress = make_progress(Console(), preview=not args.no_preview) if ranks.is_main else SilentProgress()
+            reach("start", "model")
+            threads = None if ranks.several else follower(args)  # ranks keep their share of the CPUs
+            trainer = Trainer(
+                settings,
+                data,
+                out_dir,
+                device,
+                progress,
+                resume,
+                cuda_graphs=args.cuda_graphs,
+                threads=threads,
+                ranks=ranks,
+            )
+            trainer.tell = lock.tell  # `vae-tui runs` shows the epoch's progress from the lock file
+            where = f", from epoch {trainer.epoch}, batch {trainer.step}" if resume else ""
+            # one line each, paths on their own: at 80 columns nothing breaks mid-name
+            model = f"{settings.model.upper()} ({settings.arch})"
+            progress.message(f"Training {model} on {data.name} on {describe_device(device, trainer.graphed)}{where}")
+            if ranks.several:
+                progress.message(describe_ranks(ranks, settings.batch_size, device))
+            progress.message(f"data: {data.source}")
+            progress.message(f"writing to {out_dir}")
+            with progress:
+                trainer.run(stop)
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        ranks.close()
+    if not ranks.is_main:
+        return 0
     if stop.signal_name:  # after the last batch: nothing is left to stop, and the final files are whole
         print(
             f"{stop.signal_name} arrived after the last batch, during the final evaluation and writes:\n"
