@@ -35,3 +35,16 @@ print(f"training time (epoch loops, no eval or writes): {train:.2f} s over {len(
       f" all epochs with eval and writes: {sum(r['seconds'] for r in rows):.2f} s; test loss {rows[-1]['test_loss']:.2f}")
 PY
 done
+# NCCL: DDP on 2 GPUs against 1 GPU, 1 epoch each, same seed; the test losses should agree within about 0.5 nats
+# (docs/distributed.md). Needs a machine with 2 GPUs; it was written on a CPU machine and has NOT been run.
+if [ "$(python -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+  for n in 2 1; do
+    echo "== NCCL: torchrun --standalone --nproc-per-node $n -m vae_tui train --epochs 1 --device cuda"
+    rm -rf "$OUT/ddp-$n"
+    python -m torch.distributed.run --standalone --nproc-per-node $n -m vae_tui train --epochs 1 --device cuda \
+      --seed 0 --no-preview --out "$OUT/ddp-$n" | grep -E "Training|processes|epoch 1/1|Done"
+    python -c "import json,sys; r=json.loads(open(sys.argv[1]).readline()); print('$n GPU(s): test loss', round(r['test_loss'], 3))" "$OUT/ddp-$n/metrics.jsonl"
+  done
+else
+  echo "== NCCL check skipped: it needs 2 GPUs"
+fi

@@ -9,7 +9,8 @@ list check. Tests listen in two ways:
 - in a subprocess, through the environment: ``VAE_TUI_POINTS=FILE`` appends each label
   as a line to FILE (flushed at once, so a test can wait for a line), and
   ``VAE_TUI_SIGNAL_AT="LABEL=SIGNAL"`` makes the process send itself SIGNAL (SIGINT,
-  SIGTERM, SIGKILL ...) when it reaches LABEL, so a stop lands at an exact moment.
+  SIGTERM, SIGKILL ...) when it reaches LABEL, so a stop lands at an exact moment; with
+  ``VAE_TUI_SIGNAL_RANK=R``, only the torchrun rank R (its RANK variable) does.
 """
 
 import os
@@ -60,7 +61,8 @@ def listen_as_the_environment_says() -> None:
     _listeners.clear()
     if os.environ.get("VAE_TUI_POINTS"):
         listen(_log_to(os.environ["VAE_TUI_POINTS"]))
-    if os.environ.get("VAE_TUI_SIGNAL_AT"):
+    rank = os.environ.get("VAE_TUI_SIGNAL_RANK")
+    if os.environ.get("VAE_TUI_SIGNAL_AT") and rank in (None, os.environ.get("RANK", "0")):
         listen(_signal_at(os.environ["VAE_TUI_SIGNAL_AT"]))
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,80 @@ def test_sigint_stops_every_rank_and_the_run_resumes_in_one_process(tmp_path: Pa
     resumed = ["--resume", str(tmp_path / "run" / "last.safetensors"), "--device", "cpu", "--no-preview"]
     assert in_process("train", *resumed, "--data-dir", str(tmp_path / "data")) == 0
     assert [r["epoch"] for r in rows(tmp_path / "run")] == [1, 2, 3]
+
+
+def test_a_killed_rank_stops_the_others_with_one_line_and_whole_files(tmp_path: Path) -> None:
+    """`train --nproc 2` whose rank 1 is killed (SIGKILL) in the second epoch: rank 0 exits within the group's 30 s
+    timeout, one line names rank 1 and the log file holding torchrun's report, and every file in the run is whole."""
+    write_dataset(tmp_path / "data", n_train=2048)  # 64 steps an epoch
+    flags = [*FLAGS, "--epochs", "3", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VAE_TUI_SIGNAL_AT": "batch 2 5=SIGKILL", "VAE_TUI_SIGNAL_RANK": "1"}
+    started = time.monotonic()
+    launcher = subprocess.run(
+        [sys.executable, "-m", "vae_tui", "train", "--nproc", "2", *flags],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    assert launcher.returncode != 0
+    lines = [line for line in launcher.stderr.splitlines() if line.startswith("vae-tui train:")]
+    assert len(lines) == 1, launcher.stderr[-3000:]
+    assert lines[0].startswith("vae-tui train: rank 1 failed: killed by SIGKILL; torchrun's report: ")
+    assert "Traceback" not in launcher.stderr and "ChildFailedError" not in launcher.stderr
+    log = Path(lines[0].rsplit(": ", 1)[1])
+    assert log.parent == tmp_path / "run" and "Root Cause" in log.read_text()
+    assert seconds < 30 + 20  # the group's timeout, and the start-up
+    assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob(".*.tmp"))
+    for checkpoint in (tmp_path / "run").glob("*.safetensors"):
+        load_checkpoint(checkpoint)
+    assert load_checkpoint(tmp_path / "run" / "last.safetensors", with_resume=True).resume.progress["epoch"] == 2
+    assert [r["epoch"] for r in rows(tmp_path / "run")] == [1]
+
+
+def test_the_launcher_fixes_the_run_folder_and_restarted_ranks_resume_it(tmp_path: Path) -> None:
+    """The launcher's own flags stay out of the ranks' command; a restart (TORCHELASTIC_RESTART_COUNT > 0) of a run
+    with a last.safetensors resumes it, a first attempt does not."""
+    from vae_tui.commands.train_ranks import restarted_from, without_nproc
+
+    assert without_nproc(["--nproc", "2", "--max-restarts=3", "--epochs", "1"]) == ["--epochs", "1"]
+    (tmp_path / "last.safetensors").write_bytes(b"")
+    args = types.SimpleNamespace(resume=None, out=str(tmp_path))
+    environ = {"WORLD_SIZE": "2", "RANK": "1", "TORCHELASTIC_RESTART_COUNT": "0"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        restarted_from(args)
+        assert args.resume is None
+        patch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+        restarted_from(args)
+    assert args.resume == str(tmp_path / "last.safetensors")
+
+
+REPORT = """Traceback (most recent call last):
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+Failures:
+[1]:
+  rank      : 0 (local_rank: 0)
+  exitcode  : 1 (pid: 11)
+  error_file: {error_file}
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  rank      : 1 (local_rank: 1)
+  exitcode  : {exitcode} (pid: 12)
+  error_file: <N/A>
+"""
+
+
+def test_torchruns_report_is_read_for_the_rank_that_failed(tmp_path: Path) -> None:
+    """The root cause's rank and how it ended; a rank that only lost its peer is not the one named; a rank's error
+    file gives its message."""
+    from vae_tui.commands.train_ranks import parse_failures
+
+    error_file = tmp_path / "error.json"
+    message = {"message": "rank 1 stopped answering (RuntimeError: closed)", "extraInfo": {"user_error": False}}
+    error_file.write_text(json.dumps({"message": message}))
+    failures = parse_failures(REPORT.format(error_file=error_file, exitcode=-9))
+    assert failures == [
+        {"rank": 1, "error": "killed by SIGKILL", "user_error": False},
+        {"rank": 0, "error": "rank 1 stopped answering (RuntimeError: closed)", "user_error": False},
+    ]

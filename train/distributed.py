@@ -5,8 +5,12 @@ generator, and trains its slice of both; the gradients are summed over the ranks
 the one-process step on the same global batch, up to the order of floating-point sums.
 """
 
+import json
 import os
+import time
+import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
@@ -21,6 +25,11 @@ from train.steps import EagerStep, objective
 
 T = TypeVar("T")
 
+# How long a collective waits for its peers. Long, because the others wait in one while rank 0 alone decodes a
+# folder's store, builds the atlas or writes the epoch's files; a peer that dies is seen at once anyway (gloo's
+# connection resets, and torchrun's agent ends the other workers when one exits).
+GROUP_TIMEOUT = timedelta(minutes=30)
+PEER_LOST = "stopped answering"  # in the line of a rank whose collective failed because a peer died
 DIGEST_ENV = "VAE_TUI_RANK_DIGESTS"  # a folder: each rank writes its weights' digest there after each epoch (tests)
 
 
@@ -126,13 +135,43 @@ def join(device: torch.device) -> tuple[Ranks, torch.device]:
             raise UserError(f"{local_world_size} ranks on this node, but it has {count} CUDA GPU(s): one rank a GPU")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-        backend = "nccl"
+        backend = "cpu:gloo,cuda:nccl"  # the stop flags each step agree on are CPU tensors: gloo carries those
     elif device.type == "cpu":
         backend = "gloo"
     else:
         raise UserError(f"several processes train on cuda or cpu, not {device.type}")
-    dist.init_process_group(backend, rank=rank, world_size=world_size, device_id=device if backend == "nccl" else None)
+    dist.init_process_group(
+        backend,
+        rank=rank,
+        world_size=world_size,
+        timeout=GROUP_TIMEOUT,
+        device_id=device if device.type == "cuda" else None,
+    )
     return Ranks(rank, world_size, local_rank, local_world_size), device
+
+
+def failure_line(error: BaseException, rank: int, world_size: int) -> str:
+    """One line for a rank's unexpected error; a collective that failed because a peer died names that peer where
+    it can (of 2 ranks, the other one)."""
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")[:300]
+    if isinstance(error, RuntimeError) and (
+        isinstance(error, dist.DistError)
+        or any(word in first for word in ("gloo", "NCCL", "Connection closed", "Connection reset", "Timed out"))
+    ):
+        peer = f"rank {1 - rank}" if world_size == 2 else "another rank"
+        return f"{peer} {PEER_LOST} ({type(error).__name__}: {first})"
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def record_failure(line: str, user_error: bool) -> None:
+    """line and the traceback being handled in torchrun's error file for this rank (TORCHELASTIC_ERROR_FILE, the
+    format of torch.distributed.elastic's ErrorHandler), where torchrun's report and `train --nproc` find them."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    extra = {"py_callstack": traceback.format_exc(), "timestamp": str(int(time.time())), "user_error": user_error}
+    with open(path, "w") as f:
+        json.dump({"message": {"message": line, "extraInfo": extra}}, f)
 
 
 class ShardLoss(torch.nn.Module):

@@ -225,10 +225,11 @@ class Trainer:
         if self.ranks.is_main:
             with self._writing():
                 self._write_epoch(result, centroid_sums)
-            self.progress.preview(self.preview)
         self.saved_at = (self.epoch + 1, 0)
         self.ranks.write_digest(self.model, self.epoch)
         self.progress.epoch_done(result)
+        if self.ranks.is_main:  # after the bars are filled, as one process has always drawn it
+            self.progress.preview(self.preview)
         return result
 
     def _start_epoch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -66,6 +66,7 @@ def add_parser(commands: Commands) -> None:
     """The `train` sub-command and its flags."""
     parser = commands.add_parser(
         "train",
+        allow_abbrev=False,  # --npr 2 would otherwise be --nproc 2, which the launched ranks would not recognise
         help="fit a VAE or CVAE; writes checkpoints, PNG grids and metrics",
         description="Fit a VAE or CVAE on FashionMNIST or MNIST. Each epoch writes reconst-N.png, sample-N.png, "
         "a row of metrics.jsonl, best.safetensors (lowest test loss) and, last of all, last.safetensors (resumable).",
@@ -118,6 +119,13 @@ def add_parser(commands: Commands) -> None:
         help="train on N processes of this node (one GPU each on CUDA) through torchrun: docs/distributed.md",
     )
     parser.add_argument(
+        "--max-restarts",
+        type=int,
+        metavar="N",
+        help="with --nproc: torchrun restarts all ranks up to N times after a failure; they go on from the run's "
+        "last.safetensors (default: 0)",
+    )
+    parser.add_argument(
         "--no-preview",
         action="store_true",
         help="on a terminal, do not draw each epoch's reconstructions and samples under the bars",
@@ -137,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             return _train(args, stop)
         except UserError as e:
+            if under_torchrun():
+                from train.distributed import record_failure
+
+                record_failure(f"{printable(str(e))}", user_error=True)
             if not is_other_rank():
                 raise
             from train.distributed import RankStopped
@@ -153,6 +165,24 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{e.signal_name}: stopped and saved. Resume with:", file=sys.stderr)  # the path: its own line
                 print(f"  {resume_command(Path(e.checkpoint), unstored_flags(args), lines=True)}", file=sys.stderr)
             return EXIT_CODES.get(e.signal_name, 1)
+        except Exception as e:  # after TrainingInterrupted, an Exception too
+            if not under_torchrun():
+                raise
+            return _rank_failed(e)
+
+
+def _rank_failed(error: Exception) -> int:
+    """A rank's unexpected error: its traceback in torchrun's error file, and one line, printed by this rank under
+    plain torchrun and by `train --nproc`'s launcher otherwise (it names the rank that failed first)."""
+    from train.distributed import failure_line, record_failure
+    from vae_tui.commands.train_ranks import LAUNCHER_ENV
+
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    line = failure_line(error, rank, world_size)
+    record_failure(line, user_error=False)
+    if not os.environ.get(LAUNCHER_ENV):
+        print(f"vae-tui train: rank {rank}: error: {printable(line)}", file=sys.stderr)
+    return 1
 
 
 def unstored_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
@@ -196,8 +226,9 @@ def _train(args: argparse.Namespace, stop: "StopFlag") -> int:
     from train.loop import Trainer
     from train.progress import make_progress
     from train.settings import check_memory
-    from vae_tui.commands.train_ranks import check_shards, describe_ranks, rank_threads, ranked_start
+    from vae_tui.commands.train_ranks import check_shards, describe_ranks, rank_threads, ranked_start, restarted_from
 
+    restarted_from(args)  # torchrun restarted the ranks (--max-restarts): the run goes on from its last.safetensors
     ranks, device = join(resolve_device(args.device))
     try:
         if ranks.several:
@@ -271,15 +302,14 @@ def _start_new(args: argparse.Namespace, stop: "StopFlag") -> Start:
     check_folder_flags(args)
     if args.data:
         _refuse_dataset_flags_with_data(args)
-        folder_name = printable(Path(args.data).resolve().name).replace("/", "_") or "folder"
-        out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{folder_name}-{stamp}"
+        out_dir = Path(args.out) if args.out else default_out_dir(args, settings.model, settings.dataset, stamp)
         if out_dir.resolve().is_relative_to(Path(args.data).resolve()):
             raise UserError(
                 f"--out {printable(str(out_dir))} is inside the image folder {printable(args.data)}: its grids would "
                 "become training images: choose another --out (or start from outside the folder)"
             )
     else:
-        out_dir = Path(args.out) if args.out else Path("runs") / f"{settings.model}-{settings.dataset}-{stamp}"
+        out_dir = Path(args.out) if args.out else default_out_dir(args, settings.model, settings.dataset, stamp)
     _refuse_a_training_in(out_dir)  # before the data loads, so that the answer comes at once
     reach("start", "data")
     if args.data:
@@ -298,6 +328,13 @@ def _start_new(args: argparse.Namespace, stop: "StopFlag") -> Start:
         lock.release()
         raise
     return Start(None, settings, data, out_dir, lock)
+
+
+def default_out_dir(args: argparse.Namespace, model: str, dataset: str, stamp: str) -> Path:
+    """runs/<model>-<dataset or image folder>-<timestamp>: a new run's folder where --out is not given."""
+    if args.data:
+        dataset = printable(Path(args.data).resolve().name).replace("/", "_") or "folder"
+    return Path("runs") / f"{model}-{dataset}-{stamp}"
 
 
 def _refuse_dataset_flags_with_data(args: argparse.Namespace) -> None:
