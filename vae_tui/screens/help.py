@@ -16,7 +16,8 @@ def truecolor_hint(environ: dict[str, str]) -> str | None:
     if environ.get("COLORTERM", "").lower() in ("truecolor", "24bit"):
         return None
     return (
-        "256 colours: COLORTERM does not say truecolor, so images use the 256-colour grey ramp. If your terminal shows "
+        "256 colours: COLORTERM does not say truecolor, so images use xterm's 256 colours (its grey ramp, its 6x6x6 "
+        "colour cube). If your terminal shows "
         "24-bit colour (most do), start with\n"
         "  COLORTERM=truecolor vae-tui explore\n"
         "and over SSH, export COLORTERM=truecolor on the server. In tmux, also add to ~/.tmux.conf:\n"
