@@ -159,3 +159,9 @@ def test_every_row_of_the_reliability_table_names_existing_tests() -> None:
         for file, function in references:
             source = (root / "tests" / file).read_text()
             assert not function or re.search(rf"^(async )?def {function}\(", source, re.M), f"{file}::{function}"
+
+
+def test_the_readme_stays_within_its_budget_of_300_lines() -> None:
+    """Details go in docs/: the README is what a new user reads first (ruff format reflows its Python blocks, so
+    a block written short can grow back: this says so)."""
+    assert len(README.read_text().splitlines()) <= 300
