@@ -28,6 +28,7 @@ from models.names import OUTSIDE_ARCH
 from models.vae import VAE, ModelConfig
 
 DECODER_OUTPUTS = ("probs", "logits", "tanh")
+PROBE_DECODES = 3  # the decodes OutsideVAE makes when it wraps a model: its shape, its values, its range
 PROBABILITY_FLOOR = 1e-6  # probabilities are kept this far from 0 and 1 before their logit: finite, and the
 # sigmoid of that logit gives them back to within it
 
@@ -102,6 +103,26 @@ class OutsideVAE(nn.Module):
             image_size=height,
         )
         self.decode(torch.zeros(1, latent))  # its values, checked as every decode's are (finite, the shape)
+        self.range_note = self._range_note()
+
+    def _range_note(self) -> str:
+        """A line for a decoder whose outputs, on a few seeded prior draws, do not look like decoder_output's range
+        (a tanh or logits model run as probs is drawn clamped); "" when they do."""
+        z = torch.randn(8, self.latent_dim, generator=torch.Generator().manual_seed(0))
+        y = torch.arange(8) % self.num_classes
+        try:
+            values = self._call_decode(z, y).detach().float()
+        except Exception:  # advice only: a model that cannot decode a batch of 8 is told by what needs one
+            return ""
+        low, high = values.min().item(), values.max().item()
+        expected = {"probs": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(self.decoder_output)
+        if expected is None or (expected[0] - 0.01 <= low and high <= expected[1] + 0.01):
+            return ""
+        guess = "tanh" if low >= -1.01 and high <= 1.01 else "logits"
+        return (
+            f"decode(z) returns values from {low:.2f} to {high:.2f}, outside the [{expected[0]:g}, {expected[1]:g}] of"
+            f" --decoder-output {self.decoder_output}: they are drawn clamped (--decoder-output {guess}?)"
+        )
 
     def use_classes(self, count: int) -> None:
         """Give an unconditional model count classes (its data's): they name the map's colours and the class keys'

@@ -10,6 +10,8 @@ import warnings
 import torch
 from torch import nn
 
+from models.outside import PROBE_DECODES
+
 SIDE = 16
 
 
@@ -160,7 +162,7 @@ class Gated(DecoderOnly):
     """The trained decoder, whose decode waits while its gate is closed (a test holds it); after its first `fast`
     calls, it also sleeps `seconds` each (None: forever)."""
 
-    def __init__(self, vae: TanhVAE, seconds: float | None = 0.0, fast: int = 2) -> None:
+    def __init__(self, vae: TanhVAE, seconds: float | None = 0.0, fast: int = PROBE_DECODES) -> None:
         super().__init__(vae)
         self.gate = threading.Event()
         self.gate.set()
@@ -181,12 +183,12 @@ def gated() -> Gated:
 
 
 def slow() -> Gated:
-    """Ten seconds a decode, after the two vae-tui makes to learn its images' shape."""
+    """Ten seconds a decode, after those vae-tui makes when it wraps the model (PROBE_DECODES)."""
     return Gated(trained(), seconds=10.0)
 
 
 def stuck() -> Gated:
-    """A decode that never returns, after the two vae-tui makes to learn its images' shape."""
+    """A decode that never returns, after those vae-tui makes when it wraps the model (PROBE_DECODES)."""
     return Gated(trained(), seconds=None)
 
 

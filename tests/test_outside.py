@@ -375,3 +375,10 @@ def test_a_module_with_dataclasses_and_postponed_annotations_loads(tmp_path: Pat
         "    latent: int = 3\n\ndef load():\n    return Sizes()\n"
     )
     assert run_user_code(f"{tmp_path / 'dc.py'}:load").latent == 3
+
+
+def test_a_tanh_model_read_as_probs_gets_a_note_naming_the_flag() -> None:
+    """Its outputs reach below 0: drawn clamped, which a user sees as washed-out images; the note says so."""
+    assert OutsideVAE(trained(), decoder_output="tanh").range_note == ""
+    note = OutsideVAE(trained(), decoder_output="probs").range_note
+    assert "outside the [0, 1] of --decoder-output probs: they are drawn clamped (--decoder-output tanh?)" in note

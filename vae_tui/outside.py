@@ -194,7 +194,7 @@ def outside_model(args: argparse.Namespace) -> "OutsideVAE":
     except RuntimeError:
         raise UserError(f"--device {printable(args.device)} is not a device torch knows") from None
     try:
-        return OutsideVAE(
+        outside = OutsideVAE(
             model,
             decoder_output=args.decoder_output,
             latent_dim=args.latent_dim,
@@ -206,6 +206,9 @@ def outside_model(args: argparse.Namespace) -> "OutsideVAE":
         raise
     except Exception as e:  # the probe decode ran the user's code
         raise user_failure(f"--code {printable(args.code)}: its model's decode(z) raised", e, args.debug) from None
+    if outside.range_note:
+        sys.stderr.write(f"vae-tui {args.command}: note: {outside.range_note}\n")
+    return outside
 
 
 def outside_checkpoint(model: "OutsideVAE", args: argparse.Namespace) -> "Checkpoint":
