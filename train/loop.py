@@ -57,6 +57,7 @@ torch.set_flush_denormal(True)
 
 REPORT_SECONDS = 0.25  # between live progress updates (each one reads the loss: a host sync)
 
+AGREE_LOSS_STEPS = 16  # several ranks: how often, in steps, they agree on the loss so far and check it is finite
 METRIC_KEYS = ("train_loss", "test_loss", "test_reconstruction", "test_kl")  # the metrics a checkpoint carries
 
 
@@ -134,7 +135,8 @@ class Trainer:
             self.train_step = make_step(
                 (*step_args, self.kl_weight), settings.batch_size, self.graphed, self._graphs_off
             )
-        self.agreed_loss = 0.0  # several ranks: the epoch's training loss summed over them, at the latest agreement
+        # several ranks: the epoch's training loss summed over them, and the images it covers, at the latest agreement
+        self.agreed_loss, self.agreed_images = 0.0, 0
 
     def _match_state_layout(self) -> None:
         """Adam's loaded moments in their parameter's memory layout: the fused kernel walks both as flat memory,
@@ -253,7 +255,7 @@ class Trainer:
         last_report = started
         for step in range(first_step, self.steps_per_epoch):
             reach("batch", self.epoch, step)  # a signal sent here is seen before the step runs
-            if signal_name := self._agree(stop):
+            if signal_name := self._agree(stop, step):
                 self._stop(signal_name, step, permutation, rng_epoch_start)
             self._schedule(step)
             self.train_step(permutation[step * batch_size : (step + 1) * batch_size])
@@ -261,23 +263,29 @@ class Trainer:
                 last_report = now
                 self._report(step, first_step, started)
 
-    def _agree(self, stop: StopFlag) -> str | None:
+    def _agree(self, stop: StopFlag, step: int | None = None) -> str | None:
         """The signal that stops training now, if any: on several ranks, one all of them agree on before each
-        step (a signal may reach only some), along with the epoch's loss so far, checked on every rank."""
+        step (a signal may reach only some), with the epoch's loss so far every AGREE_LOSS_STEPS steps (reading it
+        waits for the device: on a GPU, not every step), checked on every rank."""
         if not self.ranks.several:
             return stop.signal_name
         names = ("SIGINT", "SIGTERM")
         flags = [float(stop.signal_name == name) for name in names]
-        agreed = self.ranks.summed(torch.tensor([*flags, self.loss_sum.item()], dtype=torch.float64))
-        self.agreed_loss = float(agreed[2])
-        self._check_finite(self.agreed_loss)
+        with_loss = step is None or step % AGREE_LOSS_STEPS == 0  # the same steps on every rank
+        loss = self.loss_sum.item() if with_loss else 0.0
+        agreed = self.ranks.summed(torch.tensor([*flags, loss], dtype=torch.float64))
+        if with_loss:
+            self.agreed_loss = float(agreed[2])
+            done = self.step if step is None else step  # the steps the loss so far covers
+            self.agreed_images = min(done * self.settings.batch_size, len(self.train_x))
+            self._check_finite(self.agreed_loss)
         return next((name for name, flag in zip(names, agreed[:2].tolist(), strict=True) if flag > 0), None)
 
     def _report(self, step: int, first_step: int, started: float) -> None:
         """Show the running training loss and speed after `step` (several ranks: the loss before it)."""
         batch_size = self.settings.batch_size
         if self.ranks.several:
-            loss = self.agreed_loss / max(min(step * batch_size, len(self.train_x)), 1)
+            loss = self.agreed_loss / max(self.agreed_images, 1)
         else:
             loss = self.loss_sum.item() / min((step + 1) * batch_size, len(self.train_x))
             self._check_finite(loss)
