@@ -100,7 +100,8 @@ def test_a_two_process_run_resumes_in_one_process(runs: Path, tmp_path: Path) ->
 
 def test_sigint_stops_every_rank_and_the_run_resumes_in_one_process(tmp_path: Path) -> None:
     """`train --nproc 2` (torchrun's launcher) stopped by SIGINT in its second epoch saves last.safetensors mid-run,
-    and 1 process finishes it."""
+    and 1 process finishes it with the weights of a 1-process run never stopped (the data order and the noise are
+    kept), to within float rounding."""
     write_dataset(tmp_path / "data", n_train=2048)  # 64 steps an epoch
     flags = [*FLAGS, "--epochs", "3", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -122,11 +123,15 @@ def test_sigint_stops_every_rank_and_the_run_resumes_in_one_process(tmp_path: Pa
     resumed = ["--resume", str(tmp_path / "run" / "last.safetensors"), "--device", "cpu", "--no-preview"]
     assert in_process("train", *resumed, "--data-dir", str(tmp_path / "data")) == 0
     assert [r["epoch"] for r in rows(tmp_path / "run")] == [1, 2, 3]
+    whole = [*FLAGS, "--epochs", "3", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "whole")]
+    assert in_process("train", *whole) == 0
+    assert max_weight_difference(tmp_path / "run" / "last.safetensors", tmp_path / "whole" / "last.safetensors") < 1e-4
 
 
 def test_a_killed_rank_stops_the_others_with_one_line_and_whole_files(tmp_path: Path) -> None:
-    """`train --nproc 2` whose rank 1 is killed (SIGKILL) in the second epoch: rank 0 exits within the group's 30 s
-    timeout, one line names rank 1 and the log file holding torchrun's report, and every file in the run is whole."""
+    """`train --nproc 2` whose rank 1 is killed (SIGKILL) in the second epoch: rank 0 exits within 30 s (its peer's
+    connection resets), one line names rank 1 and the log file holding torchrun's report, and every file in the run
+    is whole."""
     write_dataset(tmp_path / "data", n_train=2048)  # 64 steps an epoch
     flags = [*FLAGS, "--epochs", "3", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VAE_TUI_SIGNAL_AT": "batch 2 5=SIGKILL", "VAE_TUI_SIGNAL_RANK": "1"}
@@ -143,7 +148,7 @@ def test_a_killed_rank_stops_the_others_with_one_line_and_whole_files(tmp_path: 
     assert "Traceback" not in launcher.stderr and "ChildFailedError" not in launcher.stderr
     log = Path(lines[0].rsplit(": ", 1)[1])
     assert log.parent == tmp_path / "run" and "Root Cause" in log.read_text()
-    assert seconds < 30 + 20  # the group's timeout, and the start-up
+    assert seconds < 30 + 20  # the 30 s the issue allows, and the start-up
     assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob(".*.tmp"))
     for checkpoint in (tmp_path / "run").glob("*.safetensors"):
         load_checkpoint(checkpoint)
