@@ -118,6 +118,7 @@ def test_sigint_stops_every_rank_and_the_run_resumes_in_one_process(tmp_path: Pa
     assert launcher.returncode != 0, out
     assert "SIGINT: stopped and saved" in err, err[-3000:]
     assert err.count("SIGINT: stopped and saved") == 1  # rank 0 alone says so
+    assert "--nproc 2" in err  # the resume command it prints goes on with as many processes
     progress = load_checkpoint(tmp_path / "run" / "last.safetensors", with_resume=True).resume.progress
     assert progress["epoch"] >= 2
     resumed = ["--resume", str(tmp_path / "run" / "last.safetensors"), "--device", "cpu", "--no-preview"]

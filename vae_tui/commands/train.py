@@ -212,6 +212,10 @@ def unstored_flags(args: argparse.Namespace) -> list[tuple[str, str | None]]:
         flags.append(("--no-cuda-graphs", None))
     if args.no_preview:
         flags.append(("--no-preview", None))
+    from vae_tui.commands.train_ranks import LAUNCHER_ENV
+
+    if os.environ.get(LAUNCHER_ENV) and os.environ.get("LOCAL_WORLD_SIZE", "").isdigit():  # a rank of --nproc N
+        flags.append(("--nproc", os.environ["LOCAL_WORLD_SIZE"]))
     return flags
 
 
