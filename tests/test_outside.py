@@ -382,3 +382,18 @@ def test_a_tanh_model_read_as_probs_gets_a_note_naming_the_flag() -> None:
     assert OutsideVAE(trained(), decoder_output="tanh").range_note == ""
     note = OutsideVAE(trained(), decoder_output="probs").range_note
     assert "outside the [0, 1] of --decoder-output probs: they are drawn clamped (--decoder-output tanh?)" in note
+
+
+async def test_the_explorer_says_when_outputs_fall_outside_the_decoder_output_range(
+    tmp_path: Path, settle: Callable, toast_shows: Callable
+) -> None:
+    """A tanh model opened as probs: the note the command line prints also opens the explorer, where it stays."""
+    from argparse import Namespace
+
+    from vae_tui.outside import outside_checkpoint
+
+    model = OutsideVAE(trained(), decoder_output="probs")
+    app = create_app(outside_checkpoint(model, Namespace(class_names=None)), "--code tests", tmp_path / "exports")
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(app, pilot)
+        assert toast_shows(app, "(--decoder-output tanh?)")

@@ -249,8 +249,9 @@ class ExplorerScreen(Screen):
         # so that layout is the one shown, not one with every strip that Resize then rearranges
         self.query_one(Footer).compact = self.app.size.width < WIDE_FOOTER
         self._arrange(self.app.size)
-        if (note := self.capabilities.note()) is not None:
-            self.notify(note, severity="warning", timeout=10, markup=False)
+        notes = [self.capabilities.note(), getattr(self.checkpoint.model, "range_note", "")]  # --code: what it lacks,
+        if note := " · ".join(n for n in notes if n):  # and outputs outside its --decoder-output's range
+            self.notify(printable(note), severity="warning", timeout=10, markup=False)
         if self.outside:
             self.set_interval(SLOW_SECONDS / 2, self._say_if_slow)
         if self.start_image is not None:
