@@ -129,15 +129,7 @@ def evaluate_model(
         for c, name in enumerate(class_names)
         if (y == c).any()
     ]
-    dimensions = [
-        {
-            "dim": d,
-            "variance": variances[d].item(),
-            "kl": kl_dims[:, d].mean().item(),
-            "active": bool(variances[d] > ACTIVE_VARIANCE),
-        }
-        for d in range(mus.shape[1])
-    ]
+    dimensions = dimension_rows(variances, kl_dims)
     return Evaluation(
         images=len(x),
         elbo_sampled={"total": (sampled.sum()).item(), "reconstruction": sampled[0].item(), "kl": sampled[1].item()},
@@ -152,6 +144,20 @@ def evaluate_model(
             "elbo_sampled": bits_per_dim(sampled.sum().item(), x.shape[1]),
         },
     )
+
+
+def dimension_rows(variances: torch.Tensor, kl_dims: torch.Tensor) -> list[dict]:
+    """Each latent dimension's row of an evaluation: its Var(mu) over the images, its mean KL (kl_dims: (N, D)),
+    and whether it is active (Var(mu) > ACTIVE_VARIANCE, Burda et al., 2016)."""
+    return [
+        {
+            "dim": d,
+            "variance": variances[d].item(),
+            "kl": kl_dims[:, d].mean().item(),
+            "active": bool(variances[d] > ACTIVE_VARIANCE),
+        }
+        for d in range(kl_dims.shape[1])
+    ]
 
 
 def bits_per_dim(nats_per_image: float, dimensions: int) -> float:

@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from models.loss import kl_per_dimension
-from models.names import ACTIVE_VARIANCE
 from models.outside import OutsideVAE
-from train.evaluate import Evaluation, eval_batch, evaluate_model
+from train.evaluate import Evaluation, dimension_rows, eval_batch, evaluate_model
 
 BERNOULLI_OUTPUTS = ("probs", "logits")  # decoders whose output is a Bernoulli's parameter: a likelihood is known
 
@@ -59,15 +58,7 @@ def evaluate_outside(
             on_progress(start + len(xb))
     per_image, mus, kl_dims = torch.cat(errors), torch.cat(mus), torch.cat(kl_dims)
     variances = mus.var(0) if len(mus) > 1 else torch.zeros(mus.shape[1])
-    dimensions = [
-        {
-            "dim": d,
-            "variance": variances[d].item(),
-            "kl": kl_dims[:, d].mean().item(),
-            "active": bool(variances[d] > ACTIVE_VARIANCE),
-        }
-        for d in range(mus.shape[1])
-    ]
+    dimensions = dimension_rows(variances, kl_dims)
     likelihood = None
     if model.decoder_output in BERNOULLI_OUTPUTS and model.has_logvar:  # q(z|x) known: a bound of the model's own
         stage(f"-ELBO and IWAE, K={samples}", len(x))

@@ -49,15 +49,21 @@ def table(evaluation: "Evaluation", title: str) -> "list[Table]":
         classes.add_column(column, justify="left" if column == "name" else "right")
     for row in evaluation.per_class:
         classes.add_row(str(row["class"]), Text(printable(row["name"])), str(row["images"]), f"{row['loss']:.2f}")
+    return [summary, classes, dimensions_table(evaluation.active_units, evaluation.dimensions)]
+
+
+def dimensions_table(active_units: int, dimensions: list[dict]) -> "Table":
+    """The latent dimensions' rows of an evaluation (train.evaluate.dimension_rows) as a rich table."""
+    from rich.table import Table
+
     dims = Table(
-        title=f"Latent dimensions: {evaluation.active_units} of {len(evaluation.dimensions)} active (Var(mu) > 0.01)",
-        title_justify="left",
+        title=f"Latent dimensions: {active_units} of {len(dimensions)} active (Var(mu) > 0.01)", title_justify="left"
     )
     for column in ("dim", "Var(mu)", "mean KL", "active"):
         dims.add_column(column, justify="right")
-    for row in evaluation.dimensions:
+    for row in dimensions:
         dims.add_row(f"z{row['dim']}", f"{row['variance']:.3f}", f"{row['kl']:.3f}", "yes" if row["active"] else "")
-    return [summary, classes, dims]
+    return dims
 
 
 def add_parser(commands: Commands) -> None:
@@ -275,12 +281,4 @@ def outside_tables(evaluation: "OutsideEvaluation", title: str) -> "list[Table |
     for row in evaluation.per_class:
         name = Text(printable(row["name"]))
         classes.add_row(str(row["class"]), name, str(row["images"]), f"{row['squared_error']:.2f}")
-    dims = Table(
-        title=f"Latent dimensions: {evaluation.active_units} of {len(evaluation.dimensions)} active (Var(mu) > 0.01)",
-        title_justify="left",
-    )
-    for column in ("dim", "Var(mu)", "mean KL", "active"):
-        dims.add_column(column, justify="right")
-    for row in evaluation.dimensions:
-        dims.add_row(f"z{row['dim']}", f"{row['variance']:.3f}", f"{row['kl']:.3f}", "yes" if row["active"] else "")
-    return [*parts, classes, dims, applies]
+    return [*parts, classes, dimensions_table(evaluation.active_units, evaluation.dimensions), applies]
