@@ -77,6 +77,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.set_threshold(700, 10, 100)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """With VAE_TUI_TEST_CPU=FILE: append each test's CPU seconds (its setup, call and teardown, in this process and
+    in the processes it waited for) and its id to FILE, one tab-separated line a test.
+
+    The suite's budget is wall time on two cores, and two workers share them: CPU seconds are what a test costs the
+    whole run, and unlike its duration they hardly change when the other worker is busy. `sort -rn FILE | head`.
+    """
+    path = os.environ.get("VAE_TUI_TEST_CPU")
+    if not path:
+        yield
+        return
+    import resource
+
+    def used() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    started = used()
+    yield
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(f"{used() - started:.3f}\t{item.nodeid}\n")
+
+
 # --- data ----------------------------------------------------------------------------------
 
 
