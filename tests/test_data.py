@@ -16,8 +16,6 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torchvision import datasets
-from torchvision.datasets import mnist as torchvision_mnist
 
 from models import DataError
 from tests.helpers import (
@@ -51,6 +49,8 @@ def test_raw_idx_files(mnist_dir: Path) -> None:
 
 
 def test_gzipped_files_verified_by_torchvision_md5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision import datasets  # here, not at the top: torchvision costs each test process a second
+
     labels = bytes([0, 0, 8, 1]) + struct.pack(">I", 10000) + bytes(i % 10 for i in range(10000))
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(labels, mtime=0))  # real-sized, so its MD5 is checked
@@ -96,6 +96,9 @@ def test_nothing_found_names_every_option(no_debian: None) -> None:
 
 
 def test_download_goes_through_torchvision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision import datasets  # here, not at the top: torchvision costs each test process a second
+    from torchvision.datasets import mnist as torchvision_mnist
+
     source = tmp_path / "mirror"
     written = write_dataset(source, gz=True)
     fetched = []
@@ -115,6 +118,8 @@ def test_download_goes_through_torchvision(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_download_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision.datasets import mnist as torchvision_mnist  # here: torchvision costs a process a second
+
     def offline(url: str, **kwargs: object) -> None:
         raise torchvision_mnist.URLError("no network")
 
@@ -130,6 +135,8 @@ def test_incomplete(mnist_dir: Path) -> None:
 
 
 def test_truncated_gzip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision import datasets  # here, not at the top: torchvision costs each test process a second
+
     written = write_dataset(tmp_path, gz=True)
     monkeypatch.setattr(datasets.MNIST, "resources", [])  # no checksum known: the gzip itself must fail
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(written["train-images-idx3-ubyte.gz"][:500])
