@@ -104,15 +104,22 @@ async def test_n_shows_the_nearest_test_images_and_clicking_one_starts_there_wit
         assert toast_shows(app, f"fits like the {ordinal(round(share))} percentile")
 
 
-async def test_a_format_2_atlas_says_what_needs_format_3(
+async def test_a_format_2_atlas_says_what_needs_format_3_and_n_on_the_map_says_the_strip_is_hidden(
     make_app: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
 ) -> None:
-    app = make_app("cvae")  # the bundled weights: format 2, kept bit for bit
+    """The bundled CVAE (a format 2 atlas, kept bit for bit) in one explorer: on the map, c cycles class -> value ->
+    class with a notice that error colouring needs per-image losses (and how to add them); n on the map says to
+    leave it first and shows no nearest strip; a picked image's fit notice says no test images' losses are
+    stored."""
+    app = make_app("cvae")
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await settle(app, pilot)
         await pilot.press("m", "c", "c")  # class -> value -> (no error colouring) class
         await wait_until(pilot, lambda: toast_shows(app, "no per-image losses"), "the notice")
         assert toast_shows(app, "python -m train.bundle CKPT OUT") and app.explorer.map.colouring == "class"
+        await pilot.press("n")
+        await wait_until(pilot, lambda: toast_shows(app, "leave the map (m) first"), "the notice of n on the map")
+        assert not app.explorer.nearest_strip, "n on the map shows no nearest strip"
         await pilot.press("escape", "o", "enter")
         await wait_until(pilot, lambda: toast_shows(app, "stores no test images' losses"), "the fit notice")
 
@@ -137,17 +144,6 @@ async def test_at_80x24_a_picked_image_is_drawn_two_by_two(make_app: Callable, s
         reference, shown = screen.reference, screen.query_one("#image").pixels
         expected = grid(torch.stack([reference.original, reference.decoded, screen.frame.image]), 2)
         assert torch.equal(shown, expected)
-
-
-async def test_n_on_the_map_says_the_strip_is_hidden(
-    make_app: Callable, settle: Callable, wait_until: Callable, toast_shows: Callable
-) -> None:
-    app = make_app("cvae")
-    async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await settle(app, pilot)
-        await pilot.press("m", "n")
-        await wait_until(pilot, lambda: toast_shows(app, "leave the map (m) first"), "the notice")
-        assert not app.explorer.nearest_strip
 
 
 async def test_the_title_bar_s_news_stays_whole_at_60_columns(make_app: Callable, settle: Callable) -> None:

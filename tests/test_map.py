@@ -1,8 +1,8 @@
 """The latent map: planes, the scatter, class colours, and map mode in the explorer through Pilot."""
 
+import ctypes
 import itertools
-import subprocess
-import sys
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from PIL import Image
 from rich.color import Color, ColorSystem
 
 from models import load_checkpoint
+from models.atlas import MAX_POINTS, Atlas
 from tests.helpers import ciede2000, srgb_to_lab
 from train.atlas import build_atlas
 from vae_tui.app import create_app
@@ -31,13 +32,13 @@ from vae_tui.latent_map import (
     scatter,
 )
 from vae_tui.screens.map_mode import MANIFOLD_PNG_SCALE
+from vae_tui.screens.picker import PickerScreen
 from vae_tui.state import Z_LIMIT
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.map_view import MapView
 from vae_tui.widgets.thumbnails import Thumbnails
 
 pytestmark = pytest.mark.usefixtures("truecolor")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -98,42 +99,52 @@ def test_point_images_pair_each_encoding_with_its_stored_image() -> None:
     assert torch.equal(found, expected) and (found >= 0).sum() == 40
 
 
-# A map and picker on the largest atlas a checkpoint may hold: 65,536 encodings, 65,536 images, as many classes.
-# Prints how far the peak RSS rose in the calls past what their inputs took (the all-pairs comparison: 4.3 GB).
-LARGEST_ATLAS = """
-import resource, sys
-import torch
-from models.atlas import MAX_POINTS, Atlas
-from vae_tui.latent_map import MapAxes
-from vae_tui.screens.picker import PickerScreen
-
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-generator = torch.Generator().manual_seed(0)
-n, d = MAX_POINTS, 20
-atlas = Atlas(
-    mu=torch.randn(n, d, generator=generator), labels=torch.zeros(n, dtype=torch.long),
-    indices=torch.randperm(n, generator=generator), images=torch.zeros(n, 28, 28, dtype=torch.uint8),
-    image_labels=torch.arange(n), image_indices=torch.randperm(n, generator=generator) + n // 2,
-    pca_mean=torch.zeros(d), pca_axes=torch.eye(2, d), variance=torch.ones(d), kl=torch.ones(d),
-)
-axes = MapAxes(atlas, [True] * d)
-plane = axes.plane(0)
-axes.layout(plane)
-before = peak()
-image = axes.nearest_image(plane, 0.0, 0.0)
-picker = PickerScreen(atlas, [str(c) for c in range(n)], 7)
-assert atlas.image_indices[image] in atlas.indices and picker.by_class[7] == [7]
-print(peak() - before)
-"""
+def resident_bytes(field: str) -> int:
+    """VmRSS (resident now) or VmHWM (its peak) of this process, from /proc/self/status."""
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB$", status, flags=re.M).group(1)) << 10
 
 
-@pytest.mark.slow
+def peak_from_here() -> int:
+    """Start this process's peak resident memory afresh from what it holds now; returns that.
+
+    Free memory malloc kept is first handed back (malloc_trim), so what the next calls allocate is faulted in and
+    counted, as in a fresh process; then writing 5 to /proc/self/clear_refs resets the peak (VmHWM) to the resident
+    size (Linux 4.0 on).
+    """
+    ctypes.CDLL(None).malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    return resident_bytes("VmRSS")
+
+
 def test_the_largest_atlas_costs_memory_in_proportion_to_its_points() -> None:
-    """Enter on the map compared every encoding's index with every image's: 3.2 GB at the largest atlas."""
-    run = subprocess.run(
-        [sys.executable, "-c", LARGEST_ATLAS], capture_output=True, text=True, timeout=120, cwd=ROOT, check=True
+    """A map and picker on the largest atlas a checkpoint may hold: 65,536 encodings, 65,536 images, as many
+    classes. Enter on the map compared every encoding's index with every image's: 3.2 GB at the largest atlas (4.3
+    GB of peak memory past what the inputs took); the calls now raise the peak by under 256 MB (about 30 MB: the
+    picker's lists of 65,536 classes). Measured in this process, its peak reset just before the calls."""
+    generator = torch.Generator().manual_seed(0)
+    n, d = MAX_POINTS, 20
+    atlas = Atlas(
+        mu=torch.randn(n, d, generator=generator),
+        labels=torch.zeros(n, dtype=torch.long),
+        indices=torch.randperm(n, generator=generator),
+        images=torch.zeros(n, 28, 28, dtype=torch.uint8),
+        image_labels=torch.arange(n),
+        image_indices=torch.randperm(n, generator=generator) + n // 2,
+        pca_mean=torch.zeros(d),
+        pca_axes=torch.eye(2, d),
+        variance=torch.ones(d),
+        kl=torch.ones(d),
     )
-    assert int(run.stdout) < 256 << 20  # about 30 MB: the picker's lists of 65,536 classes
+    axes = MapAxes(atlas, [True] * d)
+    plane = axes.plane(0)
+    axes.layout(plane)
+    before = peak_from_here()
+    image = axes.nearest_image(plane, 0.0, 0.0)
+    picker = PickerScreen(atlas, [str(c) for c in range(n)], 7)
+    rise = resident_bytes("VmHWM") - before
+    assert atlas.image_indices[image] in atlas.indices and picker.by_class[7] == [7]
+    assert rise < 256 << 20, f"the peak rose by {rise >> 20} MB"
 
 
 def test_a_two_dimensional_latent_maps_z0_and_z1_exactly() -> None:
@@ -233,52 +244,12 @@ async def test_map_mode_cursor_axes_and_focus(make_app: Callable, settle: Callab
         assert torch.equal(screen.query_one("#traversal", Thumbnails).images, expected.traversal)
 
 
-async def test_a_click_on_the_map_moves_z_there(make_app: Callable, settle: Callable) -> None:
-    app = make_app("vae")
-    async with app.run_test(size=(100, 32)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("m", "A")  # x z4, y z0
-        await settle(app, pilot)
-        screen, state = app.explorer, app.explorer.state
-        map_view = screen.query_one(MapView)
-        await pilot.click(MapView, offset=(map_view.size.width - 1, 0))  # the top-right cell
-        await settle(app, pilot)
-        view = map_view.view
-        assert state.z[4] > view.right - (view.right - view.left) / map_view.size.width
-        assert state.z[0] > view.top - (view.top - view.bottom) / map_view.size.height
-        assert marker(app)[:2] == (map_view.size.width - 1, 0)
-
-
-async def test_enter_on_the_map_starts_from_the_nearest_test_image(make_app: Callable, settle: Callable) -> None:
-    app = make_app("cvae")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("m")
-        await settle(app, pilot)
-        screen, state = app.explorer, app.explorer.state
-        atlas, model = screen.checkpoint.atlas, screen.checkpoint.model
-        plane = screen.map.axes.plane(state.selected)
-        _, view = screen.map.axes.layout(plane)
-        cursor = plane.project(torch.tensor([state.z]))[0].tolist()
-        await pilot.press("enter")
-        await settle(app, pilot)
-        reference = screen.reference
-        image = (atlas.image_indices == reference.index).nonzero()[0].item()
-        pixels = atlas.images[image].float() / 255
-        mu, _ = model.encode(pixels.reshape(1, -1), atlas.image_labels[image : image + 1])
-        assert state.z == pytest.approx(mu[0].tolist(), abs=1e-6) and state.label == atlas.image_labels[image]
-        with_pictures = torch.stack([atlas.mu[(atlas.indices == i).nonzero()[0, 0]] for i in atlas.image_indices])
-        assert nearest(plane.project(with_pictures), *cursor, view) == image  # no stored picture lies nearer
-        assert torch.equal(reference.original, pixels)
-        await pilot.press("m")
-        await settle(app, pilot)
-        shown = screen.query_one("#image", ImageView).pixels
-        assert shown.shape == (32, 92)  # original, reconstruction and edit side by side, in a grid's padding
-        assert torch.equal(shown[2:30, 2:30], pixels) and torch.equal(shown[2:30, 62:90], screen.frame.image)
-        assert "original · reconstruction · edit" in str(screen.query_one("#preview-title").content)
-
-
-async def test_g_on_the_map_saves_the_manifold_grid(tmp_path: Path, make_app: Callable, settle: Callable) -> None:
+async def test_g_on_the_map_saves_the_manifold_grid_and_a_click_on_the_map_moves_z_there(
+    tmp_path: Path, make_app: Callable, settle: Callable
+) -> None:
+    """One explorer at 100x32 for both: g on the map (the principal plane) saves the manifold grid of the map's view
+    as a PNG with its caption and z's, x growing rightwards and y upwards; then on the latent axes (A: x z4, y z0),
+    a click on the top-right cell moves z there and the marker with it."""
     app = make_app("vae")
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(app, pilot)
@@ -297,6 +268,62 @@ async def test_g_on_the_map_saves_the_manifold_grid(tmp_path: Path, make_app: Ca
         assert uv[0, 0] < uv[1, 0] and uv[0, 1] > uv[MANIFOLD_SIDE, 1]  # x grows rightwards, y upwards
         assert view.left < uv[:, 0].min() and uv[:, 0].max() < view.right
 
+        await pilot.press("A")  # x z4, y z0
+        await settle(app, pilot)
+        screen, state = app.explorer, app.explorer.state
+        assert screen.map.axes.plane(state.selected).names == ("z4", "z0")
+        map_view = screen.query_one(MapView)
+        await pilot.click(MapView, offset=(map_view.size.width - 1, 0))  # the top-right cell
+        await settle(app, pilot)
+        view = map_view.view
+        assert state.z[4] > view.right - (view.right - view.left) / map_view.size.width, "the click's x"
+        assert state.z[0] > view.top - (view.top - view.bottom) / map_view.size.height, "the click's y"
+        assert marker(app)[:2] == (map_view.size.width - 1, 0), "the marker in the clicked cell"
+
+
+async def test_enter_on_the_map_starts_from_the_nearest_test_image_and_map_and_picker_need_no_dataset(
+    make_app: Callable, settle: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Enter on the map starts from the stored test image nearest the cursor (its encoding, its class, the original
+    beside the reconstruction and the edit once the map is left); then o and enter pick an image in the picker. The
+    dataset is never looked for: the map and the picker need only the checkpoint's atlas."""
+    import train.data
+
+    def no_data(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the map and the picker read the dataset")
+
+    monkeypatch.setattr(train.data, "locate", no_data)
+    app = make_app("cvae")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m")
+        await settle(app, pilot)
+        screen, state = app.explorer, app.explorer.state
+        atlas, model = screen.checkpoint.atlas, screen.checkpoint.model
+        plane = screen.map.axes.plane(state.selected)
+        _, view = screen.map.axes.layout(plane)
+        cursor = plane.project(torch.tensor([state.z]))[0].tolist()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert screen.query_one(MapView).points is not None, "the map's points without a dataset"
+        reference = screen.reference
+        image = (atlas.image_indices == reference.index).nonzero()[0].item()
+        pixels = atlas.images[image].float() / 255
+        mu, _ = model.encode(pixels.reshape(1, -1), atlas.image_labels[image : image + 1])
+        assert state.z == pytest.approx(mu[0].tolist(), abs=1e-6) and state.label == atlas.image_labels[image]
+        with_pictures = torch.stack([atlas.mu[(atlas.indices == i).nonzero()[0, 0]] for i in atlas.image_indices])
+        assert nearest(plane.project(with_pictures), *cursor, view) == image  # no stored picture lies nearer
+        assert torch.equal(reference.original, pixels)
+        await pilot.press("m")
+        await settle(app, pilot)
+        shown = screen.query_one("#image", ImageView).pixels
+        assert shown.shape == (32, 92)  # original, reconstruction and edit side by side, in a grid's padding
+        assert torch.equal(shown[2:30, 2:30], pixels) and torch.equal(shown[2:30, 62:90], screen.frame.image)
+        assert "original · reconstruction · edit" in str(screen.query_one("#preview-title").content)
+        await pilot.press("o", "enter")
+        await settle(app, pilot)
+        assert app.screen is app.explorer and screen.reference.index is not None, "the picker without a dataset"
+
 
 async def test_m_without_an_atlas_says_how_to_get_one(
     tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
@@ -309,26 +336,6 @@ async def test_m_without_an_atlas_says_how_to_get_one(
         await wait_until(pilot, lambda: toast_shows(app, "has no atlas"), "a toast at the start saying what is missing")
         await pilot.press("m")
         assert not app.explorer.query_one("#map-area").display
-
-
-async def test_map_and_picker_need_no_dataset(
-    make_app: Callable, settle: Callable, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import train.data
-
-    def no_data(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the map and the picker read the dataset")
-
-    monkeypatch.setattr(train.data, "locate", no_data)
-    app = make_app("cvae")
-    async with app.run_test(size=(100, 32)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("m", "right", "enter")
-        await settle(app, pilot)
-        assert app.explorer.reference is not None and app.explorer.query_one(MapView).points is not None
-        await pilot.press("m", "o", "enter")
-        await settle(app, pilot)
-        assert app.screen is app.explorer and app.explorer.reference.index is not None
 
 
 async def test_enter_on_a_map_whose_points_have_no_stored_image_says_so(

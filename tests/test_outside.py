@@ -1,6 +1,7 @@
 """Models written elsewhere (models/outside.py, vae_tui/outside.py): the protocol's adapter, `explore --code` with
 its one-line refusals, and the explorer on such a model."""
 
+import copy
 import os
 import re
 import sys
@@ -17,7 +18,7 @@ from torch import nn
 from models.outside import OutsideModelError, OutsideVAE
 from tests import outside_models
 from tests.helpers import run_in_pty, screen_text
-from tests.outside_models import FAR, Fragile, Gated, squares, trained
+from tests.outside_models import FAR, Fragile, Gated, TanhVAE, squares
 from train.atlas import atlas_of
 from train.grids import PAD_VALUE
 from vae_tui.app import ExplorerApp, create_app
@@ -29,6 +30,25 @@ from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.title_bar import TitleBar
 
 MODELS = Path(outside_models.__file__)
+TRAIN = outside_models.trained  # the real training, before a test's patch
+_TRAINED: dict[int, tuple[TanhVAE, torch.Tensor]] = {}  # by steps: the trained model, torch's generator state after
+
+
+def trained(steps: int = 30) -> TanhVAE:
+    """outside_models.trained(steps), trained once a process: a copy of that model, and torch's global generator
+    left as the training leaves it (it seeds the generator first, so every training gives the same of both)."""
+    if steps not in _TRAINED:
+        _TRAINED[steps] = TRAIN(steps), torch.get_rng_state()
+    model, generator = _TRAINED[steps]
+    torch.set_rng_state(generator)
+    return copy.deepcopy(model)
+
+
+@pytest.fixture(autouse=True)
+def trained_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The models of tests/outside_models.py built in this process (decoder_only(), breakable() ...) start from
+    trained() above; `--code FILE.py:FUNC` loads the file afresh and trains."""
+    monkeypatch.setattr(outside_models, "trained", trained)
 
 
 def outside_app(model: nn.Module, tmp_path: Path, data: bool = False) -> ExplorerApp:
@@ -99,11 +119,16 @@ def test_explore_code_failures_are_one_line(
     run_cli("explore", "--code", code.format(**fill)).assert_one_line_error(message.format(**fill))
 
 
-async def test_the_explorer_draws_an_outside_model_and_maps_its_encodings(tmp_path: Path, settle: Callable) -> None:
+async def test_the_explorer_draws_an_outside_model_maps_its_encodings_and_an_encoder_that_fails_leaves_z(
+    tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
     """A tanh VAE trained for a few steps, with an atlas of its data: the preview is its own decode of z, a nudge
-    changes it, and the map and picker have its encodings."""
-    app = outside_app(trained(), tmp_path, data=True)
-    async with app.run_test(size=(120, 40)) as pilot:
+    changes it, and the map and picker have its encodings. Then its encoder fails (outside_models.breakable): an
+    image picked in the picker is a notice naming what the encoder did and z stays where it was; once it works, the
+    pick starts from the image's encoding."""
+    model = outside_models.breakable()  # the trained tanh VAE, whose encode raises while model.broken
+    app = outside_app(model, tmp_path, data=True)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await settle(app, pilot)
         screen = app.explorer
         before = screen.frame.image
@@ -112,10 +137,24 @@ async def test_the_explorer_draws_an_outside_model_and_maps_its_encodings(tmp_pa
         with torch.no_grad():
             expected = (trained().decode(torch.tensor([screen.state.z])) + 1) / 2
         torch.testing.assert_close(screen.frame.image, expected[0], atol=1e-5, rtol=0)
-        assert not torch.equal(before, screen.frame.image)
+        assert not torch.equal(before, screen.frame.image), "a nudge changes the preview"
         await pilot.press("m")
         await settle(app, pilot)
         assert screen.map.shown and screen.query_one("#map-image", ImageView).pixels.shape == (3, 16, 16)
+        await pilot.press("m")
+        await settle(app, pilot)
+
+        z = list(screen.state.z)
+        model.broken = True
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, PickerScreen), "the picker")
+        await pilot.press("enter")
+        message = "The model's encode(x) raised RuntimeError: the encoder's weights are gone; z does not start from"
+        await wait_until(pilot, lambda: toast_shows(app, message), "a notice naming what the encoder did")
+        assert screen.state.z == z and screen.reference is None, "a failed encode leaves z where it was"
+        model.broken = False
+        await pilot.press("o", "enter")
+        await wait_until(pilot, lambda: screen.reference is not None, "the picked image's encoding")
 
 
 # --- a model that misbehaves while the explorer runs -------------------------------------------------------------
@@ -144,10 +183,31 @@ def test_whatever_the_model_raises_on_its_thread_is_one_line() -> None:
     calls.thread.close()
 
 
+async def fails_at_some_z(app: ExplorerApp, pilot: object, message: str, waits: tuple[Callable, ...]) -> None:
+    """The checks of a model failing where z0 passes 1.5: the traversal's +2 and +3 are blank (said), an image there
+    is not updated (message says why, no traceback, its z shown), and the next z where it works is drawn."""
+    settle, wait_until, toast_shows = waits
+    await settle(app, pilot)
+    screen = app.explorer
+    strip = screen.frame.traversal  # z0 at -3 .. +3
+    assert torch.equal(strip[5:], torch.full_like(strip[5:], PAD_VALUE)) and (strip[:5] != PAD_VALUE).any()
+    blank = "2 of the strips' 7 images are drawn blank"
+    await wait_until(pilot, lambda: toast_shows(app, blank), "a notice of the blank images")
+    shown = screen.frame
+    screen.state.set_value(2.5)
+    await wait_until(pilot, lambda: toast_shows(app, message), "a notice naming what the model did")
+    assert screen.frame is shown and "Traceback" not in "".join(screen_text(app))
+    app.clear_notifications()  # the toast covers z0's row
+    await wait_until(pilot, lambda: not app.screen.query("Toast"), "the toast gone")
+    assert any("> z0 " in line and "+2.50" in line for line in screen_text(app))  # where it failed
+    await pilot.press("x")  # z0 = 0, where the model works
+    await settle(app, pilot)
+    assert screen.frame.version > shown.version and torch.equal(screen.frame.image, shown.image)
+
+
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("raise", "The model's decode(z) raised ValueError: z0 = 2.50 is past 1.5; the image is not updated"),
         ("nan", "The model's decode(z) returned NaN or infinite values; the image is not updated"),
         (
             "shape",
@@ -159,36 +219,25 @@ def test_whatever_the_model_raises_on_its_thread_is_one_line() -> None:
 async def test_a_model_failing_at_some_z_is_a_notice_and_the_explorer_goes_on(
     tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable, kind: str, message: str
 ) -> None:
-    """The model fails where z0 passes 1.5: the traversal's +2 and +3 are blank, an image there is not updated (its
-    z is shown), and the next z where it works is drawn."""
+    """The model fails where z0 passes 1.5 (NaN images, images of another shape; one that raises: the next test):
+    the traversal's +2 and +3 are blank, an image there is not updated (its z is shown), and the next z where it
+    works is drawn."""
     app = outside_app(Fragile(trained(), kind), tmp_path)
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
-        await settle(app, pilot)
-        screen = app.explorer
-        strip = screen.frame.traversal  # z0 at -3 .. +3
-        assert torch.equal(strip[5:], torch.full_like(strip[5:], PAD_VALUE)) and (strip[:5] != PAD_VALUE).any()
-        blank = "2 of the strips' 7 images are drawn blank"
-        await wait_until(pilot, lambda: toast_shows(app, blank), "a notice of the blank images")
-        shown = screen.frame
-        screen.state.set_value(2.5)
-        await wait_until(pilot, lambda: toast_shows(app, message), "a notice naming what the model did")
-        assert screen.frame is shown and "Traceback" not in "".join(screen_text(app))
-        app.clear_notifications()  # the toast covers z0's row
-        await wait_until(pilot, lambda: not app.screen.query("Toast"), "the toast gone")
-        assert any("> z0 " in line and "+2.50" in line for line in screen_text(app))  # where it failed
-        await pilot.press("x")  # z0 = 0, where the model works
-        await settle(app, pilot)
-        assert screen.frame.version > shown.version and torch.equal(screen.frame.image, shown.image)
+        await fails_at_some_z(app, pilot, message, (settle, wait_until, toast_shows))
 
 
-async def test_each_call_into_a_failing_model_is_a_notice_and_changes_nothing(
+async def test_a_model_raising_at_some_z_or_at_each_call_is_a_notice_and_changes_nothing(
     tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
 ) -> None:
-    """s, g, p, G and a decode; a model that raises there gets a notice saying what did not happen."""
+    """One explorer on a model that raises where z0 passes 1.5: the checks of the test above, for a raise. Then s, g,
+    p, G and a decode, with the model raising everywhere: each gets a notice saying what did not happen, and nothing
+    changes; once the model works again, s saves."""
     model = Fragile(trained(), "raise")
     app = outside_app(model, tmp_path)
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
-        await settle(app, pilot)
+        message = "The model's decode(z) raised ValueError: z0 = 2.50 is past 1.5; the image is not updated"
+        await fails_at_some_z(app, pilot, message, (settle, wait_until, toast_shows))
         screen = app.explorer
         await pilot.press("a", "l", "b")
         await wait_until(pilot, lambda: screen.path.path_strip is not None, "the path a -> b")
@@ -208,27 +257,6 @@ async def test_each_call_into_a_failing_model_is_a_notice_and_changes_nothing(
         model.far = FAR
         await pilot.press("s")
         await wait_until(pilot, lambda: toast_shows(app, "Saved"), "the image saved once the model works again")
-
-
-async def test_an_encoder_that_fails_leaves_z_where_it_was(
-    tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
-) -> None:
-    model = outside_models.breakable()
-    app = outside_app(model, tmp_path, data=True)
-    async with app.run_test(size=(100, 32), notifications=True) as pilot:
-        await settle(app, pilot)
-        screen = app.explorer
-        z = list(screen.state.z)
-        model.broken = True
-        await pilot.press("o")
-        await wait_until(pilot, lambda: isinstance(app.screen, PickerScreen), "the picker")
-        await pilot.press("enter")
-        message = "The model's encode(x) raised RuntimeError: the encoder's weights are gone; z does not start from"
-        await wait_until(pilot, lambda: toast_shows(app, message), "a notice naming what the encoder did")
-        assert screen.state.z == z and screen.reference is None
-        model.broken = False
-        await pilot.press("o", "enter")
-        await wait_until(pilot, lambda: screen.reference is not None, "the picked image's encoding")
 
 
 async def test_a_slow_decode_leaves_the_keys_working_says_so_and_q_does_not_wait(

@@ -17,7 +17,8 @@ from torch import nn
 import vae_tui
 from models import UserError
 from tests import outside_models
-from tests.outside_models import squares, trained
+from tests.outside_models import squares
+from tests.test_outside import trained
 from train.atlas_cache import atlases_dir
 from vae_tui.api import explorer_app
 from vae_tui.outside_atlas import folder_source
