@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 from textual import events
+from textual.app import App, ComposeResult
+from textual.binding import Binding
 from textual.command import CommandList
+from textual.pilot import Pilot
 
 from models.text import PLACEHOLDER
 from tests.helpers import CONTROL_BYTES, hostile_checkpoint, screen_text  # test_runs.py imports screen_text from here
@@ -17,6 +20,7 @@ from vae_tui.keys import APP_KEYS, EXPLORER_KEYS
 from vae_tui.screens.help import HelpScreen
 from vae_tui.screens.value import ValueScreen
 from vae_tui.widgets.class_list import ClassList
+from vae_tui.widgets.footer import KeysFooter
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import BAR_HALF, BAR_START, LatentPanel
 from vae_tui.widgets.thumbnails import Thumbnails
@@ -26,8 +30,12 @@ pytestmark = pytest.mark.usefixtures("truecolor")
 
 
 def on_screen(app: ExplorerApp, text: str) -> int:
-    """How many times text is drawn on the terminal (within a line)."""
-    return sum(line.count(text) for line in screen_text(app))
+    """How many times text is drawn on the terminal (within a line), dialogs and toasts included.
+
+    Read from the full screen update that Textual's screenshot prints (App.export_screenshot), line by line, without
+    the SVG that screen_text reads it back from (a tenth of the time)."""
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    return sum("".join(segment.text for segment in line).count(text) for line in update.strips)
 
 
 def selected_row_drawn(app: ExplorerApp) -> bool:
@@ -37,23 +45,162 @@ def selected_row_drawn(app: ExplorerApp) -> bool:
     return any(row.startswith(f"> z{app.explorer.state.selected} ") for row in rows)
 
 
-@pytest.mark.parametrize("kind", ["cvae", "vae"])
-async def test_first_screen_shows_the_selected_row(make_app: Callable, settle: Callable, kind: str) -> None:
-    app = make_app(kind)
+async def first_screen_shows_the_selected_row(app: ExplorerApp, pilot: Pilot, settle: Callable, kind: str) -> None:
+    """The first screen of the bundled kind: the start rule selects the most varied dimension, and the latent panel
+    draws its row (marked >) on the first screen and after each resize."""
+    await settle(app, pilot)
+    assert app.explorer.state.selected == {"cvae": 16, "vae": 4}[kind], "the start rule: the most varied dim"
+    assert selected_row_drawn(app), "the selected row drawn"
+    assert any(f"> z{app.explorer.state.selected} " in line for line in screen_text(app)), "the selected row shown"
+    for size in [(100, 20), (80, 22), (120, 40), (80, 24)]:
+        await pilot.resize_terminal(*size)
+        await pilot.pause()
+        assert selected_row_drawn(app), f"the selected row drawn at {size}"
+
+
+async def test_the_cvae_s_first_screen_the_mouse_a_big_terminal_and_the_strips_labels(
+    make_app: Callable, settle: Callable
+) -> None:
+    """The CVAE, opened at 80x24, one session, each part beginning where the one before left off:
+    1. the first screen shows the selected row (first_screen_shows_the_selected_row), back at 80x24 after the
+       resizes;
+    2. the mouse selects rows, sets values on the bar, and picks a traversal value and a class by clicking their
+       thumbnails or labels;
+    3. back at the start point (class 0, z = 0, z16 selected, the traversal shown), a big terminal (200x60) uses
+       the space: the preview at 3x, the class grid beside it in three columns, every empty cell black; at 120x40
+       the classes move below;
+    4. at 80x24 again, the strips are labelled under each thumbnail and mark the current value and class."""
+    app = make_app("cvae")
     async with app.run_test(size=(80, 24)) as pilot:
+        await first_screen_shows_the_selected_row(app, pilot, settle, "cvae")
+
         await settle(app, pilot)
-        assert app.explorer.state.selected == {"cvae": 16, "vae": 4}[kind]  # the start rule: the most varied dim
-        assert selected_row_drawn(app)
-        assert any(f"> z{app.explorer.state.selected} " in line for line in screen_text(app))
-        for size in [(100, 20), (80, 22), (120, 40), (80, 24)]:
-            await pilot.resize_terminal(*size)
-            await pilot.pause()
-            assert selected_row_drawn(app), size
+        state, panel = app.explorer.state, app.explorer.query_one(LatentPanel)
+        top = panel.scroll_offset.y
+        await pilot.click(LatentPanel, offset=(2, 1))  # the name of the second row shown
+        assert state.selected == top + 1 and state.z == [0.0] * 20, "a click on a name selects its row"
+        await pilot.click(LatentPanel, offset=(BAR_START + 2 * BAR_HALF, 3))  # the bar's right end
+        assert state.selected == top + 3 and state.z[top + 3] == 3.0, "a click on the bar's end sets +3"
+        await pilot.click(LatentPanel, offset=(BAR_START + BAR_HALF - 3, 3))  # halfway left of the centre
+        assert state.z[top + 3] == -1.5, "a click halfway left sets -1.5"
+        await settle(app, pilot)
+        assert "> z" + f"{top + 3:<3}" + "---===|------  -1.50" in "".join(screen_text(app))
+        traversal = app.explorer.query_one("#traversal", Thumbnails)
+        size = traversal.grid.size
+        await pilot.click("#traversal", offset=(5 * (size + 1) + 2, 2))  # the sixth thumbnail: +2
+        assert state.z[top + 3] == 2.0, "a click on the sixth thumbnail sets +2"
+        await pilot.click("#traversal", offset=(0, traversal.size.height - 1))  # the first label: -3
+        assert state.z[top + 3] == -3.0, "a click on the first label sets -3"
+        await pilot.press("t")
+        await settle(app, pilot)
+        classes = app.explorer.query_one("#classes-below", Thumbnails)
+        await pilot.click("#classes-below", offset=(7 * (classes.grid.size + 1) + 1, 1))
+        assert state.label == 7, "a click on class 7's thumbnail picks it"
+        await settle(app, pilot)
+        assert "[7]" in strip_lines(app, "#classes-below")[-1]
+
+        # back to the start: class 0, z = 0, z16 selected, the traversal shown
+        moves = 16 - state.selected
+        await pilot.press("0", "backspace", "t", *(["j"] * moves if moves > 0 else ["k"] * -moves))
+        await settle(app, pilot)
+        assert state.label == 0 and state.z == [0.0] * 20 and state.selected == 16, "back at the start"
+        assert app.explorer.query_one("#traversal").display
+
+        # a big terminal
+        await pilot.resize_terminal(200, 60)
+        await settle(app, pilot)
+        image = app.explorer.query_one(ImageView)
+        assert image.scale == 3
+        drawn_rows = [y for y in range(image.size.height) if any(s.text.strip() for s in image.render_line(y))]
+        assert len(drawn_rows) == 42, "28 pixel rows x 3, two per cell"
+        traversal, classes = (app.explorer.query_one(s, Thumbnails) for s in ("#traversal", "#classes-beside"))
+        assert (traversal.grid.size, classes.grid.size, classes.grid.columns) == (26, 18, 3)
+        assert classes.region.x > image.region.x and classes.region.y == image.region.y, "beside the preview"
+        assert strip_lines(app, "#classes-beside")[-1].strip() == "9 Ankle boot"
+        assert "[0 T-shirt/top]" in strip_lines(app, "#classes-beside")[10]
+        black = (0, 0, 0)
+        blank_cells = [s for y in range(image.size.height) for s in image.render_line(y) if not s.text.strip()]
+        assert blank_cells and all(s.style.bgcolor.get_truecolor() == black for s in blank_cells), "black around"
+        panel = app.explorer.query_one(LatentPanel)
+        below_rows = panel.render_line(panel.size.height - 1)  # past z19: empty
+        assert all(s.style.bgcolor.get_truecolor() == black for s in below_rows), "black below z19"
+        await pilot.resize_terminal(120, 40)
+        await settle(app, pilot)
+        assert not classes.display and app.explorer.query_one("#classes-below").display, "120x40: classes below"
+
+        # the strips at 80x24
+        await pilot.resize_terminal(80, 24)
+        await settle(app, pilot)
+        assert strip_lines(app, "#traversal")[-1].split() == ["-3", "-2", "-1", "[0]", "+1", "+2", "+3"]
+        assert on_screen(app, "-3         -2         -1        [0]         +1") == 1, "under each thumbnail"
+        await pilot.press("L")  # z16 = +1.25: +1 is the nearest value
+        await settle(app, pilot)
+        assert strip_lines(app, "#traversal")[-1].split() == ["-3", "-2", "-1", "0", "[+1]", "+2", "+3"]
+        await pilot.press("t", "7")  # only one strip fits at 80x24: t shows the classes
+        await settle(app, pilot)
+        assert strip_lines(app, "#classes-below")[0] == "Every class at this z  (t: other strip)"
+        assert strip_lines(app, "#classes-below")[-1].split() == [*"0123456", "[7]", "8", "9"]
+        assert on_screen(app, "[7]") == 1
 
 
-async def test_text_reads_whole_at_80x24_in_256_colours(
+async def test_the_vae_s_first_screen_title_keys_panel_and_one_toast_for_ten_undos(
+    make_app: Callable, settle: Callable, wait_until: Callable
+) -> None:
+    """The VAE, opened at 80x24 with truecolor on: 1. the first screen shows the selected row
+    (first_screen_shows_the_selected_row); 2. at 120x40 the title reads whole, with no colour mark, and the help has
+    no colour hint; 3. escape closes Textual's keys panel, and with no panel it does nothing; 4. back at 80x24, ten
+    undos with nothing to undo show one toast, and another message replaces it (notices never stack, issue 23)."""
+    app = make_app("vae")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await first_screen_shows_the_selected_row(app, pilot, settle, "vae")
+
+        # truecolor: no mark
+        await pilot.resize_terminal(120, 40)
+        await settle(app, pilot)
+        title = " vae-tui  VAE · fashion-mnist · epoch 19 · test loss 242.1 · bundled pretrained VAE"
+        assert screen_text(app)[0] == title
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        assert not app.screen.query("#colour-hint"), "truecolor: no colour hint"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.explorer, "the help closed")
+
+        # the keys panel closes with escape
+        app.action_show_help_panel()
+        await wait_until(pilot, lambda: bool(app.screen.query("HelpPanel")), "the keys panel open")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.screen.query("HelpPanel"), "the keys panel closed")
+        await pilot.press("escape")  # with no panel, escape does nothing
+        assert app.is_running
+
+        # one toast for ten undos
+        await pilot.resize_terminal(80, 24)
+        await settle(app, pilot)
+        assert not app.explorer.state.history, "nothing to undo yet"
+        await pilot.press("u")
+        await wait_until(pilot, lambda: on_screen(app, "Nothing to undo") == 1, "the first toast")
+        await pilot.press(*["u"] * 9)
+        await pilot.pause()
+        await pilot.pause()
+        assert on_screen(app, "Nothing to undo") == 1, "one toast for ten undos"
+        await pilot.press("l", "s")  # another message replaces it: notices never stack (issue 23)
+        await wait_until(pilot, lambda: on_screen(app, "Saved") == 1, "the save toast")
+        assert on_screen(app, "Nothing to undo") == 0, "the save notice replaced it"
+
+
+def first_match(app: ExplorerApp) -> str:
+    """The command the palette offers first (highlighted), in lower case; "" while it offers none."""
+    commands = app.screen.query_one(CommandList)
+    index = commands.highlighted
+    return "" if index is None else str(commands.get_option_at_index(index).prompt).lower()
+
+
+async def test_text_reads_whole_at_80x24_in_256_colours_and_the_palette_finds_each_footer_word(
     monkeypatch: pytest.MonkeyPatch, make_app: Callable, settle: Callable, wait_until: Callable
 ) -> None:
+    """The CVAE at 80x24 without COLORTERM, one session from its start: 1. the title, the footer, the value dialog
+    and the help (with its colour hint) read whole, and no toast covers the preview; 2. each word of the footer,
+    typed into a palette opened afresh, offers its command first."""
     monkeypatch.delenv("COLORTERM")
     app = make_app("cvae")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
@@ -76,63 +223,10 @@ async def test_text_reads_whole_at_80x24_in_256_colours(
         assert on_screen(app, "COLORTERM=truecolor vae-tui explore") == 1
         assert on_screen(app, "set -as terminal-features ',*:RGB'") == 1
 
-
-async def test_truecolor_has_no_mark(make_app: Callable, settle: Callable, wait_until: Callable) -> None:
-    app = make_app("vae")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        title = " vae-tui  VAE · fashion-mnist · epoch 19 · test loss 242.1 · bundled pretrained VAE"
-        assert screen_text(app)[0] == title
-        await pilot.press("question_mark")
-        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
-        assert not app.screen.query("#colour-hint")
-
-
-def test_titles_shorten_to_the_run_name() -> None:
-    assert source_name("bundled pretrained CVAE") == "bundled CVAE"
-    assert source_name("runs/cvae-fashion-mnist-1128/best.safetensors") == "cvae-fashion-mnist-1128"
-    assert source_name("runs/cvae-x/last.safetensors") == "cvae-x/last"
-    assert source_name("model.safetensors") == "model"
-    assert fit(["a long title", "short"], 8) == "short"
-    assert fit(["a long title", "short one"], 5) == "shor\u2026"
-
-
-async def test_one_toast_for_ten_repeated_undos(make_app: Callable, settle: Callable, wait_until: Callable) -> None:
-    app = make_app("vae")
-    async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await settle(app, pilot)
-        await pilot.press("u")
-        await wait_until(pilot, lambda: on_screen(app, "Nothing to undo") == 1, "the first toast")
-        await pilot.press(*["u"] * 9)
-        await pilot.pause()
-        await pilot.pause()
-        assert on_screen(app, "Nothing to undo") == 1
-        await pilot.press("l", "s")  # another message replaces it: notices never stack (issue 23)
-        await wait_until(pilot, lambda: on_screen(app, "Saved") == 1, "the save toast")
-        assert on_screen(app, "Nothing to undo") == 0
-
-
-def type_quickly(app: ExplorerApp, text: str) -> None:
-    """Type text as a fast typist does: its keys queue up at once (Pilot.press lets the app go idle after each key,
-    so each one costs a search and a frame of its own); wait for what they do with wait_until."""
-    for char in text:
-        app.post_message(events.Key("space" if char == " " else char, char))
-
-
-FOOTER_WORDS = sorted({k.footer for k in EXPLORER_KEYS + APP_KEYS} - {"", "palette"})
-
-
-async def test_palette_finds_each_footer_word(make_app: Callable, wait_until: Callable) -> None:
-    """Each word of the footer, typed into a palette opened afresh, offers its command first."""
-    assert len(FOOTER_WORDS) >= 9
-
-    def first_match(app: ExplorerApp) -> str:
-        commands = app.screen.query_one(CommandList)
-        index = commands.highlighted
-        return "" if index is None else str(commands.get_option_at_index(index).prompt).lower()
-
-    app = make_app("cvae")
-    async with app.run_test(size=(100, 32)) as pilot:
+        # 2. the palette finds each footer word
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.explorer, "the help closed")
+        assert len(FOOTER_WORDS) >= 9 and not any(app.explorer.state.z)
         for word in FOOTER_WORDS:
             await pilot.press("ctrl+p")
             type_quickly(app, word)
@@ -146,90 +240,29 @@ async def test_palette_finds_each_footer_word(make_app: Callable, wait_until: Ca
                 await wait_until(pilot, lambda: app.screen is app.explorer, f"the palette closed after {word!r}")
 
 
-async def test_keys_panel_closes_with_escape(make_app: Callable, wait_until: Callable) -> None:
-    app = make_app("vae")
-    async with app.run_test(size=(100, 32)) as pilot:
-        app.action_show_help_panel()
-        await wait_until(pilot, lambda: bool(app.screen.query("HelpPanel")), "the keys panel open")
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.screen.query("HelpPanel"), "the keys panel closed")
-        await pilot.press("escape")  # with no panel, escape does nothing
-        assert app.is_running
+def test_titles_shorten_to_the_run_name() -> None:
+    assert source_name("bundled pretrained CVAE") == "bundled CVAE"
+    assert source_name("runs/cvae-fashion-mnist-1128/best.safetensors") == "cvae-fashion-mnist-1128"
+    assert source_name("runs/cvae-x/last.safetensors") == "cvae-x/last"
+    assert source_name("model.safetensors") == "model"
+    assert fit(["a long title", "short"], 8) == "short"
+    assert fit(["a long title", "short one"], 5) == "shor\u2026"
+
+
+def type_quickly(app: ExplorerApp, text: str) -> None:
+    """Type text as a fast typist does: its keys queue up at once (Pilot.press lets the app go idle after each key,
+    so each one costs a search and a frame of its own); wait for what they do with wait_until."""
+    for char in text:
+        app.post_message(events.Key("space" if char == " " else char, char))
+
+
+FOOTER_WORDS = sorted({k.footer for k in EXPLORER_KEYS + APP_KEYS} - {"", "palette"})
 
 
 def strip_lines(app: ExplorerApp, selector: str) -> list[str]:
     """The text a strip draws, line by line: its caption, then thumbnails and labels."""
     view = app.explorer.query_one(selector, Thumbnails)
     return ["".join(seg.text for seg in view.render_line(y)).rstrip() for y in range(view.size.height)]
-
-
-async def test_strips_are_labelled_and_mark_the_current_one(make_app: Callable, settle: Callable) -> None:
-    app = make_app("cvae")
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        assert strip_lines(app, "#traversal")[-1].split() == ["-3", "-2", "-1", "[0]", "+1", "+2", "+3"]
-        assert on_screen(app, "-3         -2         -1        [0]         +1") == 1  # under each thumbnail
-        await pilot.press("L")  # z16 = +1.25: +1 is the nearest value
-        await settle(app, pilot)
-        assert strip_lines(app, "#traversal")[-1].split() == ["-3", "-2", "-1", "0", "[+1]", "+2", "+3"]
-        await pilot.press("t", "7")  # only one strip fits at 80x24: t shows the classes
-        await settle(app, pilot)
-        assert strip_lines(app, "#classes-below")[0] == "Every class at this z  (t: other strip)"
-        assert strip_lines(app, "#classes-below")[-1].split() == [*"0123456", "[7]", "8", "9"]
-        assert on_screen(app, "[7]") == 1
-
-
-async def test_big_terminal_uses_the_space(make_app: Callable, settle: Callable) -> None:
-    app = make_app("cvae")
-    async with app.run_test(size=(200, 60)) as pilot:
-        await settle(app, pilot)
-        image = app.explorer.query_one(ImageView)
-        assert image.scale == 3
-        drawn_rows = [y for y in range(image.size.height) if any(s.text.strip() for s in image.render_line(y))]
-        assert len(drawn_rows) == 42  # 28 pixel rows x 3, two per cell
-        traversal, classes = (app.explorer.query_one(s, Thumbnails) for s in ("#traversal", "#classes-beside"))
-        assert (traversal.grid.size, classes.grid.size, classes.grid.columns) == (26, 18, 3)
-        assert classes.region.x > image.region.x and classes.region.y == image.region.y  # beside the preview
-        assert strip_lines(app, "#classes-beside")[-1].strip() == "9 Ankle boot"
-        assert "[0 T-shirt/top]" in strip_lines(app, "#classes-beside")[10]
-        black = (0, 0, 0)
-        blank_cells = [s for y in range(image.size.height) for s in image.render_line(y) if not s.text.strip()]
-        assert blank_cells and all(s.style.bgcolor.get_truecolor() == black for s in blank_cells)
-        panel = app.explorer.query_one(LatentPanel)
-        below_rows = panel.render_line(panel.size.height - 1)  # past z19: empty
-        assert all(s.style.bgcolor.get_truecolor() == black for s in below_rows)
-        await pilot.resize_terminal(120, 40)
-        await settle(app, pilot)
-        assert not classes.display and app.explorer.query_one("#classes-below").display
-
-
-async def test_mouse_selects_rows_sets_values_and_picks_thumbnails(make_app: Callable, settle: Callable) -> None:
-    app = make_app("cvae")
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        state, panel = app.explorer.state, app.explorer.query_one(LatentPanel)
-        top = panel.scroll_offset.y
-        await pilot.click(LatentPanel, offset=(2, 1))  # the name of the second row shown
-        assert state.selected == top + 1 and state.z == [0.0] * 20
-        await pilot.click(LatentPanel, offset=(BAR_START + 2 * BAR_HALF, 3))  # the bar's right end
-        assert state.selected == top + 3 and state.z[top + 3] == 3.0
-        await pilot.click(LatentPanel, offset=(BAR_START + BAR_HALF - 3, 3))  # halfway left of the centre
-        assert state.z[top + 3] == -1.5
-        await settle(app, pilot)
-        assert "> z" + f"{top + 3:<3}" + "---===|------  -1.50" in "".join(screen_text(app))
-        traversal = app.explorer.query_one("#traversal", Thumbnails)
-        size = traversal.grid.size
-        await pilot.click("#traversal", offset=(5 * (size + 1) + 2, 2))  # the sixth thumbnail: +2
-        assert state.z[top + 3] == 2.0
-        await pilot.click("#traversal", offset=(0, traversal.size.height - 1))  # the first label: -3
-        assert state.z[top + 3] == -3.0
-        await pilot.press("t")
-        await settle(app, pilot)
-        classes = app.explorer.query_one("#classes-below", Thumbnails)
-        await pilot.click("#classes-below", offset=(7 * (classes.grid.size + 1) + 1, 1))
-        assert state.label == 7
-        await settle(app, pilot)
-        assert "[7]" in strip_lines(app, "#classes-below")[-1]
 
 
 # --- names and paths drawn literally --------------------------------------------------------------
@@ -272,3 +305,40 @@ async def test_explorer_draws_names_and_paths_literally(
         await pilot.press("ctrl+p")
         type_quickly(app, "pick class")
         await wait_until(pilot, lambda: "Pick class 0: [/]" in drawn_screen(app), "the palette showing class 0")
+
+
+async def test_the_footer_is_rebuilt_only_when_its_keys_change(wait_until: Callable) -> None:
+    """KeysFooter keeps its key widgets through a bindings signal that changes nothing (each dialog, the help or the
+    palette closing sends one), and is rebuilt with the new keys when they change."""
+
+    class Keys(App):
+        BINDINGS = [Binding("a", "first", "first"), Binding("b", "second", "second")]
+        offer_second = True
+
+        def compose(self) -> ComposeResult:
+            yield KeysFooter()
+
+        def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+            return self.offer_second if action == "second" else True
+
+        def action_first(self) -> None: ...
+
+        def action_second(self) -> None: ...
+
+    app = Keys()
+    async with app.run_test(size=(60, 5)) as pilot:
+        footer = app.query_one(KeysFooter)
+
+        def descriptions() -> list[str]:
+            return [key.description for key in footer.query("FooterKey")]
+
+        await wait_until(pilot, lambda: descriptions()[:2] == ["first", "second"], "the footer composed")
+        keys = list(footer.query("FooterKey"))
+        app.screen.refresh_bindings()  # nothing changed
+        await pilot.pause()
+        await pilot.pause()
+        assert list(footer.query("FooterKey")) == keys, "the same key widgets kept"
+        app.offer_second = False
+        app.screen.refresh_bindings()
+        await wait_until(pilot, lambda: "second" not in descriptions(), "the footer rebuilt without the second key")
+        assert descriptions()[:1] == ["first"]

@@ -103,13 +103,38 @@ def class_list_rows(app: object) -> list[str]:
     return ["".join(segment.text for segment in view.render_line(y)).rstrip() for y in range(view.size.height)]
 
 
-async def test_slash_finds_class_17_of_25_and_the_list_and_the_strip_follow(
+async def test_25_classes_the_map_colours_ten_and_slash_finds_class_17_and_the_list_and_the_strip_follow(
     tmp_path: Path, settle: Callable, wait_until: Callable
 ) -> None:
+    """A CVAE of 25 classes at 80x24, one session from its start:
+    1. the map colours ten classes (the nine largest and the current class 0) and its legend, whole in its column,
+       says the other 15 are grey; at 120x40 the wider column says "15 other classes";
+    2. back from the map at 80x24: / finds class 17 by typing "kind 17", the class list scrolls to it, and the class
+       strip shows the page of ten that holds it, where a click picks class 19; a query that matches nothing,
+       escaped, leaves the class as it was."""
     app = create_app(many_classes(), "many", tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
+        # 1. the map of 25 classes
+        await settle(app, pilot)
+        await pilot.press("m")
         await settle(app, pilot)
         screen = app.explorer
+        legend = screen.query_one("#legend")
+        lines = [line.rstrip() for line in str(legend.render()).splitlines()]
+        assert len(lines) == 11 and lines[-1] == "██ 15 others", "nine largest, the current class 0, the rest"
+        assert lines[0] == "██ 0 kind 0" and all(len(line) <= legend.size.width for line in lines)
+        assert legend.region.bottom <= screen.query_one("#map-side").region.bottom, "the whole legend shows"
+        map_view = screen.query_one(MapView)
+        assert map_view.palette[-1] == OTHER_CLASSES_COLOUR and len(set(map_view.palette)) == 11
+        await pilot.resize_terminal(120, 40)
+        await settle(app, pilot)
+        assert str(legend.render()).splitlines()[-1].rstrip() == "██ 15 other classes", "the wide column"
+
+        # 2. / finds a class
+        await pilot.press("m")  # out of the map
+        await pilot.resize_terminal(80, 24)
+        await settle(app, pilot)
+        assert not screen.map.shown
         assert str(screen.query_one("#classes .section").content) == "Class · /: find"
         await pilot.press("slash")
         await wait_until(pilot, lambda: isinstance(app.screen, FindClassScreen), "the finder open")
@@ -117,42 +142,21 @@ async def test_slash_finds_class_17_of_25_and_the_list_and_the_strip_follow(
         await wait_until(pilot, lambda: app.screen.matches[:1] == [17], "class 17 found")
         await pilot.press("enter")
         await settle(app, pilot)
-        assert app.screen is screen and screen.state.label == 17
-        assert "17 kind 17" in class_list_rows(app)  # scrolled into view
+        assert app.screen is screen and screen.state.label == 17, "enter picks class 17"
+        assert "17 kind 17" in class_list_rows(app), "scrolled into view"
         assert screen.query_one(ClassList).highlighted == 17
         await pilot.press("t")  # the class strip: ten of them, the page of 17
         await settle(app, pilot)
         strip = screen.query_one("#classes-below", Thumbnails)
         assert strip.caption == "Classes 10-19 of 25 at this z  (t: other strip)"
-        assert screen.frame.classes.shape[0] == 10 and strip.current == 7
+        assert screen.frame.classes.shape[0] == 10 and strip.current == 7, "the page of 17"
         assert strip.label_variants[-1] == [str(label) for label in range(10, 20)]
         strip.post_message(Thumbnails.Picked(strip, 9))  # a click on the last one: class 19
         await settle(app, pilot)
-        assert screen.state.label == 19
+        assert screen.state.label == 19, "a click on the strip picks class 19"
         await pilot.press("slash", "p", "u", "g", "escape")  # nothing matches; escape leaves the class as it was
         await wait_until(pilot, lambda: app.screen is screen, "the finder closed")
-        assert screen.state.label == 19
-
-
-async def test_the_map_of_25_classes_colours_ten_and_its_legend_says_the_rest_are_grey(
-    tmp_path: Path, settle: Callable
-) -> None:
-    app = create_app(many_classes(), "many", tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("m")
-        await settle(app, pilot)
-        screen = app.explorer
-        legend = screen.query_one("#legend")
-        lines = [line.rstrip() for line in str(legend.render()).splitlines()]
-        assert len(lines) == 11 and lines[-1] == "██ 15 others"  # nine largest, the current class 0, the rest
-        assert lines[0] == "██ 0 kind 0" and all(len(line) <= legend.size.width for line in lines)
-        assert legend.region.bottom <= screen.query_one("#map-side").region.bottom  # the whole legend shows
-        map_view = screen.query_one(MapView)
-        assert map_view.palette[-1] == OTHER_CLASSES_COLOUR and len(set(map_view.palette)) == 11
-        await pilot.resize_terminal(120, 40)
-        await settle(app, pilot)
-        assert str(legend.render()).splitlines()[-1].rstrip() == "██ 15 other classes"  # the wide column
+        assert screen.state.label == 19, "escape leaves the class"
 
 
 async def test_a_model_of_one_class_has_no_class_list_and_its_map_is_coloured_by_value(

@@ -55,35 +55,19 @@ async def test_a_b_mark_the_ends_and_the_strip_shows_the_path(make_app: Callable
         assert screen.path.path_strip is None and traversal.caption.startswith("Traversal of z16")
 
 
-async def test_p_plays_the_path_and_any_key_stops_it(
-    make_app: Callable, settle: Callable, wait_until: Callable
+async def test_g_saves_the_path_as_a_gif_of_the_decoded_frames_and_p_plays_it_until_a_key(
+    tmp_path: Path, make_app: Callable, settle: Callable, wait_until: Callable
 ) -> None:
-    app = make_app("vae")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        screen = app.explorer
-        await pilot.press("a", "8", "b", "p")
-        player = screen.playback.player
-        frames = screen.decoder.path(screen.path.ends["a"], screen.path.ends["b"], PATH_FRAMES)
-        assert torch.equal(player.frames, frames)
-        await wait_until(pilot, lambda: player.count >= 4, "four frames on screen")
-        shown = screen.query_one("#image", ImageView).pixels
-        assert any(torch.equal(shown, frame) for frame in frames)
-        z = list(screen.state.z)
-        await pilot.press("x")  # would set z4 to 0; while playing it only stops the playback
-        await settle(app, pilot)
-        assert screen.playback is None and screen.state.z == z
-        assert torch.equal(screen.query_one("#image", ImageView).pixels, screen.frame.image)
-
-
-async def test_g_saves_the_path_as_a_gif_of_the_decoded_frames(
-    tmp_path: Path, make_app: Callable, settle: Callable
-) -> None:
+    """The VAE at 100x32, one session from its start: 1. G with no ends marked says so and saves nothing; with a and b
+    marked it saves the path as a looping GIF of the decoded frames, there and back, recording what drew it; 2. at
+    120x40, with new ends marked, p plays the path's frames in the preview, and any key (x) only stops it: z is
+    unchanged and the preview shows the current frame again."""
     app = make_app("vae")
     async with app.run_test(size=(100, 32)) as pilot:
+        # 1. G saves a GIF
         await settle(app, pilot)
         await pilot.press("G")  # no ends yet: says so, saves nothing
-        assert not (tmp_path / "exports").exists()
+        assert not (tmp_path / "exports").exists(), "G without ends saves nothing"
         await pilot.press("a", "1", "b", "G")
         (path,) = (tmp_path / "exports").glob("*path*.gif")
         screen = app.explorer
@@ -92,7 +76,23 @@ async def test_g_saves_the_path_as_a_gif_of_the_decoded_frames(
             saved = [frame.convert("L").tobytes() for frame in ImageSequence.Iterator(gif)]
             assert gif.info["loop"] == 0
             record = json.loads(gif.info["comment"])  # what drew it, as a PNG records it
-        assert saved == [to_image(frame, GIF_SCALE).tobytes() for frame in frames]
+        assert saved == [to_image(frame, GIF_SCALE).tobytes() for frame in frames], "the GIF's frames: the path's"
         ends = screen.path.ends
         assert record["z"] == [list(ends["a"].z), list(ends["b"].z)] and record["class"] == [0, 1]
         assert record["sha256"] == screen.checkpoint.sha256 and record["path"]["frames"] == PATH_FRAMES
+
+        # 2. p plays the path; any key stops it
+        await pilot.resize_terminal(120, 40)
+        await settle(app, pilot)
+        await pilot.press("a", "8", "b", "p")
+        player = screen.playback.player
+        frames = screen.decoder.path(screen.path.ends["a"], screen.path.ends["b"], PATH_FRAMES)
+        assert torch.equal(player.frames, frames), "p plays the path's frames"
+        await wait_until(pilot, lambda: player.count >= 4, "four frames on screen")
+        shown = screen.query_one("#image", ImageView).pixels
+        assert any(torch.equal(shown, frame) for frame in frames), "a frame of the path in the preview"
+        z = list(screen.state.z)
+        await pilot.press("x")  # would set z4 to 0; while playing it only stops the playback
+        await settle(app, pilot)
+        assert screen.playback is None and screen.state.z == z, "x only stops the playback"
+        assert torch.equal(screen.query_one("#image", ImageView).pixels, screen.frame.image)

@@ -6,8 +6,8 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import torch
+from textual.pilot import Pilot
 
 from models import Checkpoint, ModelConfig
 from models.outside import OutsideVAE
@@ -99,67 +99,46 @@ async def test_S_sorts_the_latent_panel_by_kl_and_selection_follows_the_order(tm
         assert state.shown == by_kl[:32] and latent_title(app) == "32 active by KL · step 0.25"
 
 
-@pytest.mark.parametrize(
-    ("make", "said"),
-    [
-        (lambda: untrained_checkpoint(ModelConfig(latent_dim=128, hidden_dim=16, input_dim=784)), "has no atlas"),
-        (lambda: outside(), "Sorting by KL (S) needs test images to encode: start with --code and --data DIR"),
-    ],
-    ids=["older-checkpoint", "code-without-data"],
-)
-async def test_S_says_why_it_cannot_sort_without_an_atlas(
-    make: Callable[[], Checkpoint],
-    said: str,
-    tmp_path: Path,
-    settle: Callable,
-    wait_until: Callable,
-    toast_shows: Callable,
+async def s_says_why_it_cannot_sort(
+    app: ExplorerApp, pilot: Pilot, said: str, settle: Callable, wait_until: Callable, toast_shows: Callable
 ) -> None:
-    app = explorer(make(), tmp_path)
+    """S on a model without an atlas: the action is not offered (out of the footer, the help and the palette), and S
+    says why in a toast, leaving the panel unsorted."""
+    await settle(app, pilot)
+    assert not app.explorer.offers("sort_by_kl"), "S not offered"
+    await pilot.press("S")
+    await wait_until(pilot, lambda: toast_shows(app, said), "a toast saying why")
+    assert not app.explorer.state.by_kl and "by KL" not in latent_title(app), "the panel unsorted"
+
+
+async def test_S_says_why_an_older_checkpoint_cannot_sort_without_an_atlas(
+    tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable
+) -> None:
+    """A checkpoint written before the atlas, at 100x32: s_says_why_it_cannot_sort, the toast saying it has no
+    atlas."""
+    app = explorer(untrained_checkpoint(ModelConfig(latent_dim=128, hidden_dim=16, input_dim=784)), tmp_path)
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
-        await settle(app, pilot)
-        assert not app.explorer.offers("sort_by_kl")  # out of the footer, the help and the palette
-        await pilot.press("S")
-        await wait_until(pilot, lambda: toast_shows(app, said), "a toast saying why")
-        assert not app.explorer.state.by_kl and "by KL" not in latent_title(app)
+        await s_says_why_it_cannot_sort(app, pilot, "has no atlas", settle, wait_until, toast_shows)
 
 
-async def test_at_512_dimensions_a_nudge_redraws_the_image_the_row_and_the_traversal(
-    tmp_path: Path, settle: Callable
+async def test_at_512_dimensions_the_map_moves_z_in_its_plane_a_nudge_redraws_and_a_and_b_mark_a_path_that_p_plays(
+    tmp_path: Path, settle: Callable, wait_until: Callable
 ) -> None:
-    app = explorer(large_checkpoint(512), tmp_path)
-    async with app.run_test(size=(100, 32)) as pilot:
-        await settle(app, pilot)
-        screen = app.explorer
-        state, panel, view = screen.state, screen.query_one(LatentPanel), screen.query_one("#image", ImageView)
-        await pilot.press(*["J"] * 20)  # 100 rows on: the panel scrolls to keep the selection in view
-        await settle(app, pilot)
-        selected, before = state.selected, view.pixels
-        assert f"> z{selected} " in "\n".join(drawn_rows(panel))
-        await pilot.press("L")
-        await settle(app, pilot)
-        value = state.z[selected]
-        assert value == state.start[selected] + 1.25 and not torch.equal(view.pixels, before)
-        model = screen.checkpoint.model
-        with torch.no_grad():
-            expected = torch.sigmoid(model.decode(torch.tensor([state.z]))).view(28, 28)
-        torch.testing.assert_close(screen.frame.image, expected, rtol=0, atol=1e-6)
-        assert panel.line_text(selected) in drawn_rows(panel) and f"{value:+6.2f}" in panel.line_text(selected)
-        traversal = screen.query_one("#traversal", Thumbnails)
-        assert traversal.caption.startswith(f"Traversal of z{selected} ") and traversal.images.shape == (7, 28, 28)
-
-
-async def test_at_512_dimensions_the_map_opens_and_its_cursor_moves_z_in_the_principal_plane(
-    tmp_path: Path, settle: Callable
-) -> None:
+    """A model of 512 dimensions, opened at 120x40, one session, each part beginning where the one before left off:
+    1. the map opens (x PC1, y PC2), and its cursor moves z in the principal plane: along its x axis, the part of z
+       off the plane unchanged;
+    2. back from the map at 100x32 and at the start point: 100 rows down the panel scrolls to keep the selection in
+       view, and a nudge redraws the image (the decoder's, exactly), the row and the traversal;
+    3. a and b mark the ends of a path of 512-dimensional z's, which the strip shows and p plays; x stops it."""
     app = explorer(large_checkpoint(512), tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
+        # 1. the map
         await settle(app, pilot)
         screen = app.explorer
         await pilot.press("m")
         await settle(app, pilot)
         map_view = screen.query_one(MapView)
-        assert screen.map.shown and map_view.size.area
+        assert screen.map.shown and map_view.size.area, "the map shown"
         assert str(screen.query_one("#map-title").render()).startswith("Map · x PC1 · y PC2")
         plane = screen.map.axes.plane(screen.state.selected)
         assert plane.axes.shape == (2, 512)
@@ -169,32 +148,53 @@ async def test_at_512_dimensions_the_map_opens_and_its_cursor_moves_z_in_the_pri
         await pilot.press("l", "l")
         await settle(app, pilot)
         u2, v2 = plane.coordinates(screen.state.z)
-        assert u2 > u and abs(v2 - v) < 1e-4
+        assert u2 > u and abs(v2 - v) < 1e-4, "the cursor moves along the plane's x axis"
         moved = torch.tensor(screen.state.z) - plane.origin
         residue = lambda d: d - (d @ plane.axes.T) @ plane.axes  # noqa: E731  the part off the plane
         torch.testing.assert_close(residue(moved), residue(off_plane), rtol=0, atol=1e-4)
 
-
-async def test_at_512_dimensions_a_and_b_mark_a_path_that_p_plays(
-    tmp_path: Path, settle: Callable, wait_until: Callable
-) -> None:
-    app = explorer(large_checkpoint(512), tmp_path)
-    async with app.run_test(size=(100, 32)) as pilot:
+        # 2. a nudge
+        await pilot.press("m", "backspace")  # out of the map, back to the start point
+        await pilot.resize_terminal(100, 32)
         await settle(app, pilot)
-        screen = app.explorer
+        state, panel, view = screen.state, screen.query_one(LatentPanel), screen.query_one("#image", ImageView)
+        assert not screen.map.shown and state.z == state.start
+        await pilot.press(*["J"] * 20)  # 100 rows on: the panel scrolls to keep the selection in view
+        await settle(app, pilot)
+        selected, before = state.selected, view.pixels
+        assert f"> z{selected} " in "\n".join(drawn_rows(panel)), "the selection in view"
+        await pilot.press("L")
+        await settle(app, pilot)
+        value = state.z[selected]
+        assert value == state.start[selected] + 1.25 and not torch.equal(view.pixels, before), "L: the image redrawn"
+        model = screen.checkpoint.model
+        with torch.no_grad():
+            expected = torch.sigmoid(model.decode(torch.tensor([state.z]))).view(28, 28)
+        torch.testing.assert_close(screen.frame.image, expected, rtol=0, atol=1e-6)
+        assert panel.line_text(selected) in drawn_rows(panel) and f"{value:+6.2f}" in panel.line_text(selected)
+        traversal = screen.query_one("#traversal", Thumbnails)
+        assert traversal.caption.startswith(f"Traversal of z{selected} ") and traversal.images.shape == (7, 28, 28)
+
+        # 3. a path a -> b, played
         await pilot.press("a", "r", "b")
         await settle(app, pilot)
-        traversal = screen.query_one("#traversal", Thumbnails)
         await wait_until(pilot, lambda: traversal.caption.startswith("Path a"), "the path a -> b in the strip")
-        assert len(screen.path.ends["b"].z) == 512 and list(screen.path.ends["b"].z) == screen.state.z
+        assert len(screen.path.ends["b"].z) == 512 and list(screen.path.ends["b"].z) == screen.state.z, "b: this z"
         await pilot.press("p")
         await wait_until(pilot, lambda: screen.playback is not None and screen.playback.player.count >= 3, "frames")
         await pilot.press("x")
-        assert screen.playback is None
+        assert screen.playback is None, "x stops the playback"
+
+
+@functools.cache
+def trained_tanh_vae() -> torch.nn.Module:
+    """tests/outside_models.py's trained tanh VAE (30 Adam steps), trained once: the explorer only decodes with it."""
+    return outside_models.trained()
 
 
 def outside() -> Checkpoint:
-    model = OutsideVAE(outside_models.trained(), decoder_output="tanh")
+    """A model written elsewhere: the trained tanh VAE behind its own OutsideVAE (whose thread an explorer closes)."""
+    model = OutsideVAE(trained_tanh_vae(), decoder_output="tanh")
     return outside_checkpoint(model, argparse.Namespace(class_names=None))
 
 
@@ -208,11 +208,18 @@ def test_the_title_of_a_model_written_elsewhere_says_what_it_is_and_where_its_co
     assert module[0].endswith(" · latent 8 · vae_tui.explore(TanhVAE)")
 
 
-async def test_the_title_bar_of_a_model_written_elsewhere_at_80_columns(
-    tmp_path: Path, settle: Callable, truecolor: None
+async def test_a_model_written_elsewhere_shows_its_title_bar_at_80_columns_and_S_says_it_needs_test_images(
+    tmp_path: Path, settle: Callable, wait_until: Callable, toast_shows: Callable, truecolor: None
 ) -> None:
+    """A model written elsewhere (--code, no --data), one session: 1. at 80 columns the title bar says what it is and
+    where its code is, whole; 2. at 100x32, s_says_why_it_cannot_sort, the toast saying to start with --code and
+    --data DIR."""
     app = explorer(outside(), tmp_path, "--code tests/outside_models.py:trained")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(app, pilot)
         title = app.explorer.query_one(TitleBar).render().plain
         assert title == "VAE (your code) · 16x16 RGB · latent 8 · --code outside_models.py:trained"
+
+        await pilot.resize_terminal(100, 32)
+        said = "Sorting by KL (S) needs test images to encode: start with --code and --data DIR"
+        await s_says_why_it_cannot_sort(app, pilot, said, settle, wait_until, toast_shows)

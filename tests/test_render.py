@@ -331,22 +331,28 @@ class _Terminal:
 
 async def test_a_screen_updated_line_by_line_shows_what_a_full_redraw_shows(make_app, settle) -> None:
     """The image widgets repaint only the lines that changed, from lines they keep: after each key, the terminal
-    that received those partial updates must show what a full redraw from scratch draws."""
+    that received those partial updates must show what a full redraw from scratch draws; at 120x40, then (one
+    session, resized) at 200x60, where the preview is larger and the classes sit beside it."""
     from vae_tui.widgets.image_view import ImageView
     from vae_tui.widgets.thumbnails import Thumbnails
 
-    for size, keys in [((120, 40), "l l j L h k 3 l t r"), ((200, 60), "l j l 7 h k")]:
-        app = make_app("cvae")
-        async with app.run_test(size=size) as pilot:
+    app = make_app("cvae")
+    async with app.run_test(size=(120, 40)) as pilot:
+        display, terminals = app._display, []
+
+        def written(screen: object, update: object) -> None:
+            if update is not None and terminals:
+                terminals[-1].write(update, app.console)
+            display(screen, update)
+
+        app._display = written
+        for size, keys in [((120, 40), "l l j L h k 3 l t r"), ((200, 60), "l j l 7 h k")]:
+            if app.size != size:
+                terminals.clear()  # nothing written while the size changes
+                await pilot.resize_terminal(*size)
+                await settle(app, pilot)
             terminal = _Terminal(*size)
-            display = app._display
-
-            def written(screen: object, update: object, display=display, terminal=terminal, app=app) -> None:
-                if update is not None:
-                    terminal.write(update, app.console)
-                display(screen, update)
-
-            app._display = written
+            terminals.append(terminal)
             app.screen.refresh()  # a full frame first
             await settle(app, pilot)
             for key in keys.split():

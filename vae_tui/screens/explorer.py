@@ -60,6 +60,7 @@ from vae_tui.screens.value import ValueScreen
 from vae_tui.state import ExplorerState, nearest_index
 from vae_tui.user_image import best_class
 from vae_tui.widgets.class_list import ClassList
+from vae_tui.widgets.footer import KeysFooter
 from vae_tui.widgets.image_view import ImageView
 from vae_tui.widgets.latent_panel import LatentPanel, panel_title
 from vae_tui.widgets.map_view import MapView
@@ -239,7 +240,7 @@ class ExplorerScreen(Screen):
             yield Thumbnails([TRAVERSAL_LABELS], id="traversal")
             yield Thumbnails(self._class_labels(range(0)), id="classes-below")
         yield Static("", id="too-small")
-        yield Footer()
+        yield KeysFooter()
         if self.follow is not None:
             yield CheckpointWatcher(self.follow)
 
