@@ -152,17 +152,53 @@ def sample(tmp_path: Path, run_cli: Callable) -> Callable[..., Path]:
     return run
 
 
+# A fresh interpreter that imports torch, then: a child forked from it imports train.loop and prints which of
+# textual and vae_tui it loaded (train.loop imports torch first itself; torch loads neither); the interpreter goes on
+# as `python -m vae_tui ARGS`.
+FRESH_PROCESS = """
+import os, sys
+import torch
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        import train.loop
+        print("loaded by train.loop:", sorted({m.split(".")[0] for m in sys.modules} & {"textual", "vae_tui"}))
+        code = 0
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+print("child exit status:", os.waitstatus_to_exitcode(status), flush=True)
+import runpy
+runpy.run_module("vae_tui", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.mark.slow
-def test_sample_is_byte_for_byte_reproducible(tmp_path: Path, sample: Callable) -> None:
+def test_sample_is_byte_for_byte_reproducible_and_a_fresh_training_process_loads_no_screen(
+    tmp_path: Path, sample: Callable
+) -> None:
+    """`vae-tui sample --seed 3` writes the same bytes twice in this process, and other bytes with --seed 4; a fresh
+    process, as a user runs it again, writes the same bytes. The fresh process (starting one costs seconds of CPU, for
+    torch) also answers for tests/test_shared_parts.py: a child forked from it, before any project module was loaded,
+    imports train.loop, and neither Textual nor vae_tui is loaded (training knows no screen)."""
     first = sample("a.png", "--seed", "3").read_bytes()
     again = sample("b.png", "--seed", "3").read_bytes()
     other = sample("c.png", "--seed", "4").read_bytes()
-    assert first == again and first != other
+    assert first == again and first != other, "in-process reproducibility"
     elsewhere = tmp_path / "d.png"  # and from a fresh process, as a user runs it twice
-    command = [sys.executable, "-m", "vae_tui", "sample", str(pretrained_path("cvae")), "-o", str(elsewhere)]
+    command = [sys.executable, "-c", FRESH_PROCESS, "sample", str(pretrained_path("cvae")), "-o", str(elsewhere)]
     result = subprocess.run([*command, "--seed", "3"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert elsewhere.read_bytes() == first
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["loaded by train.loop: []", "child exit status: 0"], (
+        f"train.loop, imported in a fresh process, loaded Textual or vae_tui, or failed: {result}"
+    )
+    assert elsewhere.read_bytes() == first, "a fresh process wrote other bytes"
 
 
 def test_sample_grids(sample: Callable) -> None:

@@ -121,32 +121,75 @@ def browsed(runs_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     return tmp_path / "runs"
 
 
-async def test_the_browser_lists_sorts_and_filters(browsed: Path) -> None:
-    from vae_tui.runs_app import RunsApp
+async def test_the_browser_lists_sorts_filters_says_e_needs_a_checkpoint_and_deletes_with_d(browsed: Path) -> None:
+    """One browser at 120x30 (each check starts from what the one before left):
+    - it lists every run with its state, sorts by loss (l: runs without a loss last), filters (/ then escape clears
+      it), and lists a run that appears while it is open;
+    - e on a run without a best checkpoint says so in a notification and stays on the table;
+    - d names the run and its size in a question; n keeps it, y deletes it; a run that is training (its lock held) is
+      never offered for deletion."""
+    from train.run_delete import deletable_size
+    from vae_tui.runs_app import ConfirmDelete, RunsApp, RunsScreen, human_size
 
     app = RunsApp(browsed)
-    async with app.run_test(size=(120, 30)) as pilot:
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        # listing, sorting, filtering
         await pilot.pause()
         rows = table_rows(app)
-        assert [r[0] for r in rows] == sorted(p.name for p in browsed.iterdir())
+        assert [r[0] for r in rows] == sorted(p.name for p in browsed.iterdir()), "listing"
         states = {r[0]: r[6] for r in rows}
-        assert states["finished"] == "finished" and states["interrupted"] == "interrupted"
-        assert states["bad-metrics"] == "damaged: metrics.jsonl line 3 is not JSON (truncated?)"
+        assert states["finished"] == "finished" and states["interrupted"] == "interrupted", "listing: states"
+        assert states["bad-metrics"] == "damaged: metrics.jsonl line 3 is not JSON (truncated?)", "listing: damaged"
         await pilot.press("l")
-        assert [r[0] for r in table_rows(app)][-2:] == ["empty", "foreign"]
+        assert [r[0] for r in table_rows(app)][-2:] == ["empty", "foreign"], "sorting by loss"
         await pilot.press("slash", *"bad")
         await pilot.pause()
-        assert [r[0] for r in table_rows(app)] == ["bad-checkpoint", "bad-metrics"]
+        assert [r[0] for r in table_rows(app)] == ["bad-checkpoint", "bad-metrics"], "filtering"
         await pilot.press("escape")
         await pilot.pause()
-        assert len(table_rows(app)) == 7
+        assert len(table_rows(app)) == 7, "escape clears the filter"
         (browsed / "new").mkdir()  # a run appearing while the browser is open
         (browsed / "new" / "notes.txt").write_text("x")
         for _ in range(100):
             await pilot.pause(0.02)
             if len(table_rows(app)) == 8:
                 break
-        assert ("new" in [r[0] for r in table_rows(app)]) and len(table_rows(app)) == 8
+        assert ("new" in [r[0] for r in table_rows(app)]) and len(table_rows(app)) == 8, "a new run listed"
+        table = app.screen.query_one("DataTable")
+
+        # e on a run without a checkpoint
+        names = [r[0] for r in table_rows(app)]
+        table.move_cursor(row=names.index("empty"))
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen), "e without a checkpoint stays on the table"
+        assert [n.message for n in app._notifications] == ["empty has no best.safetensors yet"], "e says so"
+
+        # d deletes after naming the run, never a training one
+        table.move_cursor(row=names.index("interrupted"))
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDelete), "d asks first"
+        size = human_size(deletable_size(browsed / "interrupted"))
+        question = f"Delete the run interrupted ({size} on disk)? y: delete · n: keep"
+        assert app.screen.question == question, "d names the run and its size"
+        await pilot.press("n")
+        await pilot.pause()
+        assert (browsed / "interrupted").is_dir(), "n keeps the run"
+        await pilot.press("d", "y")
+        await pilot.pause()
+        assert not (browsed / "interrupted").exists(), "y deletes the run"
+        assert "interrupted" not in [r[0] for r in table_rows(app)], "a deleted run leaves the table"
+        lock = OutputLock(browsed / "running")
+        try:
+            names = [r[0] for r in table_rows(app)]
+            table.move_cursor(row=names.index("running"))
+            await pilot.press("d")
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmDelete), "a training run is not offered for deletion"
+            assert (browsed / "running").is_dir(), "a training run is kept"
+        finally:
+            lock.release()
 
 
 async def test_a_run_shows_its_curves_grids_and_settings_and_steps_epochs(browsed: Path, wait_until: Callable) -> None:
@@ -252,63 +295,6 @@ async def test_the_explorer_opens_over_the_browser_and_leaving_it_keeps_the_brow
     assert not app.is_running and app.return_code == 0
 
 
-async def test_e_on_a_run_without_a_checkpoint_says_so_and_stays(browsed: Path) -> None:
-    from vae_tui.runs_app import RunsApp, RunsScreen
-
-    app = RunsApp(browsed)
-    async with app.run_test(size=(120, 30), notifications=True) as pilot:
-        await pilot.pause()
-        names = [r[0] for r in table_rows(app)]
-        await pilot.press(*["down"] * names.index("empty"), "e")
-        await pilot.pause()
-        assert isinstance(app.screen, RunsScreen)
-        assert [n.message for n in app._notifications] == ["empty has no best.safetensors yet"]
-
-
-async def test_escape_twice_in_a_plain_explorer_stays(tmp_path: Path, settle: Callable) -> None:
-    from models import load_checkpoint
-    from vae_tui.app import create_app
-    from vae_tui.commands.explore import pretrained_path
-
-    app = create_app(load_checkpoint(pretrained_path("vae")), "test", tmp_path)
-    async with app.run_test(size=(100, 32)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("m", "escape", "escape")
-        await pilot.pause()
-        assert app.is_running and app.screen is app.explorer and not app.explorer.map.shown
-
-
-async def test_d_deletes_a_run_after_naming_it_and_never_a_training_one(browsed: Path) -> None:
-    from train.run_delete import deletable_size
-    from vae_tui.runs_app import ConfirmDelete, RunsApp, human_size
-
-    app = RunsApp(browsed)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause()
-        names = [r[0] for r in table_rows(app)]
-        await pilot.press(*["down"] * names.index("interrupted"), "d")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmDelete)
-        size = human_size(deletable_size(browsed / "interrupted"))
-        assert app.screen.question == f"Delete the run interrupted ({size} on disk)? y: delete · n: keep"
-        await pilot.press("n")
-        await pilot.pause()
-        assert (browsed / "interrupted").is_dir()
-        await pilot.press("d", "y")
-        await pilot.pause()
-        assert not (browsed / "interrupted").exists() and "interrupted" not in [r[0] for r in table_rows(app)]
-        lock = OutputLock(browsed / "running")
-        try:
-            names = [r[0] for r in table_rows(app)]
-            table = app.screen.query_one("DataTable")
-            table.move_cursor(row=names.index("running"))
-            await pilot.press("d")
-            await pilot.pause()
-            assert not isinstance(app.screen, ConfirmDelete) and (browsed / "running").is_dir()
-        finally:
-            lock.release()
-
-
 async def test_space_marks_two_runs_and_c_compares_them(browsed: Path, wait_until: Callable) -> None:
     from vae_tui.run_view import CompareScreen, LossPlot, first_cells, grid_pixels
     from vae_tui.runs_app import RunsApp
@@ -345,22 +331,6 @@ async def test_space_marks_two_runs_and_c_compares_them(browsed: Path, wait_unti
         assert not isinstance(app.screen, CompareScreen)
 
 
-async def test_question_mark_lists_every_key_of_the_browser(browsed: Path) -> None:
-    from vae_tui.runs_app import HELP, RunsApp, RunsHelp, RunsScreen
-
-    app = RunsApp(browsed)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        await pilot.press("question_mark")
-        assert isinstance(app.screen, RunsHelp)
-        shown = {b.key.split(",")[0] for b in RunsScreen.BINDINGS if b.show}  # the footer's keys
-        documented = {token for key, _ in HELP for token in key.split(" / ")}
-        as_written = {"slash": "/", "question_mark": "?"}
-        assert {as_written.get(key, key) for key in shown} <= documented
-        await pilot.press("escape")
-        assert isinstance(app.screen, RunsScreen)
-
-
 # --- the loss plot and the settings ----------------------------------------------------------------
 
 
@@ -394,6 +364,11 @@ def fake_run(name: str, rows: list[dict], **settings: str) -> object:
 
 
 async def test_the_plot_draws_one_epoch_whole_epochs_full_names_and_fits_the_later_epochs() -> None:
+    """Two comparisons in one app at 120x40:
+    - of runs of 40 epochs, of 1 epoch and without the loss's parts: names whole, one point drawn as a marker,
+      whole-epoch ticks, a y range that leaves out the first tenth of the epochs and keeps every latest value (y: every
+      epoch), k to the test reconstruction (the run without it left out) and the KL, titles with what differs;
+    - of runs that never recorded the loss's parts: k says so in the title."""
     from textual.app import App
 
     from vae_tui.run_view import CompareScreen
@@ -427,6 +402,17 @@ async def test_the_plot_draws_one_epoch_whole_epochs_full_names_and_fits_the_lat
         titles = [str(label.render()) for label in screen.query("Label") if label.id.startswith("samples-title")]
         assert "lr 0.001" in titles[0] and "lr 0.002" in titles[1] and "latent" not in titles[0]  # what differs
         assert "2.0 s/epoch" in titles[0]
+
+        # runs that never recorded the parts
+        app.pop_screen()
+        without_parts = [fake_run(name, metrics([280.0, 270.0], parts=False)) for name in ("old-a", "old-b")]
+        screen = CompareScreen(*without_parts)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("k")
+        await pilot.pause()
+        title = str(screen.query_one("#compare-title").render())
+        assert title.endswith("test reconstruction: not recorded (k: next)"), title
 
 
 def test_the_browser_writes_times_short_and_a_running_run_s_progress() -> None:
@@ -490,39 +476,6 @@ def test_a_training_tells_the_browser_its_epoch_s_progress(
     assert (out / ".lock").read_text().startswith(f"pid {os.getpid()}\n")  # the pid line stays first
 
 
-async def test_the_line_under_the_table_spells_out_the_highlighted_run_s_progress_at_80x24(
-    browsed: Path, wait_until: Callable, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import train.output
-    from vae_tui.runs_app import RunsApp
-
-    monkeypatch.setattr(train.output, "STATUS_SECONDS", 0.0)
-    lock = OutputLock(browsed / "running")  # a training writing there now, in epoch 2 of 3
-    status = {"epoch": 2, "epochs": 3, "step": 5, "steps": 16, "images_per_s": 1234.0, "left_s": 7.5, "epoch_s": 12.0}
-    lock.tell(status)
-    try:
-        app = RunsApp(browsed)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            line = app.screen.query_one("#run-line")
-            assert not line.display  # the cursor on a run that is not training
-            names = [r[0] for r in table_rows(app)]
-            await pilot.press(*["down"] * names.index("running"))
-            shown = lambda: str(line.render()) if line.display else ""  # noqa: E731
-            # 7.5 s of this epoch, then one more at the median epoch's time (metrics.jsonl's)
-            spe = next(run for run in app.screen.runs if run.name == "running").seconds_per_epoch
-            left = round(7.5 + spe)
-            expected = f"running: epoch 2 of 3, 31% through · 1.2k img/s · 0:00:{left:02d} left"
-            await wait_until(pilot, lambda: shown() == expected, "the highlighted run's progress under the table")
-            assert line.region.width <= 80 and len(expected) <= 78  # whole at 80 columns
-            lock.tell(status | {"step": 10, "left_s": 4.0})  # the next second's news
-            await wait_until(pilot, lambda: "62% through" in shown(), "the line moving within the epoch")
-            await pilot.press("up")
-            await wait_until(pilot, lambda: not line.display, "no line for a run not training")
-    finally:
-        lock.release()
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -568,38 +521,85 @@ def test_a_lock_file_s_status_that_is_off_is_no_status(tmp_path: Path, text: str
     }
 
 
-async def test_at_80x24_the_browser_s_footer_shows_every_key_and_the_picker_its_hint_whole(
-    browsed: Path, make_app: Callable, settle: Callable, wait_until: Callable
+async def test_at_80x24_the_browser_shows_every_key_its_help_and_the_highlighted_run_s_progress(
+    browsed: Path, wait_until: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One browser at 80x24, while the run "running" trains (its lock held, in epoch 2 of 3):
+    - the footer shows every key (e, c, d, ?, q) and the title the sort keys, whole;
+    - ? lists every key of the footer, and escape closes the help;
+    - the line under the table spells out the highlighted run's progress (whole at 80 columns), follows what the
+      training writes, and is gone for a run that is not training."""
+    import train.output
     from tests.test_app_screen import screen_text
-    from vae_tui.runs_app import RunsApp
+    from vae_tui.runs_app import HELP, RunsApp, RunsHelp, RunsScreen
 
-    app = RunsApp(browsed)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: screen_text(app)[-1].strip(), "the footer drawn")  # composed a frame later
-        lines = screen_text(app)
-        assert all(key in lines[-1] for key in ("e explore", "c compare", "d delete", "? help", "q quit"))
-        assert "(l t n: loss, date, name)" in lines[0]
+    monkeypatch.setattr(train.output, "STATUS_SECONDS", 0.0)
+    lock = OutputLock(browsed / "running")  # a training writing there now, in epoch 2 of 3
+    status = {"epoch": 2, "epochs": 3, "step": 5, "steps": 16, "images_per_s": 1234.0, "left_s": 7.5, "epoch_s": 12.0}
+    lock.tell(status)
+    try:
+        app = RunsApp(browsed)
+        async with app.run_test(size=(80, 24)) as pilot:
+            # the footer and the title
+            await wait_until(pilot, lambda: screen_text(app)[-1].strip(), "the footer drawn")  # composed a frame later
+            title, *_, footer = screen_text(app)
+            assert all(key in footer for key in ("e explore", "c compare", "d delete", "? help", "q quit")), footer
+            assert "(l t n: loss, date, name)" in title, title
+
+            # ? lists every key of the footer
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, RunsHelp), "? opens the help"
+            shown = {b.key.split(",")[0] for b in RunsScreen.BINDINGS if b.show}  # the footer's keys
+            documented = {token for key, _ in HELP for token in key.split(" / ")}
+            as_written = {"slash": "/", "question_mark": "?"}
+            assert {as_written.get(key, key) for key in shown} <= documented, "a footer key missing from the help"
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunsScreen), "escape closes the help"
+
+            # the line under the table
+            line = app.screen.query_one("#run-line")
+            assert not line.display, "a line for a run that is not training"  # the cursor on a run not training
+            names = [r[0] for r in table_rows(app)]
+            await pilot.press(*["down"] * names.index("running"))
+            shown_line = lambda: str(line.render()) if line.display else ""  # noqa: E731
+            # 7.5 s of this epoch, then one more at the median epoch's time (metrics.jsonl's)
+            spe = next(run for run in app.screen.runs if run.name == "running").seconds_per_epoch
+            left = round(7.5 + spe)
+            expected = f"running: epoch 2 of 3, 31% through · 1.2k img/s · 0:00:{left:02d} left"
+            await wait_until(pilot, lambda: shown_line() == expected, "the highlighted run's progress under the table")
+            assert line.region.width <= 80 and len(expected) <= 78, "the line cut at 80 columns"
+            lock.tell(status | {"step": 10, "left_s": 4.0})  # the next second's news
+            await wait_until(pilot, lambda: "62% through" in shown_line(), "the line moving within the epoch")
+            await pilot.press("up")
+            await wait_until(pilot, lambda: not line.display, "no line for a run not training")
+    finally:
+        lock.release()
+
+
+async def test_at_80x24_the_explorer_s_picker_shows_its_hint_whole_and_escape_twice_stays(
+    make_app: Callable, settle: Callable
+) -> None:
+    """The explorer on its own (not opened from the browser) at 80x24: the picker's hint (enter: pick · esc:
+    cancel) is whole; after m, escape leaves the map and a second escape leaves the app running on the explorer."""
+    from tests.test_app_screen import screen_text
+
     explorer = make_app("cvae")
     async with explorer.run_test(size=(80, 24)) as pilot:
         await settle(explorer, pilot)
         await pilot.press("o")
         await pilot.pause()
         await pilot.pause()
-        assert any(line.rstrip(" │").endswith("enter: pick · esc: cancel") for line in screen_text(explorer))
-
-
-async def test_k_on_runs_that_never_recorded_the_parts_says_so() -> None:
-    from textual.app import App
-
-    from vae_tui.run_view import CompareScreen
-
-    older = [fake_run(name, metrics([280.0, 270.0], parts=False)) for name in ("old-a", "old-b")]
-    screen = CompareScreen(*older)
-    app = App()
-    async with app.run_test(size=(100, 30)) as pilot:
-        await app.push_screen(screen)
+        assert any(line.rstrip(" │").endswith("enter: pick · esc: cancel") for line in screen_text(explorer)), (
+            "the picker's hint"
+        )
+        await pilot.press("escape")  # cancels the picker
         await pilot.pause()
-        await pilot.press("k")
+        assert explorer.screen is explorer.explorer, "escape cancels the picker"
+        await settle(explorer, pilot)
+        await pilot.press("m")
         await pilot.pause()
-        assert str(screen.query_one("#compare-title").render()).endswith("test reconstruction: not recorded (k: next)")
+        assert explorer.explorer.map.shown, "m shows the map"
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+        assert explorer.is_running, "escape twice ended the explorer"
+        assert explorer.screen is explorer.explorer and not explorer.explorer.map.shown, "escape twice: the map shown"

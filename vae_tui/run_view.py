@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 from textual_plot import HiResMode, PlotWidget
 
 from models.errors import CheckpointError
@@ -27,6 +27,7 @@ from models.text import printable
 from train.commands import explore_command
 from train.image_file import ImageRefused, open_image
 from train.runs import POLL_SECONDS, SETTINGS, Run, checkpoint_info, read_metrics
+from vae_tui.widgets.footer import KeysFooter
 from vae_tui.widgets.image_view import ImageView
 
 GRID_TITLES = {"reconst": "reconstructions", "sample": "samples"}
@@ -300,7 +301,7 @@ class RunScreen(PlotScreen):
             yield Label("", id="sample-title", markup=False)
             yield ImageView(id="sample")
         yield Static("", id="settings", markup=False)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self._draw()
@@ -418,7 +419,7 @@ class CompareScreen(PlotScreen):
         for i in range(len(self.pair)):
             yield Label("", id=f"samples-title-{i}", markup=False)
             yield ImageView(id=f"samples-{i}")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.redraw()

@@ -17,13 +17,14 @@ from textual.binding import Binding
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from models.errors import UserError
 from models.text import printable
 from train.run_delete import DeleteRefused, deletable_size, delete_run
 from train.runs import POLL_SECONDS, Run, RunCache, lock_held, ordered, row_cells
 from vae_tui.base_app import VaeApp
+from vae_tui.widgets.footer import KeysFooter
 
 SORTS = {"name": "name", "loss": "best loss", "date": "newest first"}
 WIDE_FOOTER = 100  # narrower: the footer drops its spacing
@@ -79,6 +80,13 @@ def progress(run: Run, spelled_out: bool = False) -> str:
     if seconds is not None and run.epochs_planned is not None and run.epochs_planned >= run.epochs_done:
         parts.append(eta_text((run.epochs_planned - run.epochs_done) * seconds))
     return " · " + " · ".join(parts)
+
+
+def changed(label: Label, text: str) -> None:
+    """Show text in label unless it shows it already: an update lays the screen out again, and the table looks
+    again every POLL_SECONDS."""
+    if label.content != text:
+        label.update(text)
 
 
 def human_size(size: int) -> str:
@@ -181,7 +189,7 @@ class RunsScreen(Screen):
         table.add_columns(*BROWSER_COLUMNS)
         yield table
         yield Label("", id="run-line", markup=False)  # the highlighted run's progress while it trains
-        yield Footer()
+        yield KeysFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":  # Textual's keys panel, when open, closes first (the app's escape)
@@ -189,7 +197,7 @@ class RunsScreen(Screen):
         return True
 
     def on_resize(self, event: Resize) -> None:
-        self.query_one(Footer).compact = event.size.width < WIDE_FOOTER  # every key, help and quit too, at 80
+        self.query_one(KeysFooter).compact = event.size.width < WIDE_FOOTER  # every key, help and quit too, at 80
         self._fill()  # the title for the new width
 
     def on_mount(self) -> None:
@@ -227,7 +235,7 @@ class RunsScreen(Screen):
         variants = [f"{printable(str(folder))}: {counts}" for folder in (self.root, self.root.name)] + [counts]
         room = self.size.width - 2
         title = next((variant for variant in variants if len(variant) <= room), variants[-1])
-        self.query_one("#runs-title", Label).update(title)
+        changed(self.query_one("#runs-title", Label), title)
         if rows == current:
             self._show_run_line()
             return
@@ -251,7 +259,7 @@ class RunsScreen(Screen):
         run = self.current()
         text = progress(run, spelled_out=True) if run is not None else ""
         line = self.query_one("#run-line", Label)
-        line.update(f"{run.name}: {text}" if text else "")
+        changed(line, f"{run.name}: {text}" if text else "")
         line.display = bool(text)
 
     def current(self) -> Run | None:
