@@ -258,7 +258,9 @@ class Trainer:
             if signal_name := self._agree(stop, step):
                 self._stop(signal_name, step, permutation, rng_epoch_start)
             self._schedule(step)
-            self.train_step(permutation[step * batch_size : (step + 1) * batch_size])
+            batch = permutation[step * batch_size : (step + 1) * batch_size]
+            self.ranks.saw(batch)  # the indices this rank trains, recorded for the tests (train/distributed.py)
+            self.train_step(batch)
             if (now := time.perf_counter()) - last_report >= REPORT_SECONDS:
                 last_report = now
                 self._report(step, first_step, started)

@@ -56,8 +56,6 @@ def launch(args: argparse.Namespace) -> int:
     exit status; SIGINT and SIGTERM are passed on to it, and it passes them on to every rank. A new run's folder is
     fixed here, so that ranks torchrun restarts (--max-restarts) go on with the same run. torchrun's failure report
     goes to a log file, and one line names the rank that failed and its error."""
-    import torch
-
     n = args.nproc
     if n < 1:
         raise UserError(f"--nproc {n}: give 1 or more processes")
@@ -65,9 +63,12 @@ def launch(args: argparse.Namespace) -> int:
         raise UserError(f"--max-restarts {args.max_restarts}: give 0 or more")
     if under_torchrun():
         raise UserError("--nproc inside torchrun: torchrun already started the processes; leave out --nproc")
-    cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
-    if cuda and n > (count := torch.cuda.device_count()):
-        raise UserError(f"--nproc {n}: this node has {count} CUDA GPU(s), one a rank: use --nproc {count} at most")
+    if args.device.startswith(("cuda", "auto")):  # not for cpu: this process need not load torch (seconds of CPU)
+        import torch
+
+        cuda = args.device.startswith("cuda") or torch.cuda.is_available()
+        if cuda and n > (count := torch.cuda.device_count()):
+            raise UserError(f"--nproc {n}: this node has {count} CUDA GPU(s), one a rank: use --nproc {count} at most")
     argv = without_nproc(args.argv)
     out_dir = Path(args.resume).parent if args.resume else Path(args.out) if args.out else None
     if out_dir is None:
