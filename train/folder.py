@@ -346,7 +346,9 @@ def fitted(image: Image.Image, size: int, resize: str) -> Image.Image:
     return image
 
 
-def decode_one(path: Path, size: int, resize: str, warnings_kept: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
+def decode_one(
+    path: Path | str, size: int, resize: str, warnings_kept: bool = False
+) -> tuple[np.ndarray, tuple[int, int]]:
     """One image file as (3, size, size) uint8 RGB, or (1, size, size) for an 8-bit grey one (no alpha, one frame
     or the first), and its own (width, height); ImageRefused if it is refused."""
     with open_image(path, warnings_kept=warnings_kept) as image:
@@ -370,7 +372,7 @@ def _decode_chunk(job: tuple[str, list[tuple[int, str]], str, int, str]) -> tupl
     with quiet_images():  # once for the chunk: Pillow's warnings kept from the terminal
         for index, relative in chunk:
             try:
-                pixels, native = decode_one(Path(root) / relative, size, resize, warnings_kept=True)
+                pixels, native = decode_one(os.path.join(root, relative), size, resize, warnings_kept=True)
             except ImageRefused as e:
                 damaged.append((index, str(e)))
                 continue

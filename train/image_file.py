@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from models.errors import UserError
 from models.text import printable
-from train.run_files import NotRegularFile, open_regular
+from train.run_files import NotRegularFile, open_regular_stat
 
 # Raster formats decoded in-process with no interpreter: photos (JPEG, WEBP), lossless images (PNG, BMP, PPM, TIFF
 # for microscopy) and sprites (GIF). Not EPS or PDF (Ghostscript), ICO/ICNS (their frames may be larger than their
@@ -38,21 +38,20 @@ class ImageRefused(UserError):
     """A file that vae-tui does not decode: not a regular file, not an allowed format, too large, or damaged."""
 
 
-def _open_regular(path: Path, max_bytes: int) -> int:
+def _open_regular(path: Path | str, max_bytes: int) -> int:
     """A read-only descriptor of path once it is known to be a regular, non-empty file of at most max_bytes
     (opened the way run folders' files are: train.run_files, never blocking on a FIFO)."""
-    shown = printable(str(path))
     try:
-        fd = open_regular(path)
+        fd, info = open_regular_stat(path)
     except NotRegularFile:
-        raise ImageRefused(f"{shown} is not a file") from None
+        raise ImageRefused(f"{printable(str(path))} is not a file") from None
     except OSError as e:
-        raise ImageRefused(f"cannot read {shown}: {e.strerror or e}") from None
-    size = os.fstat(fd).st_size
+        raise ImageRefused(f"cannot read {printable(str(path))}: {e.strerror or e}") from None
+    size = info.st_size
     if size == 0 or size > max_bytes:
         os.close(fd)
         too_large = f"is {size >> 20} MB: larger than an image vae-tui reads ({max_bytes >> 20} MB)"
-        raise ImageRefused(f"{shown} {'is empty' if size == 0 else too_large}")
+        raise ImageRefused(f"{printable(str(path))} {'is empty' if size == 0 else too_large}")
     return fd
 
 
@@ -66,7 +65,7 @@ def quiet_images() -> Iterator[None]:
 
 @contextmanager
 def open_image(
-    path: Path,
+    path: Path | str,
     max_pixels: int | None = None,
     max_bytes: int | None = None,
     formats: tuple[str, ...] = RASTER_FORMATS,
@@ -79,7 +78,10 @@ def open_image(
     warnings_kept: the caller keeps them already, around many images (quiet_images), which saves each image the
     cost of catching them (a fifth of a small PNG's decode).
     """
-    shown = printable(str(path))
+
+    def shown() -> str:  # the path as messages show it: made only for one
+        return printable(str(path))
+
     max_pixels, max_bytes = max_pixels or MAX_PIXELS, max_bytes or MAX_BYTES
     fd = _open_regular(path, max_bytes)
     caught = contextlib.nullcontext() if warnings_kept else quiet_images()
@@ -88,20 +90,20 @@ def open_image(
             with Image.open(file, formats=formats) as image:
                 width, height = image.size
                 if width < 1 or height < 1:
-                    raise ImageRefused(f"{shown} has no pixels ({width}x{height})")
+                    raise ImageRefused(f"{shown()} has no pixels ({width}x{height})")
                 if width * height > max_pixels:
                     raise ImageRefused(
-                        f"{shown} is {width}x{height}, over {max_pixels / 1e6:g} megapixels: shrink it first"
+                        f"{shown()} is {width}x{height}, over {max_pixels / 1e6:g} megapixels: shrink it first"
                     )
                 yield image
         except UserError:
             raise
         except UnidentifiedImageError:
             raise ImageRefused(
-                f"{shown} is not an image vae-tui can read ({', '.join(formats)}, told by its content, not its name)"
+                f"{shown()} is not an image vae-tui can read ({', '.join(formats)}, told by its content, not its name)"
             ) from None
         except MemoryError:
-            raise ImageRefused(f"{shown} is too large to decode here") from None
+            raise ImageRefused(f"{shown()} is too large to decode here") from None
         except DECODE_ERRORS as e:
             detail = printable(str(getattr(e, "strerror", None) or e))[:80]
-            raise ImageRefused(f"cannot read {shown}: it is damaged or truncated ({detail})") from None
+            raise ImageRefused(f"cannot read {shown()}: it is damaged or truncated ({detail})") from None

@@ -36,17 +36,22 @@ class FileTooLarge(OSError):
         self.cap = cap
 
 
-def open_regular(path: Path) -> int:
+def open_regular(path: Path | str) -> int:
     """A read-only descriptor of path if it is a regular file (links followed); NotRegularFile or OSError if not."""
+    return open_regular_stat(path)[0]
+
+
+def open_regular_stat(path: Path | str) -> tuple[int, os.stat_result]:
+    """open_regular's descriptor and the file's stat, taken once."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(path, mode)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(path, info.st_mode)
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, info
 
 
 def read_upto(fd: int, count: int) -> bytes:
