@@ -2,6 +2,7 @@
 a -> b path at 512, and the title of a model written elsewhere."""
 
 import argparse
+import copy
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -186,10 +187,17 @@ async def test_at_512_dimensions_the_map_moves_z_in_its_plane_a_nudge_redraws_an
         assert screen.playback is None, "x stops the playback"
 
 
-@functools.cache
+_TRAINED: list[tuple[torch.nn.Module, torch.Tensor]] = []
+
+
 def trained_tanh_vae() -> torch.nn.Module:
-    """tests/outside_models.py's trained tanh VAE (30 Adam steps), trained once: the explorer only decodes with it."""
-    return outside_models.trained()
+    """tests/outside_models.py's trained tanh VAE (30 Adam steps), trained once a process: a copy of it, and torch's
+    global generator left as the training leaves it (it seeds first: every training gives the same of both)."""
+    if not _TRAINED:
+        _TRAINED.append((outside_models.trained(), torch.get_rng_state()))
+    model, generator = _TRAINED[0]
+    torch.set_rng_state(generator)
+    return copy.deepcopy(model)
 
 
 def outside() -> Checkpoint:
