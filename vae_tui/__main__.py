@@ -2,6 +2,6 @@
 
 import sys
 
-from vae_tui.cli import main
+from vae_tui.cli import script
 
-sys.exit(main())
+sys.exit(script())
