@@ -51,7 +51,7 @@ def _memory_backed_temp() -> None:
     if os.environ.get("TMPDIR") or not os.path.isdir(shm) or not os.access(shm, os.W_OK | os.X_OK):
         return
     stats = os.statvfs(shm)
-    if stats.f_bavail * stats.f_frsize >= 2 << 30:  # the suite writes under 100 MB
+    if stats.f_bavail * stats.f_frsize >= 2 << 30:  # the suite writes about 600 MB, kept only for failed tests
         os.environ["TMPDIR"] = shm
         tempfile.tempdir = None  # found again from TMPDIR by the next tempfile call
 
