@@ -10,6 +10,7 @@ import gc
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -88,25 +89,40 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Once torch, Textual and every test module are imported: keep the garbage collector off those objects.
 
     A full collection walked the few hundred thousand objects of the imports each time (a fifth of an explorer
-    test's time); frozen, they are left out, and full collections come 10 times less often. Objects the tests
-    create are collected as before.
+    test's time); frozen, they are left out. Python's own full collections are turned off: they come between tests
+    instead (pytest_runtest_protocol), where what survives them is frozen too. Objects the tests create are
+    collected by the young generations as before.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(700, 10, 100)
+    gc.set_threshold(700, 10, 1 << 30)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """After each test: let go of the widgets Textual's StylesCache.get_inner_outer keeps.
+
+    That lru_cache (1,024 entries) is keyed on the StylesCache, so it keeps the last thousand widgets' caches of
+    rendered lines alive after their apps have closed: about 300,000 objects (Strips, their segments and seven
+    FIFOCaches each) that every full garbage collection walked, some 4 s of each worker's run.
+    """
+    from textual._styles_cache import StylesCache
+
+    StylesCache.get_inner_outer.cache_clear()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     """With VAE_TUI_TEST_CPU=FILE: append each test's CPU seconds (its setup, call and teardown, in this process and
-    in the processes it waited for) and its id to FILE, one tab-separated line a test.
+    in the processes it waited for), its wall-clock seconds and its id to FILE, one tab-separated line a test.
 
     The suite's budget is wall time on two cores, and two workers share them: CPU seconds are what a test costs the
     whole run, and unlike its duration they hardly change when the other worker is busy. `sort -rn FILE | head`.
+    A wall time well over the CPU time is a test that leaves its core idle (waiting on a timer or a sleep).
     """
     path = os.environ.get("VAE_TUI_TEST_CPU")
     if not path:
         yield
+        _full_collection_between_tests()
         return
     import resource
 
@@ -114,10 +130,26 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
-    started = used()
+    started, wall = used(), time.perf_counter()
     yield
     with open(path, "a", encoding="utf-8") as file:
-        file.write(f"{used() - started:.3f}\t{item.nodeid}\n")
+        file.write(f"{used() - started:.3f}\t{time.perf_counter() - wall:.3f}\t{item.nodeid}\n")
+    _full_collection_between_tests()
+
+
+def _full_collection_between_tests() -> None:
+    """A full garbage collection once ten young ones have run since the last (Python's own rule, which
+    pytest_collection_finish turns off), then everything that survived it frozen.
+
+    Survivors of a full collection between tests are what outlives tests: modules imported late (torch._dynamo
+    alone brings tens of thousands of objects), caches. Python walked them at each of its own full collections,
+    some 15 a worker, at 0.25 s each, and pytest walks everything five times more as a worker ends
+    (unraisableexception); frozen, both walk only what the tests created since. A test's own garbage is collected
+    before it would be frozen: the test has ended.
+    """
+    if gc.get_count()[2] >= 10:
+        gc.collect()
+        gc.freeze()
 
 
 # --- data ----------------------------------------------------------------------------------
