@@ -1,18 +1,18 @@
 """Training on 2 CPU processes (gloo) under torchrun: one run written once, each rank training its shard of every
-epoch's shuffled order, each step the one-process step on the same global batch, the ranks' weights equal, a stop on
-SIGINT, a killed rank, and resumes in 1 process and in 2.
+epoch's shuffled order, each step the one-process step on the same global batch, the ranks' weights equal, a killed
+rank, a stop on SIGINT, and resumes in 2 processes and in 1.
 
-Three torchrun launches in all, each in one test (a module fixture shared by several tests would start again on
-each xdist worker that runs one of them): `train --nproc 2` stopped by SIGINT, `train --nproc 2` whose rank 1 is
-killed, and plain torchrun resuming the killed run. Each rank writes its weights, their digest and the indices it
-trained after each epoch (DIGEST_ENV); the one-process run they are held against writes the same in process."""
+Two torchrun launches in all (each costs some 11 CPU-seconds), in one test: a module fixture shared by several tests
+would start again on each xdist worker that runs one of them. `train --nproc 2` whose rank 1 is killed, then plain
+torchrun resuming it until a SIGINT. Each rank writes its weights, their digest and the indices it trained after each
+epoch (DIGEST_ENV); the one-process run they are held against writes the same in process."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -30,10 +30,10 @@ pytestmark = pytest.mark.slow
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 LAUNCHER = [sys.executable, "-m", "vae_tui", "train", "--nproc", "2"]
-FLAGS = [*TINY_FLAGS, "--device", "cpu", "--no-preview", "--seed", "3", "--epochs", "3"]
+FLAGS = [*TINY_FLAGS, "--device", "cpu", "--no-preview", "--seed", "3", "--epochs", "4"]
 BATCH = 32  # TINY_FLAGS' --batch-size
 # 33 global batches an epoch: 32 of 32 images (16 a rank) and a ragged last one of 15, which 2 ranks cannot share
-# evenly (8 and 7). The SIGINT, sent once epoch 1's row is written, has two epochs of 33 steps to land in.
+# evenly (8 and 7). The SIGINT, sent once epoch 2's row is written, has two epochs of 33 steps to land in.
 N_TRAIN = 32 * BATCH + 15
 ROOT = Path(__file__).resolve().parent.parent
 SAFETY_S = 300  # wall-clock limits against a hang only: a busy machine must not fail a test
@@ -74,7 +74,7 @@ def env_with(digests: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """data/ (N_TRAIN training images), and run/: 3 epochs of it on 1 process never stopped, its weights, digest and
+    """data/ (N_TRAIN training images), and run/: 4 epochs of it on 1 process never stopped, its weights, digest and
     shuffled order of each epoch in digests/ (rank 0 of 1 trains each whole batch)."""
     root = tmp_path_factory.mktemp("whole")
     write_dataset(root / "data", n_train=N_TRAIN)
@@ -124,69 +124,27 @@ def check_epoch_1_as_one_process(run: Path, run_weights: Path, whole: Path) -> N
     assert two["train_loss"] < 600  # it learned: an untrained model is at about 550 + ...
 
 
-def test_sigint_stops_every_rank_and_the_run_resumes_in_one_process(whole: Path, tmp_path: Path) -> None:
-    """`train --nproc 2` (torchrun's launcher), 3 epochs, stopped by SIGINT once epoch 1's row is written:
-    - rank 0 alone prints (its epoch line and the line "each trains 16 of every 32 images") and says it stopped and
-      saved, with a resume command that goes on with --nproc 2; last.safetensors stops in epoch 2 or later;
-    - files are written once, by rank 0: the run's files and one metrics row for each whole epoch;
-    - after epoch 1 the ranks' weights are equal bit for bit, and each rank trained its shard of the shuffled order
-      (check_ranks_after);
-    - epoch 1 is the one-process epoch 1 (check_epoch_1_as_one_process);
-    - 1 process finishes it (the data order and the noise are kept): the weights of the 1-process run never stopped
-      within 1e-4, its last test loss within 0.5 nats."""
-    env = env_with(tmp_path / "digests")
-    flags = [*FLAGS, "--data-dir", str(whole / "data"), "--out", str(tmp_path / "run")]
-    launcher = subprocess.Popen(
-        [*LAUNCHER, *flags], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + SAFETY_S
-    while not (tmp_path / "run" / "metrics.jsonl").exists() and launcher.poll() is None:
-        assert time.monotonic() < deadline, "the first epoch did not end"
-        time.sleep(0.02)
-    launcher.send_signal(signal.SIGINT)
-    out, err = launcher.communicate(timeout=60)  # every rank stops at the next step, and saves
-    assert launcher.returncode != 0, out
-    assert "SIGINT: stopped and saved" in err, err[-3000:]
-    assert err.count("SIGINT: stopped and saved") == 1  # rank 0 alone says so
-    assert "--nproc 2" in err  # the resume command it prints goes on with as many processes
-    assert out.count("epoch 1/3") == 1, out  # rank 0 alone prints
-    assert "2 processes (torch.distributed DDP): each trains 16 of every 32 images" in out
-    progress = load_checkpoint(tmp_path / "run" / "last.safetensors", with_resume=True).resume.progress
-    assert progress["epoch"] >= 2
-
-    done = [r["epoch"] for r in rows(tmp_path / "run")]
-    assert done == list(range(1, progress["epoch"])), "metrics rows are not one for each whole epoch"
-    names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    pictures = [f"{kind}-{e}.png" for kind in ("reconst", "sample") for e in done]
-    assert names == sorted([".lock", "best.safetensors", "last.safetensors", "metrics.jsonl", *pictures]), names
-    check_ranks_after(tmp_path / "digests", done, whole)
-    check_epoch_1_as_one_process(tmp_path / "run", tmp_path / "digests" / "rank0-epoch1.safetensors", whole)
-
-    resumed = ["--resume", str(tmp_path / "run" / "last.safetensors"), "--device", "cpu", "--no-preview"]
-    assert in_process("train", *resumed, "--data-dir", str(whole / "data")) == 0
-    assert [r["epoch"] for r in rows(tmp_path / "run")] == [1, 2, 3]
-    assert abs(rows(tmp_path / "run")[2]["test_loss"] - rows(whole / "run")[2]["test_loss"]) < 0.5
-    difference = max_difference(
-        weights(tmp_path / "run" / "last.safetensors"), weights(whole / "run" / "last.safetensors")
-    )
-    assert difference < 1e-4, f"resumed in 1 process, the weights differ from the run never stopped by {difference}"
-
-
-def test_a_killed_rank_stops_the_others_and_its_last_resumes_in_two_processes(whole: Path, tmp_path: Path) -> None:
-    """`train --nproc 2`, 3 epochs, whose rank 1 is killed (SIGKILL) at step 5 of epoch 2:
+def test_a_killed_rank_stops_the_others_then_2_ranks_resume_until_sigint_and_1_process_finishes(
+    whole: Path, tmp_path: Path
+) -> None:
+    """1. `train --nproc 2` (torchrun's launcher), 4 epochs, whose rank 1 is killed (SIGKILL) at step 5 of epoch 2:
     - rank 0 exits within 30 s (its peer's connection resets), one line names rank 1 and the log file holding
       torchrun's report, and every file in the run is whole; last.safetensors holds the end of epoch 1;
-    - epoch 1 went as in the SIGINT test: equal weights, shards (check_ranks_after), the one-process epoch 1
-      (check_epoch_1_as_one_process, with last.safetensors's weights);
-    then plain `torchrun --standalone --nproc-per-node 2 -m vae_tui train --resume` of that last.safetensors:
-    - it finishes with rank 0 alone printing (the epoch lines, the "each trains 16" line and "Done:" once each) and
-      one metrics row an epoch;
-    - after epochs 2 and 3 the ranks' weights are equal bit for bit and each trained its shard (check_ranks_after);
-    - resuming with the same N is exact up to floating point: the final weights are the 1-process run's never
-      stopped within 1e-5, its last test loss within 0.5 nats; the finished run's files are written once, by rank 0;
-    and the same last.safetensors (an epoch's end) resumed in 1 process reaches those weights within 1e-4."""
+    - files are written once, by rank 0: one metrics row, for epoch 1;
+    - after epoch 1 the ranks' weights are equal bit for bit, and each rank trained its shard of the shuffled order
+      (check_ranks_after); epoch 1 is the one-process epoch 1 (check_epoch_1_as_one_process).
+    2. Plain `torchrun --standalone --nproc-per-node 2 -m vae_tui train --resume` of that last.safetensors, stopped
+    by SIGINT (to torchrun, which passes it on to the ranks) once epoch 2's row is written:
+    - rank 0 alone prints (its epoch line and the line "each trains 16 of every 32 images") and says it stopped and
+      saved; last.safetensors stops in epoch 3 or later;
+    - the run's files are written once, one metrics row for each whole epoch;
+    - after each whole epoch the ranks' weights are equal bit for bit and each trained its shard; resuming with the
+      same N is exact up to floating point: those weights are the 1-process run's never stopped within 1e-5.
+    3. 1 process finishes it (the data order and the noise are kept): the weights of the 1-process run never stopped
+    within 1e-4, its last test loss within 0.5 nats."""
+    run = tmp_path / "run"
     env = env_with(tmp_path / "digests", VAE_TUI_SIGNAL_AT="batch 2 5=SIGKILL", VAE_TUI_SIGNAL_RANK="1")
-    flags = [*FLAGS, "--data-dir", str(whole / "data"), "--out", str(tmp_path / "run")]
+    flags = [*FLAGS, "--data-dir", str(whole / "data"), "--out", str(run)]
     started = time.monotonic()
     launcher = subprocess.run(
         [*LAUNCHER, *flags], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SAFETY_S
@@ -198,48 +156,110 @@ def test_a_killed_rank_stops_the_others_and_its_last_resumes_in_two_processes(wh
     assert lines[0].startswith("vae-tui train: rank 1 failed: killed by SIGKILL; torchrun's report: ")
     assert "Traceback" not in launcher.stderr and "ChildFailedError" not in launcher.stderr
     log = Path(lines[0].rsplit(": ", 1)[1])
-    assert log.parent == tmp_path / "run" and "Root Cause" in log.read_text()
+    assert log.parent == run and "Root Cause" in log.read_text()
     assert seconds < 30 + 20  # the 30 s the issue allows, and the start-up
-    assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob(".*.tmp"))
-    for checkpoint in (tmp_path / "run").glob("*.safetensors"):
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
+    for checkpoint in run.glob("*.safetensors"):
         load_checkpoint(checkpoint)
-    assert load_checkpoint(tmp_path / "run" / "last.safetensors", with_resume=True).resume.progress["epoch"] == 2
-    assert [r["epoch"] for r in rows(tmp_path / "run")] == [1]
+    assert load_checkpoint(run / "last.safetensors", with_resume=True).resume.progress["epoch"] == 2
+    assert [r["epoch"] for r in rows(run)] == [1]
+    pictures = ["reconst-1.png", "sample-1.png"]
+    files = [".lock", "best.safetensors", "last.safetensors", "metrics.jsonl", log.name]
+    assert sorted(p.name for p in run.iterdir()) == sorted([*files, *pictures])
     check_ranks_after(tmp_path / "digests", [1], whole)
-    check_epoch_1_as_one_process(tmp_path / "run", tmp_path / "run" / "last.safetensors", whole)
+    check_epoch_1_as_one_process(run, run / "last.safetensors", whole)
 
-    (tmp_path / "resumed").mkdir()
-    for name in ("last.safetensors", "metrics.jsonl"):
-        shutil.copyfile(tmp_path / "run" / name, tmp_path / "resumed" / name)
     env = env_with(tmp_path / "digests-resumed")
-    resumed = ["--resume", str(tmp_path / "resumed" / "last.safetensors"), "--device", "cpu", "--no-preview"]
-    two = subprocess.run(
+    resumed = ["--resume", str(run / "last.safetensors"), "--device", "cpu", "--no-preview"]
+    torchrun = subprocess.Popen(
         [*TORCHRUN, "-m", "vae_tui", "train", *resumed, "--data-dir", str(whole / "data")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SAFETY_S,
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert two.stdout.count("epoch 2/3") == 1 and two.stdout.count("epoch 3/3") == 1, two.stdout  # rank 0 alone prints
-    assert two.stdout.count("Done:") == 1, two.stdout
-    assert "2 processes (torch.distributed DDP): each trains 16 of every 32 images" in two.stdout
-    assert [r["epoch"] for r in rows(tmp_path / "resumed")] == [1, 2, 3]
-    check_ranks_after(tmp_path / "digests-resumed", [2, 3], whole)
-    assert abs(rows(tmp_path / "resumed")[2]["test_loss"] - rows(whole / "run")[2]["test_loss"]) < 0.5
-    last = weights(tmp_path / "resumed" / "last.safetensors")
-    difference = max_difference(last, weights(whole / "run" / "last.safetensors"))
-    assert difference < 1e-5, f"resumed in 2 processes, the weights differ from the run never stopped by {difference}"
-    names = sorted(p.name for p in (tmp_path / "resumed").iterdir())
-    pictures = [f"{kind}-{e}.png" for kind in ("reconst", "sample") for e in (2, 3)]
-    assert names == sorted([".lock", "best.safetensors", "last.safetensors", "metrics.jsonl", *pictures]), names
+    deadline = time.monotonic() + SAFETY_S
+    while (run / "metrics.jsonl").read_text().count("\n") < 2 and torchrun.poll() is None:
+        assert time.monotonic() < deadline, "epoch 2 did not end"
+        time.sleep(0.02)
+    torchrun.send_signal(signal.SIGINT)
+    out, err = torchrun.communicate(timeout=60)  # every rank stops at the next step, and saves
+    assert torchrun.returncode != 0, out
+    assert "SIGINT: stopped and saved" in err, err[-3000:]
+    assert err.count("SIGINT: stopped and saved") == 1  # rank 0 alone says so
+    assert out.count("epoch 2/4") == 1, out  # rank 0 alone prints
+    assert "2 processes (torch.distributed DDP): each trains 16 of every 32 images" in out
+    progress = load_checkpoint(run / "last.safetensors", with_resume=True).resume.progress
+    assert progress["epoch"] >= 3
+    done = [r["epoch"] for r in rows(run)]
+    assert done == list(range(1, progress["epoch"])), "metrics rows are not one for each whole epoch"
+    pictures = [f"{kind}-{e}.png" for kind in ("reconst", "sample") for e in done]
+    assert sorted(p.name for p in run.iterdir()) == sorted([*files, *pictures])
+    check_ranks_after(tmp_path / "digests-resumed", done[1:], whole)
+    for epoch in done[1:]:
+        name = f"rank0-epoch{epoch}.safetensors"
+        difference = max_difference(weights(tmp_path / "digests-resumed" / name), weights(whole / "digests" / name))
+        assert difference < 1e-5, f"resumed in 2 processes, epoch {epoch}'s weights differ by {difference}"
 
-    (tmp_path / "one").mkdir()
-    for name in ("last.safetensors", "metrics.jsonl"):
-        shutil.copyfile(tmp_path / "run" / name, tmp_path / "one" / name)
-    resumed = ["--resume", str(tmp_path / "one" / "last.safetensors"), "--device", "cpu", "--no-preview"]
+    resumed = ["--resume", str(run / "last.safetensors"), "--device", "cpu", "--no-preview"]
     assert in_process("train", *resumed, "--data-dir", str(whole / "data")) == 0
-    difference = max_difference(
-        weights(tmp_path / "one" / "last.safetensors"), weights(whole / "run" / "last.safetensors")
-    )
+    assert [r["epoch"] for r in rows(run)] == [1, 2, 3, 4]
+    assert abs(rows(run)[3]["test_loss"] - rows(whole / "run")[3]["test_loss"]) < 0.5
+    difference = max_difference(weights(run / "last.safetensors"), weights(whole / "run" / "last.safetensors"))
     assert difference < 1e-4, f"resumed in 1 process, the weights differ from the run never stopped by {difference}"
+
+
+def test_the_launcher_passes_sigint_on_to_torchrun_and_its_ranks_say_what_to_run_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --nproc 2`'s launcher with torchrun replaced by a process that waits for SIGINT: a SIGINT to the launcher
+    reaches it; the launcher returns its status, passes its lines on and adds none of its own. A rank it started
+    puts `--nproc 2` in the resume command it prints (plain torchrun's do not: torchrun's own flags are the user's)."""
+    from vae_tui.commands import train_ranks
+    from vae_tui.commands.train import unstored_flags
+    from vae_tui.commands.train_ranks import LAUNCHER_ENV
+
+    ready = tmp_path / "ready"
+    child = (
+        "import pathlib, signal, sys, time\n"
+        "def stop(*_):\n    print('SIGINT: stopped and saved', file=sys.stderr); sys.exit(130)\n"
+        f"signal.signal(signal.SIGINT, stop); pathlib.Path({str(ready)!r}).touch(); time.sleep(SAFETY_S)\n"
+    ).replace("SAFETY_S", str(SAFETY_S))
+    popen = subprocess.Popen
+    commands = []
+
+    def start(command: list[str], **kwargs: object) -> subprocess.Popen:
+        commands.append(command)
+        return popen([sys.executable, "-c", child], **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(train_ranks.subprocess, "Popen", start)
+    launcher_handler = []
+
+    def interrupt() -> None:  # once the child listens and the launcher's handler is in place (until the child ends)
+        deadline = time.monotonic() + SAFETY_S
+        while not (ready.exists() and signal.getsignal(signal.SIGINT) is not default):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        launcher_handler.append(signal.getsignal(signal.SIGINT))
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    default = signal.getsignal(signal.SIGINT)
+    threading.Thread(target=interrupt, daemon=True).start()
+    args = types.SimpleNamespace(nproc=2, max_restarts=None, device="cpu", argv=[], resume=None, out=str(tmp_path))
+    assert train_ranks.launch(args) == 130
+    assert signal.getsignal(signal.SIGINT) is default  # put back
+    assert launcher_handler and launcher_handler[0] is not default
+    assert commands[0][1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    err = capsys.readouterr().err
+    assert err.count("SIGINT: stopped and saved") == 1 and "vae-tui train:" not in err, err
+
+    args = types.SimpleNamespace(
+        resume="run/last.safetensors", epochs=None, device="cpu", data_dir=None, data=None, threads=None,
+        cuda_graphs=True, no_preview=False,
+    )  # fmt: skip
+    with monkeypatch.context() as patch:
+        patch.setenv("LOCAL_WORLD_SIZE", "2")
+        assert ("--nproc", "2") not in unstored_flags(args)  # plain torchrun
+        patch.setenv(LAUNCHER_ENV, "1")
+        assert ("--nproc", "2") in unstored_flags(args)
 
 
 def test_the_launcher_fixes_the_run_folder_and_restarted_ranks_resume_it(tmp_path: Path) -> None:
