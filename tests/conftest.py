@@ -80,7 +80,7 @@ def settings_of_every_test() -> None:
     # Pilot waits after each key and pause until the process looks idle: a window of 20 ms with less than 1 ms of
     # CPU used (Textual's default), two or three windows a key. A window of 2 ms with less than 0.5 ms used waits as
     # long as the app works and hardly longer (half the idle time of 5 ms windows in the explorer's tests); with
-    # less allowed (Textual's twentieth) the event loop's own wake-ups look busy and a wait lasts its 1 s maximum.
+    # less allowed (Textual's twentieth) the event loop's own wake-ups look busy and a wait can run to its 1 s limit.
     # The tests wait for what a worker thread computes by polling (wait_until, settle), never by the idle check.
     textual._wait.SLEEP_GRANULARITY = 0.002
     textual._wait.SLEEP_IDLE = 0.0005
