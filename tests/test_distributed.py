@@ -2,14 +2,16 @@
 epoch's shuffled order, each step the one-process step on the same global batch, the ranks' weights equal, a killed
 rank, a stop on SIGINT, and resumes in 2 processes and in 1.
 
-Two torchrun launches in all (each costs some 11 CPU-seconds), in one test: a module fixture shared by several tests
-would start again on each xdist worker that runs one of them. `train --nproc 2` whose rank 1 is killed, then plain
-torchrun resuming it until a SIGINT. Each rank writes its weights, their digest and the indices it trained after each
-epoch (DIGEST_ENV); the one-process run they are held against writes the same in process."""
+One torchrun launch (some 11 CPU-seconds, most of it torch's import in torchrun and in each rank), in one test with
+the resumes (a module fixture shared by several tests would start again on each xdist worker that runs one of them):
+`train --nproc 2` whose rank 1 is killed; then 2 ranks forked from the test's process with torchrun's environment
+resume it until a SIGINT; then 1 process finishes it. Each rank writes its weights, their digest and the indices it
+trained after each epoch (DIGEST_ENV); the one-process run they are held against writes the same in process."""
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,13 +24,12 @@ import torch
 from safetensors.torch import load_file
 
 from models import load_checkpoint
-from tests.helpers import TINY_FLAGS, write_dataset
+from tests.helpers import TINY_FLAGS, Forked, write_dataset
 from train.distributed import DIGEST_ENV
 from vae_tui.cli import main
 
 pytestmark = pytest.mark.slow
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 LAUNCHER = [sys.executable, "-m", "vae_tui", "train", "--nproc", "2"]
 FLAGS = [*TINY_FLAGS, "--device", "cpu", "--no-preview", "--seed", "3", "--epochs", "4"]
 BATCH = 32  # TINY_FLAGS' --batch-size
@@ -64,6 +65,22 @@ def in_process(*args: str) -> int:
         return main(list(args))
     finally:
         torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_env(rank: int, port: int, digests: Path) -> dict[str, str]:
+    """What `torchrun --standalone --nproc-per-node 2` sets for a rank (the store on rank 0, at port), for a rank
+    forked from this process, torch already imported (a fresh one costs some 3 CPU-seconds of imports); its
+    weights, digests and indices go to digests/."""
+    return {
+        "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), DIGEST_ENV: str(digests),
+    }  # fmt: skip
 
 
 def env_with(digests: Path, **extra: str) -> dict[str, str]:
@@ -133,10 +150,11 @@ def test_a_killed_rank_stops_the_others_then_2_ranks_resume_until_sigint_and_1_p
     - files are written once, by rank 0: one metrics row, for epoch 1;
     - after epoch 1 the ranks' weights are equal bit for bit, and each rank trained its shard of the shuffled order
       (check_ranks_after); epoch 1 is the one-process epoch 1 (check_epoch_1_as_one_process).
-    2. Plain `torchrun --standalone --nproc-per-node 2 -m vae_tui train --resume` of that last.safetensors, stopped
-    by SIGINT (to torchrun, which passes it on to the ranks) once epoch 2's row is written:
+    2. `vae-tui train --resume` of that last.safetensors in 2 ranks with the environment `torchrun --standalone
+    --nproc-per-node 2` gives them (forked from this process: real processes, gloo, no torch import), each sent a
+    SIGINT, as torchrun passes one on, once epoch 2's row is written:
     - rank 0 alone prints (its epoch line and the line "each trains 16 of every 32 images") and says it stopped and
-      saved; last.safetensors stops in epoch 3 or later;
+      saved, rank 1 prints nothing; last.safetensors stops in epoch 3 or later;
     - the run's files are written once, one metrics row for each whole epoch;
     - after each whole epoch the ranks' weights are equal bit for bit and each trained its shard; resuming with the
       same N is exact up to floating point: those weights are the 1-process run's never stopped within 1e-5.
@@ -169,22 +187,22 @@ def test_a_killed_rank_stops_the_others_then_2_ranks_resume_until_sigint_and_1_p
     check_ranks_after(tmp_path / "digests", [1], whole)
     check_epoch_1_as_one_process(run, run / "last.safetensors", whole)
 
-    env = env_with(tmp_path / "digests-resumed")
+    digests, port = tmp_path / "digests-resumed", free_port()
+    digests.mkdir()
     resumed = ["--resume", str(run / "last.safetensors"), "--device", "cpu", "--no-preview"]
-    torchrun = subprocess.Popen(
-        [*TORCHRUN, "-m", "vae_tui", "train", *resumed, "--data-dir", str(whole / "data")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    command = ["train", *resumed, "--data-dir", str(whole / "data")]
+    ranks = [Forked(command, env=torchrun_env(rank, port, digests), cwd=tmp_path) for rank in (0, 1)]
     deadline = time.monotonic() + SAFETY_S
-    while (run / "metrics.jsonl").read_text().count("\n") < 2 and torchrun.poll() is None:
+    while (run / "metrics.jsonl").read_text().count("\n") < 2 and all(rank.poll() is None for rank in ranks):
         assert time.monotonic() < deadline, "epoch 2 did not end"
         time.sleep(0.02)
-    torchrun.send_signal(signal.SIGINT)
-    out, err = torchrun.communicate(timeout=60)  # every rank stops at the next step, and saves
-    assert torchrun.returncode != 0, out
+    for rank in ranks:  # what torchrun does with a SIGINT it gets: each of its ranks gets one
+        os.kill(rank.pid, signal.SIGINT)
+    (out, err), (out_1, err_1) = (rank.communicate(timeout=60) for rank in ranks)  # each stops at the next step
+    assert ranks[0].returncode != 0 and ranks[1].returncode != 0, out
     assert "SIGINT: stopped and saved" in err, err[-3000:]
-    assert err.count("SIGINT: stopped and saved") == 1  # rank 0 alone says so
-    assert out.count("epoch 2/4") == 1, out  # rank 0 alone prints
+    assert err.count("SIGINT: stopped and saved") == 1 and out.count("epoch 2/4") == 1, out
+    assert not out_1 and "SIGINT" not in err_1, err_1[-3000:]  # rank 0 alone prints and says so
     assert "2 processes (torch.distributed DDP): each trains 16 of every 32 images" in out
     progress = load_checkpoint(run / "last.safetensors", with_resume=True).resume.progress
     assert progress["epoch"] >= 3
