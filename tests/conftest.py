@@ -7,11 +7,12 @@ Textual and the project are imported where a fixture first needs them, in the pr
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -157,10 +158,21 @@ def _full_collection_between_tests() -> None:
 # --- data ----------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A new folder each call, for a test's cache: caches/N, numbered here. tmp_path_factory.mktemp lists its whole
+    folder to number each new one, and the test's tmp_path is made there too: one mktemp a test fewer, in a folder
+    half as full (the listing made a test's start cost more the further the run had gone)."""
+    root = tmp_path_factory.mktemp("caches")
+    return (root / str(n) for n in itertools.count())
+
+
 @pytest.fixture(autouse=True)
-def isolated_data_search(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def isolated_data_search(caches: Iterator[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test away from the user's cache and $VAE_TUI_DATA."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    cache = next(caches)
+    cache.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.delenv("VAE_TUI_DATA", raising=False)
 
 

@@ -9,7 +9,6 @@ import copy
 import fcntl
 import gzip
 import hashlib
-import html
 import json
 import math
 import os
@@ -611,20 +610,12 @@ def toast_shows(app: object, text: str) -> bool:
     return False
 
 
-SVG_CELL_WIDTH = 12.2  # Rich's SVG export: 0.61 x the 20 px font size per column
-
-
 def screen_text(app: object) -> list[str]:
-    """The terminal's lines as drawn, dialogs and toasts included (read back from Textual's SVG screenshot)."""
-    width, height = app.size
-    lines = [[" "] * width for _ in range(height)]
-    pattern = r'<text[^>]* x="([\d.]+)" [^>]*clip-path="url\(#[\w-]+-line-(\d+)\)">([^<]*)</text>'
-    for x, row, text in re.findall(pattern, app.export_screenshot()):
-        column = round(float(x) / SVG_CELL_WIDTH)
-        for offset, char in enumerate(html.unescape(text).replace("\xa0", " ")):
-            if column + offset < width:
-                lines[int(row)][column + offset] = char
-    return ["".join(line).rstrip() for line in lines]
+    """The terminal's lines as drawn, dialogs and toasts included: the full screen update that Textual's screenshot
+    (App.export_screenshot) prints, read as text instead of as its SVG (3 ms against 70 ms at 120x40)."""
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    lines = ["".join(segment.text for segment in line).rstrip() for line in update.strips]
+    return lines
 
 
 # --- image files -----------------------------------------------------------------------------

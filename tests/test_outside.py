@@ -284,8 +284,10 @@ async def test_a_slow_decode_leaves_the_keys_working_says_so_and_q_does_not_wait
 
 
 @pytest.mark.slow
-def test_q_ends_the_process_while_a_decode_never_returns(tmp_path: Path) -> None:
-    """`explore --code` on a model whose first frame never comes: q in the terminal ends the process, status 0."""
+def test_q_ends_the_process_while_a_decode_never_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`explore --code` on a model whose first frame never comes: q in the terminal ends the process, status 0.
+    The process is forked from this one: the title bar says the model is slow after 0.2 s instead of 1 s."""
+    monkeypatch.setattr("vae_tui.screens.explorer.SLOW_SECONDS", 0.2)
     args = ["explore", "--code", f"{MODELS}:stuck", "--decoder-output", "tanh", "--threads", "1"]
     result = run_in_pty(args, tmp_path, timeout=60, keys={"is slow": b"q"})
     assert result.code == 0 and "Traceback" not in result.output, result.output[-2000:]
