@@ -614,8 +614,7 @@ def screen_text(app: object) -> list[str]:
     """The terminal's lines as drawn, dialogs and toasts included: the full screen update that Textual's screenshot
     (App.export_screenshot) prints, read as text instead of as its SVG (3 ms against 70 ms at 120x40)."""
     update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    lines = ["".join(segment.text for segment in line).rstrip() for line in update.strips]
-    return lines
+    return ["".join(segment.text for segment in line).rstrip() for line in update.strips]
 
 
 # --- image files -----------------------------------------------------------------------------

@@ -30,12 +30,8 @@ pytestmark = pytest.mark.usefixtures("truecolor")
 
 
 def on_screen(app: ExplorerApp, text: str) -> int:
-    """How many times text is drawn on the terminal (within a line), dialogs and toasts included.
-
-    Read line by line from the full screen update that Textual's screenshot prints (App.export_screenshot), as
-    screen_text reads it."""
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    return sum("".join(segment.text for segment in line).count(text) for line in update.strips)
+    """How many times text is drawn on the terminal (within a line), dialogs and toasts included."""
+    return sum(line.count(text) for line in screen_text(app))
 
 
 def selected_row_drawn(app: ExplorerApp) -> bool:
