@@ -588,6 +588,15 @@ async def wait_until(pilot: Pilot, condition: Callable[[], bool], what: str, tim
         await asyncio.sleep(0.01)  # polling, not a fixed wait: lets a worker thread run before the next look
 
 
+async def resize(app: object, pilot: Pilot, width: int, height: int) -> None:
+    """Resize the terminal, then wait until the screen is laid out at the new size. Textual hands a resize on to the
+    screen 1/120 s after it comes (App._on_resize's timer), and Pilot's wait for an idle process can end sooner, on
+    a busy machine or with a short idle window: the test would then look at the old layout."""
+    await pilot.resize_terminal(width, height)
+    laid_out = f"the screen laid out at {width}x{height}"
+    await wait_until(pilot, lambda: app.screen.outer_size == (width, height), laid_out)
+
+
 async def settle(app: object, pilot: Pilot) -> None:
     """Wait until the frame of the newest state is on screen (decoding runs in a thread)."""
     screen = app.explorer

@@ -15,7 +15,7 @@ from textual import events
 from textual.command import CommandList, CommandPalette
 
 from models import load_checkpoint
-from tests.helpers import hostile_checkpoint, write_dataset
+from tests.helpers import hostile_checkpoint, resize, write_dataset
 from tests.test_app_screen import type_quickly
 from train.grids import to_image
 from vae_tui.app import ExplorerApp, create_app
@@ -354,7 +354,7 @@ async def test_exports_notices_marks_and_the_strips_decoded_at_80x24(
         await pilot.press("L")
         await settle(app, pilot)
         assert screen.frame.traversal is None and screen.frame.classes is not None, "t: the classes alone decoded"
-        await pilot.resize_terminal(120, 40)  # room for both
+        await resize(app, pilot, 120, 40)  # room for both
         await settle(app, pilot)
         assert screen.frame.traversal is not None and screen.frame.classes is not None, "room for both: both decoded"
 
@@ -507,11 +507,11 @@ async def test_a_tiny_terminal_says_it_is_too_small_survives_keys_and_recovers_w
         await pilot.press("l", "j", "r", "u")
         await settle(app, pilot)
         assert app.explorer.frame.version == app.explorer.state.version, "keys at 20x8: the newest frame"
-        await pilot.resize_terminal(40, 12)
+        await resize(app, pilot, 40, 12)
         await settle(app, pilot)
         assert app.explorer.has_class("too-small"), "40x12 is too small"
         assert "needs at least 60x20" in str(app.explorer.query_one("#too-small").render())
-        await pilot.resize_terminal(100, 32)  # the size is checked once the screen is laid out at it
+        await resize(app, pilot, 100, 32)  # the size is checked once the screen is laid out at it
         await wait_until(pilot, lambda: not app.explorer.has_class("too-small"), "100x32 is not too small")
 
 

@@ -13,7 +13,12 @@ from textual.command import CommandList
 from textual.pilot import Pilot
 
 from models.text import PLACEHOLDER
-from tests.helpers import CONTROL_BYTES, hostile_checkpoint, screen_text  # test_runs.py imports screen_text from here
+from tests.helpers import (  # test_runs.py imports screen_text from here
+    CONTROL_BYTES,
+    hostile_checkpoint,
+    resize,
+    screen_text,
+)
 from vae_tui.app import ExplorerApp, create_app
 from vae_tui.commands.explore import resolve
 from vae_tui.keys import APP_KEYS, EXPLORER_KEYS
@@ -49,7 +54,7 @@ async def first_screen_shows_the_selected_row(app: ExplorerApp, pilot: Pilot, se
     assert selected_row_drawn(app), "the selected row drawn"
     assert any(f"> z{app.explorer.state.selected} " in line for line in screen_text(app)), "the selected row shown"
     for size in [(100, 20), (80, 22), (120, 40), (80, 24)]:
-        await pilot.resize_terminal(*size)
+        await resize(app, pilot, *size)
         await pilot.pause()
         assert selected_row_drawn(app), f"the selected row drawn at {size}"
 
@@ -103,7 +108,7 @@ async def test_the_cvae_s_first_screen_the_mouse_a_big_terminal_and_the_strips_l
         assert app.explorer.query_one("#traversal").display
 
         # a big terminal
-        await pilot.resize_terminal(200, 60)
+        await resize(app, pilot, 200, 60)
         await settle(app, pilot)
         image = app.explorer.query_one(ImageView)
         assert image.scale == 3
@@ -120,12 +125,12 @@ async def test_the_cvae_s_first_screen_the_mouse_a_big_terminal_and_the_strips_l
         panel = app.explorer.query_one(LatentPanel)
         below_rows = panel.render_line(panel.size.height - 1)  # past z19: empty
         assert all(s.style.bgcolor.get_truecolor() == black for s in below_rows), "black below z19"
-        await pilot.resize_terminal(120, 40)
+        await resize(app, pilot, 120, 40)
         await settle(app, pilot)
         assert not classes.display and app.explorer.query_one("#classes-below").display, "120x40: classes below"
 
         # the strips at 80x24
-        await pilot.resize_terminal(80, 24)
+        await resize(app, pilot, 80, 24)
         await settle(app, pilot)
         assert strip_lines(app, "#traversal")[-1].split() == ["-3", "-2", "-1", "[0]", "+1", "+2", "+3"]
         assert on_screen(app, "-3         -2         -1        [0]         +1") == 1, "under each thumbnail"
@@ -151,7 +156,7 @@ async def test_the_vae_s_first_screen_title_keys_panel_and_one_toast_for_ten_und
         await first_screen_shows_the_selected_row(app, pilot, settle, "vae")
 
         # truecolor: no mark
-        await pilot.resize_terminal(120, 40)
+        await resize(app, pilot, 120, 40)
         await settle(app, pilot)
         title = " vae-tui  VAE · fashion-mnist · epoch 19 · test loss 242.1 · bundled pretrained VAE"
         assert screen_text(app)[0] == title
@@ -170,7 +175,7 @@ async def test_the_vae_s_first_screen_title_keys_panel_and_one_toast_for_ten_und
         assert app.is_running
 
         # one toast for ten undos
-        await pilot.resize_terminal(80, 24)
+        await resize(app, pilot, 80, 24)
         await settle(app, pilot)
         assert not app.explorer.state.history, "nothing to undo yet"
         await pilot.press("u")

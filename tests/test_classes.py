@@ -9,7 +9,7 @@ import torch
 from rich.color import Color, ColorSystem
 
 from models import Checkpoint, ModelConfig
-from tests.helpers import ciede2000, srgb_to_lab, untrained_checkpoint
+from tests.helpers import ciede2000, resize, srgb_to_lab, untrained_checkpoint
 from train.atlas import atlas_of
 from vae_tui.app import create_app
 from vae_tui.class_names import matching_classes, numbered
@@ -126,13 +126,13 @@ async def test_25_classes_the_map_colours_ten_and_slash_finds_class_17_and_the_l
         assert legend.region.bottom <= screen.query_one("#map-side").region.bottom, "the whole legend shows"
         map_view = screen.query_one(MapView)
         assert map_view.palette[-1] == OTHER_CLASSES_COLOUR and len(set(map_view.palette)) == 11
-        await pilot.resize_terminal(120, 40)
+        await resize(app, pilot, 120, 40)
         await settle(app, pilot)
         assert str(legend.render()).splitlines()[-1].rstrip() == "██ 15 other classes", "the wide column"
 
         # 2. / finds a class
         await pilot.press("m")  # out of the map
-        await pilot.resize_terminal(80, 24)
+        await resize(app, pilot, 80, 24)
         await settle(app, pilot)
         assert not screen.map.shown
         assert str(screen.query_one("#classes .section").content) == "Class · /: find"

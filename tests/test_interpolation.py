@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
+from tests.helpers import resize
 from train.grids import to_image
 from vae_tui.screens.interpolation import GIF_SCALE, PATH_FRAMES, PATH_STRIP, Player, ping_pong
 from vae_tui.widgets.image_view import ImageView
@@ -82,7 +83,7 @@ async def test_g_saves_the_path_as_a_gif_of_the_decoded_frames_and_p_plays_it_un
         assert record["sha256"] == screen.checkpoint.sha256 and record["path"]["frames"] == PATH_FRAMES
 
         # 2. p plays the path; any key stops it
-        await pilot.resize_terminal(120, 40)
+        await resize(app, pilot, 120, 40)
         await settle(app, pilot)
         await pilot.press("a", "8", "b", "p")
         player = screen.playback.player

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from models import Checkpoint, ModelConfig
 from models.outside import OutsideVAE
 from tests import outside_models
-from tests.helpers import untrained_checkpoint
+from tests.helpers import resize, untrained_checkpoint
 from train.atlas import atlas_of
 from vae_tui.app import ExplorerApp, create_app
 from vae_tui.outside import outside_checkpoint
@@ -156,7 +156,7 @@ async def test_at_512_dimensions_the_map_moves_z_in_its_plane_a_nudge_redraws_an
 
         # 2. a nudge
         await pilot.press("m", "backspace")  # out of the map, back to the start point
-        await pilot.resize_terminal(100, 32)
+        await resize(app, pilot, 100, 32)
         await settle(app, pilot)
         state, panel, view = screen.state, screen.query_one(LatentPanel), screen.query_one("#image", ImageView)
         assert not screen.map.shown and state.z == state.start
@@ -228,6 +228,6 @@ async def test_a_model_written_elsewhere_shows_its_title_bar_at_80_columns_and_S
         title = app.explorer.query_one(TitleBar).render().plain
         assert title == "VAE (your code) · 16x16 RGB · latent 8 · --code outside_models.py:trained"
 
-        await pilot.resize_terminal(100, 32)
+        await resize(app, pilot, 100, 32)
         said = "Sorting by KL (S) needs test images to encode: start with --code and --data DIR"
         await s_says_why_it_cannot_sort(app, pilot, said, settle, wait_until, toast_shows)

@@ -3,6 +3,7 @@
 import torch
 
 from models import ModelConfig, build_model
+from tests.helpers import resize
 from train.render import UPPER_HALF, fit_scale, fitting_labels, label_cells, to_levels
 from vae_tui.decoding import TRAVERSAL_VALUES, Decoder
 from vae_tui.layout import Grid, Layout, plan
@@ -349,7 +350,7 @@ async def test_a_screen_updated_line_by_line_shows_what_a_full_redraw_shows(make
         for size, keys in [((120, 40), "l l j L h k 3 l t r"), ((200, 60), "l j l 7 h k")]:
             if app.size != size:
                 terminals.clear()  # nothing written while the size changes
-                await pilot.resize_terminal(*size)
+                await resize(app, pilot, *size)
                 await settle(app, pilot)
             terminal = _Terminal(*size)
             terminals.append(terminal)
