@@ -28,7 +28,7 @@ from models.bounds import MAX_ENCODING, MAX_WEIGHT, float32_problem
 from models.checkpoint_file import MAX_HEADER_BYTES, METADATA_KEY, Layout, read_layout, read_tensors
 from models.errors import CheckpointError, UserError
 from models.limits import IMAGE_CHANNELS, MAX_IMAGE_SIZE, MAX_SIZE, MIN_IMAGE_SIZE, shown
-from models.registry import build_model
+from models.registry import skeleton
 from models.resume import ResumeState, parameter_index, resume_state
 from models.text import mostly_control, printable
 from models.vae import ARCHS, MODEL_KINDS, VAE, ModelConfig
@@ -120,8 +120,7 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None, with_resum
             if expect_kind is not None and config.kind != expect_kind:
                 raise CheckpointError(f"{path} holds a {config.kind.upper()}, but a {expect_kind.upper()} was expected")
             described = _described(layout.info, config, path)
-            with torch.device("meta"):  # shapes only: sizes from a damaged header must not allocate gigabytes
-                model = build_model(config)
+            model = skeleton(config)  # shapes only: sizes from a damaged header must not allocate gigabytes
             expected = model.state_dict()
             _check_layout(layout, expected, config, path)
             tensors = read_tensors(file, layout, path)

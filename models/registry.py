@@ -1,5 +1,8 @@
 """Models by name: each (kind, arch) to the class that builds it, and parameter counts from the built module."""
 
+import copy
+import functools
+
 import torch
 
 from models.conv import ConvCVAE, ConvVAE
@@ -18,9 +21,21 @@ def build_model(config: ModelConfig) -> VAE:
     return BUILDERS[(config.kind, config.arch)](config)
 
 
-def parameter_count(config: ModelConfig) -> int:
-    """How many weights and biases build_model(config) has: built on the meta device, where no memory is taken
-    (milliseconds, whatever the sizes)."""
+def skeleton(config: ModelConfig) -> VAE:
+    """A model of config's kind, arch and sizes on the meta device: its shapes, no memory taken, whatever the sizes;
+    load_state_dict(model_state, assign=True) gives it weights. A copy of the one built for config: a build
+    initialises every weight at random, which costs more than the copy, even on the meta device (for the bundled
+    MLP CVAE 1.1 ms against 0.5, for the conv one 2.7 against 0.9)."""
+    return copy.deepcopy(_built_skeleton(config))
+
+
+@functools.lru_cache(maxsize=16)
+def _built_skeleton(config: ModelConfig) -> VAE:
     with torch.device("meta"):
-        model = build_model(config)
-    return sum(p.numel() for p in model.parameters())
+        return build_model(config)
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """How many weights and biases build_model(config) has (counted on its skeleton: milliseconds, whatever the
+    sizes)."""
+    return sum(p.numel() for p in _built_skeleton(config).parameters())
