@@ -21,7 +21,7 @@ import pytest
 
 # No garbage collection while pytest imports torch, Textual and the test modules and rewrites their asserts: the
 # collector ran every 700 new objects and walked all of them each tenth and hundredth time, some 1.2 CPU-seconds of
-# each worker's 5 (`pytest --collect-only -n 0`, five runs in turns without and with, 4.9-6.4 CPU-s against
+# each worker's 5 (`pytest --collect-only -n 0`, five runs in turns with and without, 4.9-6.4 CPU-s against
 # 3.7-4.9). It comes back, with what survives frozen, once collection ends (pytest_collection_finish) or, in
 # pytest-xdist's controller, which collects nothing, as soon as pytest is configured (pytest_configure).
 gc.disable()
